@@ -1,0 +1,48 @@
+"""lazyspheres: lazy, out-of-core sphere time-series extraction from 4D fMRI.
+
+The public names are imported on first use, so ``import lazyspheres`` stays cheap and a
+Dask worker that only unpickles a reader does not import the estimator or the CLI.
+"""
+
+from __future__ import annotations
+
+import importlib
+from importlib.metadata import PackageNotFoundError, version
+from typing import Any
+
+try:
+    __version__ = version("lazyspheres")
+except PackageNotFoundError:  # pragma: no cover - running from a source tree
+    __version__ = "0.0.0+unknown"
+
+# public name -> module that defines it
+_EXPORTS = {
+    "open_nifti": "lazyspheres.io.open",
+    "to_zarr_image": "lazyspheres.io.zarr_image",
+    "sphere_voxels": "lazyspheres.geometry",
+    "SphereVoxels": "lazyspheres.geometry",
+    "load_seeds": "lazyspheres.seeds",
+    "named_seeds": "lazyspheres.seeds",
+    "extract": "lazyspheres.extract",
+    "clean": "lazyspheres.cleaning",
+    "NiftiSpheresMasker": "lazyspheres.masker",
+    "extract_many": "lazyspheres.batch",
+    "datasets": "lazyspheres.datasets",
+    "errors": "lazyspheres.errors",
+}
+
+__all__ = ["__version__", *sorted(_EXPORTS)]
+
+
+def __getattr__(name: str) -> Any:
+    module_name = _EXPORTS.get(name)
+    if module_name is None:
+        raise AttributeError(f"module 'lazyspheres' has no attribute {name!r}")
+    module = importlib.import_module(module_name)
+    value = module if module_name.endswith("." + name) else getattr(module, name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_EXPORTS))

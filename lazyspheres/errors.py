@@ -1,0 +1,81 @@
+"""Exception and warning classes raised by lazyspheres.
+
+Every error derives from :class:`LazySpheresError` *and* from the builtin exception a user
+would naturally catch (``ValueError`` for bad values, ``OSError`` for unreadable files,
+``TypeError`` for wrong dimensionality, as nilearn does), so ``except ValueError`` keeps
+working for code written against nilearn.
+
+Messages say what is wrong, with the offending value and where, what was expected, and how
+to fix it. Where nilearn raises for the same input, its key phrase is kept in the message.
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "DimensionError",
+    "EmptySphereError",
+    "ImageFormatError",
+    "IncompleteStoreError",
+    "LazySpheresError",
+    "LazySpheresWarning",
+    "OverlapError",
+    "SeedError",
+    "StoreMismatchError",
+    "TruncatedImageError",
+]
+
+
+class LazySpheresError(Exception):
+    """Base class of every error raised by lazyspheres."""
+
+
+class SeedError(LazySpheresError, ValueError):
+    """Seeds are missing, of the wrong shape, or not numeric."""
+
+
+class EmptySphereError(LazySpheresError, ValueError):
+    """At least one sphere contains no voxel (after masking)."""
+
+
+class OverlapError(LazySpheresError, ValueError):
+    """Spheres share voxels while ``allow_overlap=False``."""
+
+
+class ImageFormatError(LazySpheresError, ValueError):
+    """The input is not a NIfTI image lazyspheres can read (bad magic, header, dtype)."""
+
+
+class TruncatedImageError(LazySpheresError, OSError):
+    """The image file (or compressed stream) ends before the data the header promises."""
+
+
+class DimensionError(LazySpheresError, TypeError):
+    """The image has the wrong number of dimensions.
+
+    Subclasses ``TypeError`` like nilearn's ``DimensionError``, and its message starts with
+    nilearn's key phrase "Input data has incompatible dimensionality".
+    """
+
+    def __init__(self, file_dimension: int, required_dimension: int, detail: str = "") -> None:
+        self.file_dimension = file_dimension
+        self.required_dimension = required_dimension
+        message = (
+            "Input data has incompatible dimensionality: "
+            f"Expected dimension is {required_dimension}D and you provided a "
+            f"{file_dimension}D image."
+        )
+        if detail:
+            message = f"{message} {detail}"
+        super().__init__(message)
+
+
+class StoreMismatchError(LazySpheresError, ValueError):
+    """A result store was written with other parameters, seeds or inputs."""
+
+
+class IncompleteStoreError(LazySpheresError, ValueError):
+    """A result store is partial (interrupted) and was opened as if complete."""
+
+
+class LazySpheresWarning(UserWarning):
+    """Base class of warnings emitted by lazyspheres itself (not nilearn-compatible ones)."""

@@ -1,0 +1,1 @@
+"""Reading and writing images: NIfTI headers, byte sources, streaming inflate, xarray backend."""
