@@ -15,7 +15,7 @@ from __future__ import annotations
 import collections
 import os
 import threading
-from typing import IO, Any, Union
+from typing import IO, Any
 
 import dask.array as da
 import nibabel as nib
@@ -38,7 +38,7 @@ TIME_DIM = "time"
 # Default chunk target: whole volumes (NIfTI's on-disk order), ~64 MB per chunk.
 _AUTO_CHUNK_BYTES = 64 * 2**20
 
-ImageSource = Union[str, os.PathLike, IO[bytes], nib.spatialimages.SpatialImage, xr.DataArray]
+ImageSource = str | os.PathLike | IO[bytes] | nib.spatialimages.SpatialImage | xr.DataArray
 
 # Dask array name -> the file it reads, unsliced. Extraction uses it to replace chunk reads
 # by one streaming pass (gzip) or a direct voxel gather (uncompressed). Names are tokens of
@@ -286,7 +286,9 @@ def _labelled(
     meta: dict[str, Any],
     name: str | None,
 ) -> xr.DataArray:
-    coords: dict[str, Any] = {dim: (dim, np.arange(n)) for dim, n in zip(SPATIAL_DIMS, shape)}
+    coords: dict[str, Any] = {
+        dim: (dim, np.arange(n)) for dim, n in zip(SPATIAL_DIMS, shape[:3], strict=True)
+    }
     if len(shape) == 4:
         t_r = meta["t_r"]
         if t_r:
