@@ -23,12 +23,19 @@ from __future__ import annotations
 import importlib.util
 import os
 import zlib
-from collections.abc import Iterator
 from typing import IO
 
 from lazyspheres.errors import ImageFormatError, TruncatedImageError
 
-__all__ = ["ENGINES", "available_engines", "choose_engine", "open_inflated", "read_exactly"]
+__all__ = [
+    "ENGINES",
+    "available_engines",
+    "choose_engine",
+    "drain",
+    "open_inflated",
+    "read_exactly",
+    "read_head",
+]
 
 ENGINES = ("rapidgzip", "isal", "zlib-ng", "zlib")
 _MODULES = {"rapidgzip": "rapidgzip", "isal": "isal", "zlib-ng": "zlib_ng", "zlib": "zlib"}
@@ -151,10 +158,42 @@ def _raise_decode_error(error: BaseException, *, where: str, offset: int) -> Non
     ) from error
 
 
-def iter_chunks(stream: IO[bytes], size: int) -> Iterator[bytes]:
-    """Yield ``size``-byte pieces of a stream until it ends (the last may be shorter)."""
+def read_head(raw: IO[bytes], size: int, *, compressed: bool) -> bytes:
+    """Read the first ``size`` bytes of a possibly gzip-compressed stream.
+
+    Uses the standard library's incremental inflater: for a header, spinning up a
+    threaded or parallel engine costs more than it saves, and zlib reports damage plainly.
+    """
+    if not compressed:
+        return raw.read(size)
+    inflater = zlib.decompressobj(wbits=31)
+    out = bytearray()
+    while len(out) < size:
+        piece = raw.read(64 * 1024)
+        if not piece:
+            break
+        try:
+            out += inflater.decompress(piece, size - len(out))
+        except zlib.error:
+            break  # reported by the caller as "not a NIfTI file" / too short
+        if inflater.eof:
+            break
+    return bytes(out)
+
+
+def drain(stream: IO[bytes], *, where: str, offset: int) -> None:
+    """Read a stream to its end so the gzip trailer (CRC32, length) gets verified.
+
+    Raises
+    ------
+    TruncatedImageError, ImageFormatError
+        As :func:`read_exactly`, when the trailer check fails.
+    """
     while True:
-        piece = stream.read(size)
+        try:
+            piece = stream.read(1 << 20)
+        except (EOFError, zlib.error, OSError, RuntimeError, ValueError) as error:
+            _raise_decode_error(error, where=where, offset=offset)
         if not piece:
             return
-        yield piece
+        offset += len(piece)

@@ -265,7 +265,7 @@ def _normalize_chunks(
     if chunks == "auto" or chunks == {}:
         wanted: Any = tuple(auto)
     elif isinstance(chunks, dict):
-        unknown = set(chunks) - set(dims)
+        unknown = set(chunks) - set(dims) - {TIME_DIM}  # "time" on a 3D image: no-op
         if unknown:
             raise ValueError(
                 f"chunks names unknown dimension(s) {sorted(unknown)}; dims are {dims}."

@@ -34,7 +34,7 @@ from lazyspheres.io.header import (
     layout_from_header,
     parse_header_bytes,
 )
-from lazyspheres.io.inflate import open_inflated, read_exactly
+from lazyspheres.io.inflate import drain, open_inflated, read_exactly, read_head
 from lazyspheres.io.sources import ByteSource, resolve_source
 
 __all__ = ["STREAM_BLOCK_BYTES", "NiftiFile"]
@@ -74,8 +74,10 @@ class NiftiFile:
         """
         byte_source = resolve_source(source, storage_options)
         where = byte_source.location
-        with _opened(byte_source) as stream:
-            head = stream.read(HEADER_PROBE_BYTES)
+        lock = byte_source.lock()
+        with lock if lock is not None else contextlib.nullcontext(), byte_source.open() as raw:
+            compressed = byte_source.compression == "gzip"
+            head = read_head(raw, HEADER_PROBE_BYTES, compressed=compressed)
         header = parse_header_bytes(head, where=where)
         layout = layout_from_header(header, where=where)
         if byte_source.compression is None and byte_source.size is not None:
@@ -111,6 +113,13 @@ class NiftiFile:
             for t0 in range(start, stop, per_block):
                 t1 = min(stop, t0 + per_block)
                 yield t0, self._read_volumes(stream, t0, t1)
+            if stop == layout.n_volumes and self.source.compression == "gzip":
+                # Reaching the end verifies the gzip CRC: a corrupt file must not pass.
+                drain(
+                    stream,
+                    where=self.source.location,
+                    offset=layout.vox_offset + layout.data_bytes,
+                )
 
     def iter_gathered(
         self,

@@ -1,0 +1,64 @@
+"""The ``engine="nifti"`` xarray backend: ``xr.open_dataarray("bold.nii.gz", engine="nifti")``.
+
+A thin adaptor over :func:`lazyspheres.io.open.image_from_file`. The Dataset has one data
+variable, ``"image"``, lazily indexed (no Dask unless ``chunks=`` is given to xarray), with
+``encoding["preferred_chunks"]`` set to whole volumes so ``chunks={}`` follows the on-disk
+layout.
+
+For extraction from ``.nii.gz``, :func:`lazyspheres.open_nifti` is the faster entry point:
+its arrays are recognised by :func:`lazyspheres.extract`, which then streams the file once.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable
+from typing import Any
+
+import xarray as xr
+from xarray.backends import BackendEntrypoint
+
+from lazyspheres.io.open import _normalize_chunks, image_from_file
+from lazyspheres.io.reader import NiftiFile
+
+__all__ = ["VARIABLE_NAME", "NiftiBackendEntrypoint"]
+
+VARIABLE_NAME = "image"
+_SUFFIXES = (".nii", ".nii.gz")
+
+
+class NiftiBackendEntrypoint(BackendEntrypoint):
+    """Open NIfTI-1/NIfTI-2 images (``.nii``, ``.nii.gz``, local or fsspec URLs) lazily."""
+
+    description = "Open NIfTI images lazily with voxel-index coordinates and the affine kept"
+    url = "https://github.com/lazyspheres/lazyspheres"
+    open_dataset_parameters = ("filename_or_obj", "drop_variables", "storage_options")
+
+    def open_dataset(  # type: ignore[override]
+        self,
+        filename_or_obj: Any,
+        *,
+        drop_variables: str | Iterable[str] | None = None,
+        storage_options: dict[str, Any] | None = None,
+    ) -> xr.Dataset:
+        """Open a NIfTI file as a Dataset with one lazily indexed variable, ``"image"``."""
+        nifti = NiftiFile.open(filename_or_obj, storage_options)
+        image = image_from_file(nifti, chunks=None, name=VARIABLE_NAME)
+        dataset = image.to_dataset(name=VARIABLE_NAME)
+        layout = nifti.layout
+        preferred = _normalize_chunks("auto", image.dims, layout.shape, layout.dtype)
+        dataset[VARIABLE_NAME].encoding["preferred_chunks"] = {
+            dim: sizes[0] for dim, sizes in zip(image.dims, preferred, strict=True)
+        }
+        if drop_variables is not None:
+            dataset = dataset.drop_vars(drop_variables, errors="ignore")
+        return dataset
+
+    def guess_can_open(self, filename_or_obj: Any) -> bool:
+        """Recognise ``.nii`` and ``.nii.gz`` paths and URLs by their suffix."""
+        try:
+            name = os.fspath(filename_or_obj)
+        except TypeError:
+            return False
+        name = str(name).lower()
+        return name.endswith(_SUFFIXES)

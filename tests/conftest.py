@@ -1,0 +1,53 @@
+"""Shared fixtures: small generated images written to disk in every storage variant."""
+
+from __future__ import annotations
+
+import os
+
+import nibabel as nib
+import numpy as np
+import pytest
+
+# The machine running CI has 2 cores; keep BLAS from oversubscribing them under xdist.
+os.environ.setdefault("OMP_NUM_THREADS", "1")
+
+
+@pytest.fixture
+def rng():
+    return np.random.default_rng(42)
+
+
+def random_image(
+    rng,
+    shape=(7, 8, 9, 12),
+    dtype=np.float32,
+    affine=None,
+    t_r=2.0,
+    scaled=False,
+    nifti2=False,
+):
+    """A nibabel image with random values of ``dtype`` (integers span a realistic range)."""
+    dtype = np.dtype(dtype)
+    if dtype.kind == "f":
+        data = (rng.standard_normal(shape) * 50 + 1000).astype(dtype)
+    elif dtype.kind == "u":
+        data = rng.integers(0, np.iinfo(dtype).max // 2, size=shape).astype(dtype)
+    else:
+        data = rng.integers(-1000, 3000, size=shape).astype(dtype)
+    if affine is None:
+        affine = np.diag([2.0, 2.0, 2.0, 1.0])
+        affine[:3, 3] = [-7.0, -8.0, -9.0]
+    klass = nib.Nifti2Image if nifti2 else nib.Nifti1Image
+    img = klass(data, affine)
+    img.header.set_data_dtype(dtype)
+    if len(shape) == 4:
+        img.header.set_zooms((*img.header.get_zooms()[:3], t_r))
+        img.header.set_xyzt_units("mm", "sec")
+    if scaled:
+        img.header.set_slope_inter(0.5, 10.0)
+    return img
+
+
+def write(img, path):
+    nib.save(img, str(path))
+    return path
