@@ -97,7 +97,8 @@ def test_affine_and_codes_survive_slicing_and_arithmetic(tmp_path, rng):
     image = ls.open_nifti(write(img, tmp_path / "o.nii.gz"))
     derived = (image.isel(i=slice(2, 5), k=slice(1, None, 2)) * 2 - 1).mean("time")
     meta = derived.coords[NIFTI_META].attrs
-    assert meta["sform_code"] == 4 and meta["qform_code"] == 1
+    assert meta["sform_code"] == 4
+    assert meta["qform_code"] == 1
     np.testing.assert_allclose(derived.nifti.affine, nib.load(tmp_path / "o.nii.gz").affine)
     # The grid affine of the slice maps its own index 0 to voxel (2, 0, 1) of the original.
     grid = derived.nifti.grid_affine
