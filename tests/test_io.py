@@ -151,7 +151,9 @@ def test_truncated_uncompressed_file_is_refused_at_open(tmp_path, rng):
         ls.open_nifti(path)
 
 
-def test_truncated_gzip_stream(tmp_path, rng):
+@pytest.mark.parametrize("engine", available_engines())
+def test_truncated_gzip_stream(tmp_path, rng, monkeypatch, engine):
+    monkeypatch.setenv("LAZYSPHERES_INFLATE", engine)
     path = write(random_image(rng, (8, 8, 8, 10), np.float32), tmp_path / "t.nii.gz")
     data = path.read_bytes()
     path.write_bytes(data[: len(data) * 2 // 3])
@@ -160,15 +162,26 @@ def test_truncated_gzip_stream(tmp_path, rng):
         image.values  # noqa: B018
 
 
-def test_corrupt_gzip_stream(tmp_path, rng):
+@pytest.mark.parametrize("engine", available_engines())
+@pytest.mark.parametrize("where", ["middle", "crc"])
+def test_corrupt_gzip_stream(tmp_path, rng, monkeypatch, engine, where):
+    monkeypatch.setenv("LAZYSPHERES_INFLATE", engine)
     path = write(random_image(rng, (8, 8, 8, 10), np.float32), tmp_path / "t.nii.gz")
     data = bytearray(path.read_bytes())
-    middle = len(data) // 2
-    data[middle : middle + 64] = bytes(64)
+    if where == "middle":
+        middle = len(data) // 2
+        data[middle : middle + 64] = bytes(64)
+    else:
+        data[-6] ^= 0xFF  # the stored CRC32 of the uncompressed data
     path.write_bytes(bytes(data))
     image = ls.open_nifti(path)
     with pytest.raises((ImageFormatError, TruncatedImageError), match=r"t\.nii\.gz"):
         image.values  # noqa: B018
+    # the streaming reader used by extraction must refuse it too
+    nifti = nifti_file_of(image)
+    with pytest.raises((ImageFormatError, TruncatedImageError), match=r"t\.nii\.gz"):
+        for _ in nifti.iter_volume_blocks():
+            pass
 
 
 @pytest.mark.parametrize(

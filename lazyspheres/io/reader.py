@@ -113,13 +113,6 @@ class NiftiFile:
             for t0 in range(start, stop, per_block):
                 t1 = min(stop, t0 + per_block)
                 yield t0, self._read_volumes(stream, t0, t1)
-            if stop == layout.n_volumes and self.source.compression == "gzip":
-                # Reaching the end verifies the gzip CRC: a corrupt file must not pass.
-                drain(
-                    stream,
-                    where=self.source.location,
-                    offset=layout.vox_offset + layout.data_bytes,
-                )
 
     def iter_gathered(
         self,
@@ -200,6 +193,11 @@ class NiftiFile:
             where=self.source.location,
             offset=layout.vox_offset + t0 * layout.volume_bytes,
         )
+        if t1 == layout.n_volumes and self.source.compression == "gzip":
+            # Reading on to the end makes the inflater verify the gzip CRC32 and length:
+            # a corrupt file must fail here, not pass with wrong values.
+            end = layout.vox_offset + layout.data_bytes
+            drain(stream, where=self.source.location, offset=end)
         return np.frombuffer(buffer, dtype=layout.raw_dtype).reshape(t1 - t0, -1)
 
 

@@ -1,0 +1,153 @@
+"""Time lazyspheres against nilearn 0.12.1 and the I/O floors, in the same run.
+
+Usage::
+
+    python benchmarks/run.py                 # T=300, .nii.gz and .nii, 3 repeats
+    python benchmarks/run.py --quick         # T=60, 1 repeat (a smoke test, minutes)
+    python benchmarks/run.py --volumes 300 1200 --repeat 3
+
+Data: a synthetic MNI 2 mm float32 run (91×109×91, Power 264 network structure) generated
+by ``lazyspheres.datasets.write_bold`` into ``--data`` (default ``bench-data/``), once.
+
+Every case runs in a fresh Python process, so each peak RSS is that case's own. Times are
+the work inside the process (imports excluded), min and median over the repeats; the parent
+also records each process's wall time. Ratios are printed as
+``name: ratio (lazyspheres s / baseline s)``, where below 1 means lazyspheres is faster.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import pathlib
+import shutil
+import statistics
+import subprocess
+import sys
+import time
+
+import numpy as np
+
+HERE = pathlib.Path(__file__).resolve().parent
+CASES = HERE / "_cases.py"
+
+
+def ensure_data(folder: pathlib.Path, n_volumes: int) -> dict[str, pathlib.Path]:
+    """Generate (once) the .nii.gz, .nii and confounds files of a T=n_volumes run."""
+    from lazyspheres import datasets
+
+    folder.mkdir(parents=True, exist_ok=True)
+    gz = folder / f"bold_T{n_volumes}.nii.gz"
+    nii = folder / f"bold_T{n_volumes}.nii"
+    confounds = folder / f"confounds_T{n_volumes}.npy"
+    if not gz.exists():
+        print(f"generating {gz} ...", flush=True)
+        datasets.write_bold(gz, n_volumes=n_volumes, random_state=0)
+    if not nii.exists():
+        import gzip
+
+        print(f"inflating {nii} ...", flush=True)
+        with gzip.open(gz, "rb") as source, open(nii.with_suffix(".part"), "wb") as target:
+            shutil.copyfileobj(source, target, 1 << 22)
+        nii.with_suffix(".part").rename(nii)
+    if not confounds.exists():
+        rng = np.random.default_rng(0)
+        np.save(confounds, rng.standard_normal((n_volumes, 6)).cumsum(axis=0))
+    return {"gz": gz, "nii": nii, "confounds": confounds}
+
+
+def run_case(case: str, path: pathlib.Path, repeat: int, **options: str) -> dict:
+    """Run a case ``repeat`` times in fresh processes; summarise times and peak RSS."""
+    records = []
+    for _ in range(repeat):
+        argv = [sys.executable, str(CASES), case, str(path)]
+        argv += [f"{key}={value}" for key, value in options.items()]
+        started = time.perf_counter()
+        done = subprocess.run(argv, capture_output=True, text=True, check=False)
+        wall = time.perf_counter() - started
+        if done.returncode != 0:
+            raise RuntimeError(f"case {case} on {path} failed:\n{done.stderr[-3000:]}")
+        record = json.loads(done.stdout.strip().splitlines()[-1])
+        record["process_wall"] = wall
+        records.append(record)
+    seconds = [r["seconds"] for r in records]
+    walls = [r["process_wall"] for r in records]
+    return {
+        "case": case,
+        "file": path.name,
+        "min_s": min(seconds),
+        "median_s": statistics.median(seconds),
+        "process_wall_min_s": min(walls),
+        "peak_rss_mb": max(r["peak_rss_mb"] for r in records),
+        "checksum": records[0]["checksum"],
+    }
+
+
+def ratio_line(name: str, ours: dict, baseline: dict) -> str:
+    """``name: ratio (ours s / baseline s)`` using the minimum times."""
+    ratio = ours["min_s"] / baseline["min_s"]
+    return f"{name}: {ratio:.3f} ({ours['min_s']:.3f} s / {baseline['min_s']:.3f} s)"
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the benchmark suite and print ratio lines and a table."""
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--volumes", type=int, nargs="+", default=[300])
+    parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--quick", action="store_true", help="T=60, one repeat")
+    parser.add_argument("--data", type=pathlib.Path, default=HERE.parent / "bench-data")
+    parser.add_argument("--skip-nilearn", action="store_true")
+    parser.add_argument("--json", type=pathlib.Path, default=None, help="write results here")
+    args = parser.parse_args(argv)
+    if args.quick:
+        args.volumes, args.repeat = [60], 1
+    results, lines = [], []
+    for n_volumes in args.volumes:
+        files = ensure_data(args.data, n_volumes)
+        label = f"T={n_volumes}"
+        floor = run_case("inflate_zlib", files["gz"], args.repeat)
+        gather = run_case("memmap_gather", files["nii"], args.repeat)
+        ours_gz = run_case("lazyspheres", files["gz"], args.repeat)
+        ours_nii = run_case("lazyspheres", files["nii"], args.repeat)
+        batch = [floor, gather, ours_gz, ours_nii]
+        lines.append(ratio_line(f"nii.gz {label} vs zlib inflate floor", ours_gz, floor))
+        lines.append(ratio_line(f"nii {label} vs memmap gather", ours_nii, gather))
+        if not args.skip_nilearn:
+            theirs_gz = run_case("nilearn", files["gz"], 1 if n_volumes > 600 else args.repeat)
+            theirs_nii = run_case("nilearn", files["nii"], 1 if n_volumes > 600 else args.repeat)
+            batch += [theirs_gz, theirs_nii]
+            lines.append(ratio_line(f"nii.gz {label} vs nilearn", ours_gz, theirs_gz))
+            lines.append(ratio_line(f"nii {label} vs nilearn", ours_nii, theirs_nii))
+            lines.append(
+                f"peak RSS nii.gz {label}: lazyspheres {ours_gz['peak_rss_mb']:.0f} MB, "
+                f"nilearn {theirs_gz['peak_rss_mb']:.0f} MB"
+            )
+            lines.append(
+                f"peak RSS nii {label}: lazyspheres {ours_nii['peak_rss_mb']:.0f} MB, "
+                f"nilearn {theirs_nii['peak_rss_mb']:.0f} MB"
+            )
+        else:
+            lines.append(f"peak RSS nii.gz {label}: lazyspheres {ours_gz['peak_rss_mb']:.0f} MB")
+            lines.append(f"peak RSS nii {label}: lazyspheres {ours_nii['peak_rss_mb']:.0f} MB")
+        for record in batch:
+            record["volumes"] = n_volumes
+        results += batch
+    print()
+    print("| case | file | T | min s | median s | process wall s | peak RSS MB |")
+    print("|---|---|---|---|---|---|---|")
+    for r in results:
+        print(
+            f"| {r['case']} | {r['file']} | {r['volumes']} | {r['min_s']:.3f} | "
+            f"{r['median_s']:.3f} | {r['process_wall_min_s']:.2f} | {r['peak_rss_mb']:.0f} |"
+        )
+    print()
+    for line in lines:
+        print(line)
+    if args.json:
+        args.json.parent.mkdir(parents=True, exist_ok=True)
+        args.json.write_text(json.dumps({"results": results, "ratios": lines}, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
