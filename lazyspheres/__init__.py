@@ -31,6 +31,9 @@ _EXPORTS = {
     "errors": "lazyspheres.errors",
 }
 
+# names above that are submodules rather than objects inside them
+_MODULES = {"datasets", "errors"}
+
 __all__ = ["__version__", *sorted(_EXPORTS)]
 
 
@@ -39,7 +42,7 @@ def __getattr__(name: str) -> Any:
     if module_name is None:
         raise AttributeError(f"module 'lazyspheres' has no attribute {name!r}")
     module = importlib.import_module(module_name)
-    value = module if module_name.endswith("." + name) else getattr(module, name)
+    value = module if name in _MODULES else getattr(module, name)
     globals()[name] = value
     return value
 
