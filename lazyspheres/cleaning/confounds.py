@@ -1,0 +1,437 @@
+"""Loading and validating confounds for :func:`lazyspheres.clean`.
+
+Accepted, as in nilearn 0.12.1's ``signal.clean``: a 2-D or 1-D ndarray, a pandas DataFrame,
+a path to a CSV/TSV/whitespace text file, or a list/tuple of those (stacked column-wise in
+order). lazyspheres also accepts Dask arrays (kept lazy: their shape must be known), xarray
+DataArrays, pandas Series, and the ``(DataFrame, sample_mask)`` pair returned by nilearn's
+``interfaces.fmriprep.load_confounds``.
+
+Files are read the way nilearn reads them: whitespace-separated first; if that fails the
+delimiter (space, tab, comma or semicolon) is sniffed from the first line; a first line that is
+not numbers is a header and gives the column names. Consequences kept from nilearn: a pandas
+CSV written with its index gets the index as an extra regressor.
+
+Differences from nilearn (documented, tested):
+
+- non-finite cells (fMRIPrep writes ``n/a`` in the first row of derivative columns) in the
+  volumes that are kept raise a ValueError naming the column and the row, or are filled when
+  ``fill_na`` is given (``"zero"``, ``"mean"`` of the column's finite values, or
+  ``"interpolate"``: linear in time, edges held at the nearest finite value). nilearn fails in
+  its QR step with "array must not contain infs or NaNs" (kept in our message);
+- a headerless file whose first cell is ``n/a`` is read as data (nilearn drops its first line
+  as a header and then reports a length mismatch);
+- single-column files are read as one regressor (nilearn crashes on them).
+"""
+
+from __future__ import annotations
+
+import csv
+import os
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+__all__ = [
+    "FILL_NA_OPTIONS",
+    "ConfoundSet",
+    "check_finite_confounds",
+    "ensure_float_dtype",
+    "fill_non_finite",
+    "prepare_confounds",
+    "read_confounds_file",
+]
+
+FILL_NA_OPTIONS = (None, "zero", "mean", "interpolate")
+_NA_TOKENS = {"n/a", "na", "nan", "null", "none", "-nan", "+nan"}
+_UNSET = object()
+
+
+def ensure_float_dtype(dtype: np.dtype) -> np.dtype:
+    """Return nilearn's working float dtype for ``dtype``.
+
+    Floats are kept; other dtypes become float64 when 8 bytes wide, float32 otherwise.
+
+    Parameters
+    ----------
+    dtype : numpy.dtype
+        Input dtype.
+
+    Returns
+    -------
+    numpy.dtype
+        The float dtype cleaning works in.
+    """
+    dtype = np.dtype(dtype)
+    if dtype.kind == "f":
+        return dtype
+    if dtype.kind == "c":
+        raise TypeError(f"Complex signals or confounds are not supported (dtype {dtype}).")
+    return np.dtype(np.float64) if dtype.itemsize == 8 else np.dtype(np.float32)
+
+
+@dataclass
+class ConfoundSet:
+    """Confounds stacked column-wise, with provenance for error messages.
+
+    Attributes
+    ----------
+    values : ndarray or dask array, shape (n_time, n_columns)
+        The stacked confounds in their working float dtype (lazy if any input was lazy).
+    labels : list of str
+        One human-readable description per column (source and name).
+    header_lines : list of int or None
+        Per column, the number of header lines of its file (to report file line numbers).
+    sample_mask : object
+        The sample mask of a ``load_confounds`` pair, or an internal "unset" marker.
+    """
+
+    values: Any
+    labels: list[str]
+    header_lines: list[int | None] = field(default_factory=list)
+    sample_mask: Any = _UNSET
+
+    @property
+    def is_lazy(self) -> bool:
+        """Whether the confound values are a Dask array."""
+        return not isinstance(self.values, np.ndarray)
+
+    @property
+    def has_pair_mask(self) -> bool:
+        """Whether the confounds came as a ``(DataFrame, sample_mask)`` pair."""
+        return self.sample_mask is not _UNSET
+
+
+def _is_dask_array(obj: Any) -> bool:
+    return type(obj).__module__.startswith("dask.") and hasattr(obj, "chunks")
+
+
+def _is_dataarray(obj: Any) -> bool:
+    return type(obj).__name__ == "DataArray" and type(obj).__module__.startswith("xarray")
+
+
+def _is_dataframe(obj: Any) -> bool:
+    return type(obj).__name__ == "DataFrame" and type(obj).__module__.startswith("pandas")
+
+
+def _is_series(obj: Any) -> bool:
+    return type(obj).__name__ == "Series" and type(obj).__module__.startswith("pandas")
+
+
+def _is_number(token: str) -> bool:
+    try:
+        float(token)
+    except ValueError:
+        return False
+    return True
+
+
+def _split(line: str, delimiter: str | None) -> list[str]:
+    tokens = line.split(delimiter) if delimiter else line.split()
+    return [token.strip().strip("'\"") for token in tokens]
+
+
+def _is_header(first_line: str, delimiter: str | None) -> bool:
+    """A first line with a token that is neither a number nor an n/a marker is a header."""
+    tokens = _split(first_line.rstrip("\r\n"), delimiter)
+    return any(not _is_number(t) and t.lower() not in _NA_TOKENS for t in tokens)
+
+
+def read_confounds_file(path: str | os.PathLike[str]) -> tuple[np.ndarray, list[str] | None]:
+    """Read a confounds table from a CSV, TSV or whitespace-separated text file.
+
+    Parameters
+    ----------
+    path : str or path-like
+        The file. Cells that are not numbers (fMRIPrep's ``n/a``) are read as NaN.
+
+    Returns
+    -------
+    values : ndarray of float64, shape (n_rows, n_columns)
+        The table, header excluded.
+    names : list of str or None
+        Column names from the header line, if the file has one.
+
+    Raises
+    ------
+    FileNotFoundError
+        The file does not exist.
+    TypeError
+        The delimiter cannot be determined ("Could not read CSV file").
+    """
+    path = os.fspath(path)
+    if not os.path.isfile(path):
+        raise FileNotFoundError(f"Confounds file not found: '{path}'.")
+    with open(path, encoding=None) as handle:
+        first_line = handle.readline()
+    delimiter: str | None = None
+    try:
+        # Whitespace-separated numbers (e.g. SPM rp_*.txt) parse as they are.
+        skip = int(_is_header(first_line, None))
+        values = np.genfromtxt(path, loose=False, encoding=None, skip_header=skip, ndmin=2)
+    except ValueError:
+        try:
+            delimiter = csv.Sniffer().sniff(first_line, " \t,;").delimiter
+        except csv.Error as exc:
+            if len(first_line.split()) > 1:
+                raise TypeError(f"Could not read CSV file [{path}]: {exc.args[0]}") from exc
+            delimiter = None  # a single column: nothing to sniff
+        skip = int(_is_header(first_line, delimiter))
+        values = np.genfromtxt(path, delimiter=delimiter, encoding=None, skip_header=skip, ndmin=2)
+    names = _split(first_line.rstrip("\r\n"), delimiter) if skip else None
+    if names is not None and len(names) != values.shape[1]:
+        names = None
+    return np.asarray(values, dtype=np.float64), names
+
+
+def _frame_values(frame: Any) -> np.ndarray:
+    values = frame.to_numpy()
+    if values.dtype.kind == "O":  # nullable / extension dtypes: pd.NA -> NaN
+        try:
+            values = frame.to_numpy(dtype=np.float64, na_value=np.nan)
+        except (TypeError, ValueError) as exc:
+            raise TypeError(
+                f"Confounds DataFrame has non-numeric columns: {list(frame.columns)}"
+            ) from exc
+    return values
+
+
+def _check_length(n_rows: int, n_time: int, source: str) -> None:
+    if n_rows != n_time:
+        raise ValueError(
+            "Confound signal has an incorrect length. "
+            f"Signal length: {n_time}; confound length: {n_rows}. (in {source})"
+        )
+
+
+def _load_item(item: Any, n_time: int, position: str) -> tuple[Any, list[str], int | None]:
+    """Load one confound item as a 2-D array (numpy or Dask) plus column labels."""
+    names: list[Any] | None = None
+    header: int | None = None
+    if _is_dataframe(item):
+        source = f"DataFrame{position}"
+        names = list(item.columns)
+        values: Any = _frame_values(item)
+    elif _is_series(item):
+        source = f"Series{position}"
+        names = [item.name]
+        values = _frame_values(item.to_frame())
+    elif isinstance(item, (str, os.PathLike)):
+        source = f"confounds file '{os.fspath(item)}'"
+        values, names = read_confounds_file(item)
+        header = 1 if names is not None else 0
+    elif isinstance(item, np.ndarray) or _is_dask_array(item) or _is_dataarray(item):
+        source = f"confounds array{position}"
+        if _is_dataarray(item):
+            other = [d for d in item.dims if d != "time"]
+            if other and other[0] in item.coords and item.ndim == 2:
+                names = [str(v) for v in item.coords[other[0]].values]
+            if item.ndim == 2 and item.dims[0] != "time" and "time" in item.dims:
+                item = item.transpose("time", ...)
+            item = item.data
+        values = item
+        if values.ndim == 1:
+            values = values[:, None]
+        elif values.ndim != 2:
+            raise ValueError(
+                f"confound array has an incorrect number of dimensions: {values.ndim}"
+            )
+        if any(np.isnan(s) for s in values.shape):
+            raise ValueError(
+                f"The shape of {source} is unknown {values.shape}; lazily computed confounds "
+                "must have a known shape (call .compute_chunk_sizes())."
+            )
+    else:
+        raise TypeError(f"confound has an unhandled type: {item.__class__}")
+    _check_length(values.shape[0], n_time, source)
+    if names is None:
+        labels = [f"column {j} of {source}" for j in range(values.shape[1])]
+    else:
+        labels = [f"column '{name}' (column {j} of {source})" for j, name in enumerate(names)]
+    return values, labels, header
+
+
+def _looks_like_pair(confounds: Any, n_time: int) -> bool:
+    """Whether ``confounds`` is load_confounds' (DataFrame, sample_mask or None) pair."""
+    if not (isinstance(confounds, tuple) and len(confounds) == 2):
+        return False
+    frame, mask = confounds
+    if not _is_dataframe(frame):
+        return False
+    if mask is None:
+        return True
+    if not (isinstance(mask, np.ndarray) and mask.ndim == 1 and mask.dtype.kind in "iu"):
+        return False
+    # load_confounds returns strictly increasing in-range indices; a 0/1 spike regressor is
+    # not that, so it stays a confound column.
+    return bool(
+        mask.size and mask.min() >= 0 and mask.max() < n_time and np.all(np.diff(mask) > 0)
+    )
+
+
+def prepare_confounds(
+    confounds: Any, n_time: int, *, fill_na: str | None = None
+) -> ConfoundSet | None:
+    """Load, validate and stack ``confounds`` for a run of ``n_time`` volumes.
+
+    Parameters
+    ----------
+    confounds : None, ndarray, DataFrame, str, path, Dask array, DataArray, list or tuple
+        The confounds (see the module docstring).
+    n_time : int
+        Number of volumes of the signals.
+    fill_na : {None, "zero", "mean", "interpolate"}
+        How to replace non-finite cells (None keeps them; they are rejected later if they
+        fall in kept volumes).
+
+    Returns
+    -------
+    ConfoundSet or None
+        None when ``confounds`` is None.
+
+    Raises
+    ------
+    TypeError
+        Unsupported type ("confounds keyword has an unhandled type" / "confound has an
+        unhandled type").
+    ValueError
+        Wrong length ("Confound signal has an incorrect length"), wrong dimensionality, an
+        empty list, or an unknown ``fill_na``.
+    FileNotFoundError
+        A confounds file does not exist.
+    """
+    if fill_na not in FILL_NA_OPTIONS:
+        raise ValueError(f"fill_na must be one of {FILL_NA_OPTIONS}; got {fill_na!r}.")
+    if confounds is None:
+        return None
+    pair_mask: Any = _UNSET
+    if _looks_like_pair(confounds, n_time):
+        confounds, pair_mask = confounds
+    if isinstance(confounds, (str, os.PathLike)) or not isinstance(confounds, (list, tuple)):
+        if not (
+            isinstance(confounds, (str, os.PathLike, np.ndarray))
+            or _is_dataframe(confounds)
+            or _is_series(confounds)
+            or _is_dask_array(confounds)
+            or _is_dataarray(confounds)
+        ):
+            raise TypeError(f"confounds keyword has an unhandled type: {confounds.__class__}")
+        items = [confounds]
+    else:
+        items = list(confounds)
+        if not items:
+            raise ValueError(
+                "confounds is an empty list (need at least one array to concatenate); pass "
+                "None for no confounds."
+            )
+    pieces, labels, headers = [], [], []
+    for i, item in enumerate(items):
+        position = f" #{i} of the confounds list" if len(items) > 1 else ""
+        values, item_labels, header = _load_item(item, n_time, position)
+        pieces.append(values)
+        labels += item_labels
+        headers += [header] * values.shape[1]
+    dtype = ensure_float_dtype(np.result_type(*[piece.dtype for piece in pieces]))
+    if any(not isinstance(piece, np.ndarray) for piece in pieces):
+        import dask.array as da
+
+        stacked: Any = da.concatenate(
+            [da.asarray(piece).astype(dtype) for piece in pieces], axis=1
+        ).rechunk(-1)
+        if fill_na is not None:
+            stacked = stacked.map_blocks(fill_non_finite, fill_na, labels, dtype=dtype)
+    else:
+        stacked = np.hstack(pieces).astype(dtype, copy=False)
+        if stacked is pieces[0]:
+            stacked = stacked.copy()
+        if fill_na is not None:
+            stacked = fill_non_finite(stacked, fill_na, labels)
+    return ConfoundSet(stacked, labels, headers, pair_mask)
+
+
+def fill_non_finite(values: np.ndarray, how: str, labels: list[str]) -> np.ndarray:
+    """Replace non-finite cells of each column of ``values``.
+
+    Parameters
+    ----------
+    values : ndarray, shape (n_time, n_columns)
+        Confounds (not modified).
+    how : {"zero", "mean", "interpolate"}
+        ``"zero"``: 0; ``"mean"``: the mean of the column's finite cells; ``"interpolate"``:
+        linear interpolation in time between finite cells, edges held at the nearest one.
+    labels : list of str
+        Column descriptions, for the error message.
+
+    Returns
+    -------
+    ndarray
+        A filled copy (same dtype).
+
+    Raises
+    ------
+    ValueError
+        A column has no finite cell and ``how`` is ``"mean"`` or ``"interpolate"``.
+    """
+    values = np.array(values, copy=True)
+    bad = ~np.isfinite(values)
+    for j in np.flatnonzero(bad.any(axis=0)):
+        column, missing = values[:, j], bad[:, j]
+        if how == "zero":
+            column[missing] = 0
+            continue
+        if missing.all():
+            raise ValueError(
+                f"Cannot fill the non-finite cells of confound {labels[j]} with "
+                f"fill_na={how!r}: the column has no finite value."
+            )
+        good = np.flatnonzero(~missing)
+        if how == "mean":
+            column[missing] = column[good].mean()
+        else:
+            column[missing] = np.interp(np.flatnonzero(missing), good, column[good])
+    return values
+
+
+def check_finite_confounds(
+    values: np.ndarray,
+    labels: list[str],
+    rows: np.ndarray | None,
+    header_lines: list[int | None] | None = None,
+) -> None:
+    """Raise a clear ValueError if kept rows of ``values`` hold NaN or inf.
+
+    Parameters
+    ----------
+    values : ndarray, shape (n_time, n_columns)
+        Confounds.
+    labels : list of str
+        Column descriptions.
+    rows : ndarray of int or None
+        The rows (volumes) that are used; None for all.
+    header_lines : list of (int or None), optional
+        Per column, header lines of its source file, to report the file line.
+
+    Raises
+    ------
+    ValueError
+        Naming the first offending column and row, with nilearn's key phrase "array must
+        not contain infs or NaNs".
+    """
+    used = values if rows is None else values[np.unique(rows)]
+    bad = ~np.isfinite(used)
+    if not bad.any():
+        return
+    row_ids = np.arange(values.shape[0]) if rows is None else np.unique(rows)
+    cols = np.flatnonzero(bad.any(axis=0))
+    j = int(cols[0])
+    row = int(row_ids[np.flatnonzero(bad[:, j])[0]])
+    where = f"row {row} (volume {row})"
+    if header_lines and header_lines[j] is not None:
+        where += f", line {row + 1 + header_lines[j]} of the file"
+    raise ValueError(
+        f"Confounds contain non-finite values (n/a, NaN or inf) in volumes that are kept: "
+        f"{labels[j]} at {where}; {int(bad.sum())} cell(s) in {len(cols)} column(s): "
+        f"{[labels[c] for c in cols[:5]]}{' ...' if len(cols) > 5 else ''}. Regression "
+        "would fail (array must not contain infs or NaNs). Fill them with "
+        "fill_na='zero', 'mean' or 'interpolate', or censor those volumes with sample_mask."
+    )
