@@ -354,3 +354,8 @@ def test_any_affine_places_the_brain_where_it_says(tmp_path):
     np.testing.assert_array_equal(data[..., 0] != 0, brain)
     centre = np.rint(nib.affines.apply_affine(np.linalg.inv(img.affine), [0, -18, 14]))
     assert brain[tuple(centre.astype(int))]
+
+
+def test_block_size_is_checked_at_call_time():
+    with pytest.raises(ValueError, match="block_size must be >= 1"):
+        datasets.generate_volumes(4, block_size=0, **small())

@@ -343,11 +343,15 @@ def _fields_cached(
     blobs = scipy.sparse.csr_array(
         (weight.astype(dtype), (local, col)), shape=(len(blob_rows), len(seeds_xyz))
     )
+    baseline = baseline.astype(dtype)
+    drift_coefs = drift_coefs.astype(dtype)
+    for array in (voxels, baseline, drift_coefs, blob_rows):
+        array.setflags(write=False)  # cached and shared between calls
     return Fields(
         voxels=voxels,
         tissue=labels[voxels],
-        baseline=baseline.astype(dtype),
-        drift_coefs=drift_coefs.astype(dtype),
+        baseline=baseline,
+        drift_coefs=drift_coefs,
         blob_rows=blob_rows,
         blobs=blobs,
     )
@@ -381,13 +385,16 @@ def stream(
     phi = model.ar_coefficient
     innovation = np.sqrt(1.0 - phi**2)
     # AR(1) state starts stationary (unit variance) and is carried across blocks.
-    state = np.random.default_rng([random_state, _NOISE, 0]).standard_normal(n_support, dtype)
+    start_rng = np.random.Generator(np.random.SFC64([random_state, _NOISE, 0]))
+    state = start_rng.standard_normal(n_support, dtype)
     seed_signals = truth.seed_signals.astype(dtype)
     drift_basis = truth.drift_basis.astype(dtype)
+    scratch = np.empty(n_support, dtype)
     for b in range(math.ceil(n_volumes / BLOCK)):
         start = b * BLOCK
         stop = min(start + BLOCK, n_volumes)
-        rng = np.random.default_rng([random_state, _NOISE, 1, b])
+        # SFC64: the noise is most of the draws, and it is a third faster than PCG64 here.
+        rng = np.random.Generator(np.random.SFC64([random_state, _NOISE, 1, b]))
         # Draws fill rows in order, so the rows of a short last block are the first rows of
         # the full block: a shorter run is an exact prefix of a longer one.
         x = rng.standard_normal((stop - start, n_support), dtype)
@@ -399,10 +406,13 @@ def stream(
             row += phi * (state if i == 0 else x[i - 1])
         state = x[-1].copy()
         x *= model.noise_level
+        # One sparse product per block (10x faster than one per volume), added row by row.
+        blob_values = flds.blobs @ signals.T if flds.blobs.nnz else None
         for i, row in enumerate(x):
-            row += drift[i] @ flds.drift_coefs
-            if flds.blobs.nnz:
-                row[flds.blob_rows] += flds.blobs @ signals[i]
+            for term in range(2):  # explicit multiply-adds: a (2,) @ (2, n) matmul is slow
+                row += np.multiply(flds.drift_coefs[term], drift[i, term], out=scratch)
+            if blob_values is not None:
+                row[flds.blob_rows] += blob_values[:, i]
         x += 1.0
         x *= flds.baseline
         x *= truth.global_scaling[start:stop, None].astype(dtype)

@@ -120,8 +120,13 @@ def _encode(values: np.ndarray, run: _Run) -> np.ndarray:
 
 
 def _blocks(run: _Run, block_size: int) -> Iterator[np.ndarray]:
+    """Validate ``block_size`` now (not at the first ``next``) and return the block stream."""
     if int(block_size) < 1:
         raise ValueError(f"block_size must be >= 1, got {block_size}")
+    return _block_stream(run, int(block_size))
+
+
+def _block_stream(run: _Run, block_size: int) -> Iterator[np.ndarray]:
     truth = ground_truth(
         run.n_volumes, t_r=run.t_r, seeds=run.seeds, random_state=run.random_state, model=run.model
     )
@@ -134,11 +139,11 @@ def _blocks(run: _Run, block_size: int) -> Iterator[np.ndarray]:
     for values in stream(flds, truth, run.random_state, run.model, run.work_dtype):
         for row in _encode(values, run):
             if out is None:
-                size = min(int(block_size), run.n_volumes - done)
+                size = min(block_size, run.n_volumes - done)
                 # Fortran order: the block's bytes are the on-disk NIfTI bytes of its volumes.
                 out = np.full((*run.shape, size), background, dtype=run.dtype, order="F")
                 flat = out.reshape(-1, size, order="F")  # a view, one column per volume
-            flat[flds.voxels, filled] = row
+            flat[:, filled][flds.voxels] = row  # 1-D scatter into a contiguous column
             filled += 1
             if filled == out.shape[-1]:
                 done += filled
