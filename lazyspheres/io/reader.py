@@ -93,7 +93,7 @@ class NiftiFile:
 
     # ------------------------------------------------------------------ whole volumes
     def iter_volume_blocks(
-        self, start: int = 0, stop: int | None = None, *, block_bytes: int = STREAM_BLOCK_BYTES
+        self, start: int = 0, stop: int | None = None, *, block_bytes: int | None = None
     ) -> Iterator[tuple[int, np.ndarray]]:
         """Yield ``(t0, block)`` with ``block`` of shape ``(b, V)`` raw values, in time order.
 
@@ -102,6 +102,7 @@ class NiftiFile:
         """
         layout = self.layout
         stop = layout.n_volumes if stop is None else stop
+        block_bytes = block_bytes or STREAM_BLOCK_BYTES
         per_block = max(1, block_bytes // layout.volume_bytes)
         if self.source.compression is None and self.source.is_local:
             data = self._memmap()
@@ -120,7 +121,7 @@ class NiftiFile:
         start: int = 0,
         stop: int | None = None,
         *,
-        block_bytes: int = STREAM_BLOCK_BYTES,
+        block_bytes: int | None = None,
     ) -> Iterator[tuple[int, np.ndarray]]:
         """Yield ``(t0, values)`` with ``values[b, n]`` = raw value of voxel ``flat_indices[n]``.
 
@@ -129,6 +130,7 @@ class NiftiFile:
         """
         layout = self.layout
         stop = layout.n_volumes if stop is None else stop
+        block_bytes = block_bytes or STREAM_BLOCK_BYTES
         if self.source.compression is None and self.source.is_local:
             data = self._memmap()
             # Gathering from a memmap reads only the pages holding the requested voxels.
