@@ -20,6 +20,10 @@ seeds are chunked.
 
 from __future__ import annotations
 
+import functools
+from collections.abc import Callable
+from typing import Any, TypeVar
+
 import numpy as np
 from scipy import linalg
 
@@ -53,6 +57,23 @@ __all__ = [
 _EPS64 = np.finfo(np.float64).eps
 _TEMP_ELEMENTS = 1 << 21  # bound on temporaries of the projection (16 MB of float64)
 
+_F = TypeVar("_F", bound=Callable[..., Any])
+
+
+def _quiet_fp(func: _F) -> _F:
+    """Run ``func`` without numpy floating-point warnings.
+
+    Non-finite input (``ensure_finite=False``) propagates as NaN, as in nilearn; numpy's
+    "invalid value" warnings along the way say nothing the NaN does not.
+    """
+
+    @functools.wraps(func)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        with np.errstate(all="ignore"):
+            return func(*args, **kwargs)
+
+    return wrapper  # type: ignore[return-value]
+
 
 def _scrub(rows: np.ndarray, plan: CleanPlan) -> np.ndarray:
     if plan.scrub == "censor":
@@ -76,6 +97,7 @@ def _detrend_and_filter(rows: np.ndarray, plan: CleanPlan) -> np.ndarray:
     return rows
 
 
+@_quiet_fp
 def clean_rows(
     block: np.ndarray, plan: CleanPlan, projector: np.ndarray | None
 ) -> tuple[np.ndarray, np.ndarray]:
@@ -138,6 +160,7 @@ def regress_rows(rows: np.ndarray, projector: np.ndarray) -> np.ndarray:
     return rows
 
 
+@_quiet_fp
 def build_projector(
     values: np.ndarray | None,
     plan: CleanPlan,
@@ -191,6 +214,7 @@ def build_projector(
     return np.ascontiguousarray(q[:, keep].T)
 
 
+@_quiet_fp
 def standardize_rows(
     rows: np.ndarray, original_mean: np.ndarray, plan: CleanPlan, add_back: bool = False
 ) -> np.ndarray:
@@ -244,6 +268,7 @@ def psc_decide(stats: np.ndarray, n_out: int) -> bool:
     return add_back
 
 
+@_quiet_fp
 def clean_block(block: np.ndarray, plan: CleanPlan, projector: np.ndarray | None) -> np.ndarray:
     """Clean a whole ``(T, n)`` array (all series at once; psc decided on these series).
 
