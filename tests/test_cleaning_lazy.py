@@ -15,7 +15,7 @@ import pytest
 import xarray as xr
 from cleaning_helpers import make_signals
 
-from lazyspheres.cleaning import clean
+from lazyspheres.cleaning import TimeChunksError, clean
 from lazyspheres.testing import raise_if_dask_computes
 
 pytestmark = pytest.mark.filterwarnings(
@@ -140,7 +140,7 @@ def test_time_split_in_chunks_is_a_clear_error(labelled):
     signals = xr.DataArray(lazy, dims=("time", "seed")) if labelled else lazy
     with (
         raise_if_dask_computes(),
-        pytest.raises(ValueError, match=r"split into 4 chunks .*chunk\(time=-1\).*rechunk"),
+        pytest.raises(TimeChunksError, match=r"split into 4 chunks .*chunk\(time=-1\).*rechunk"),
     ):
         clean(signals, detrend=True)
     # and the suggested fix works

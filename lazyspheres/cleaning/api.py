@@ -7,6 +7,7 @@ from typing import Any, Literal
 import numpy as np
 
 from lazyspheres.cleaning.confounds import ensure_float_dtype
+from lazyspheres.cleaning.exceptions import CleaningTypeError, CleaningValueError
 from lazyspheres.cleaning.kernel import build_projector, clean_block
 from lazyspheres.cleaning.params import CleanPlan, build_plan
 
@@ -151,13 +152,13 @@ def clean(
 def _clean_array(data: Any, params: dict[str, Any]) -> tuple[Any, CleanPlan]:
     """Clean a numpy or Dask array of shape (T, n) or (T,)."""
     if data.ndim not in (1, 2):
-        raise ValueError(
+        raise CleaningValueError(
             f"signals must have shape (n_time, n_series) or (n_time,); got {data.shape}."
         )
     if data.shape[0] == 0:
-        raise ValueError("signals have no time point (shape[0] == 0).")
+        raise CleaningValueError("signals have no time point (shape[0] == 0).")
     if data.dtype.kind not in "biuf":
-        raise TypeError(f"signals must be numeric; got dtype {data.dtype}.")
+        raise CleaningTypeError(f"signals must be numeric; got dtype {data.dtype}.")
     dtype = ensure_float_dtype(data.dtype)
     plan, confounds = build_plan(data.shape[0], dtype, **params)
     matrix = data[:, None] if data.ndim == 1 else data
@@ -189,7 +190,7 @@ def _clean_dataarray(signals: Any, params: dict[str, Any]) -> Any:
 
     dims = signals.dims
     if "time" not in dims or signals.ndim not in (1, 2):
-        raise ValueError(
+        raise CleaningValueError(
             "A DataArray to clean needs dims ('time',) or ('time', <series dim>) such as "
             f"('time', 'seed'); got {dims}."
         )

@@ -30,6 +30,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from lazyspheres.cleaning._warnings import warn
+from lazyspheres.cleaning.exceptions import CleaningTypeError, CleaningValueError
 
 __all__ = [
     "CLEAN_ARGS_KEYS",
@@ -85,12 +86,12 @@ def clean_args_to_kwargs(clean_args: Mapping[str, Any] | None) -> dict[str, Any]
     kwargs: dict[str, Any] = {}
     for key, value in (clean_args or {}).items():
         if key == "signals":
-            raise TypeError(
+            raise CleaningTypeError(
                 "clean() got multiple values for argument 'signals' (it comes from the "
                 "extracted signals, not from clean_args)."
             )
         if key in MASKER_CLEAN_KEYWORDS:
-            raise TypeError(
+            raise CleaningTypeError(
                 f"clean() got multiple values for keyword argument '{key}': the masker passes "
                 f"'{key}' from its own parameter; remove it from clean_args."
             )
@@ -98,7 +99,7 @@ def clean_args_to_kwargs(clean_args: Mapping[str, Any] | None) -> dict[str, Any]
             kwargs[CLEAN_ARGS_KEYS[key]] = value
         elif key.startswith("butterworth__") and key != "butterworth__copy":
             option = key[len("butterworth__") :]
-            raise TypeError(
+            raise CleaningTypeError(
                 f"butterworth() got an unexpected keyword argument '{option}' (from clean_args "
                 f"key '{key}'; known: order, padtype, padlen)."
             )
@@ -144,7 +145,7 @@ def check_clean_kwargs(
             DeprecationWarning,
         )
         if clean_args:
-            raise ValueError(
+            raise CleaningValueError(
                 "Passing arguments via 'kwargs' is mutually exclusive with using 'clean_args'"
             )
     prefix = "clean__"

@@ -6,10 +6,7 @@ order). lazyspheres also accepts Dask arrays (kept lazy: their shape must be kno
 DataArrays, pandas Series, and the ``(DataFrame, sample_mask)`` pair returned by nilearn's
 ``interfaces.fmriprep.load_confounds``.
 
-Files are read the way nilearn reads them: whitespace-separated first; if that fails the
-delimiter (space, tab, comma or semicolon) is sniffed from the first line; a first line that is
-not numbers is a header and gives the column names. Consequences kept from nilearn: a pandas
-CSV written with its index gets the index as an extra regressor.
+Files are read by :mod:`lazyspheres.cleaning.confound_files`.
 
 Differences from nilearn (documented, tested):
 
@@ -18,19 +15,23 @@ Differences from nilearn (documented, tested):
   ``fill_na`` is given (``"zero"``, ``"mean"`` of the column's finite values, or
   ``"interpolate"``: linear in time, edges held at the nearest finite value). nilearn fails in
   its QR step with "array must not contain infs or NaNs" (kept in our message);
-- a headerless file whose first cell is ``n/a`` is read as data (nilearn drops its first line
-  as a header and then reports a length mismatch);
-- single-column files are read as one regressor (nilearn crashes on them).
+- file-reading differences are listed in :mod:`lazyspheres.cleaning.confound_files`.
 """
 
 from __future__ import annotations
 
-import csv
 import os
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
+
+from lazyspheres.cleaning.confound_files import read_confounds_file
+from lazyspheres.cleaning.exceptions import (
+    CleaningTypeError,
+    CleaningValueError,
+    NonFiniteConfoundsError,
+)
 
 __all__ = [
     "FILL_NA_OPTIONS",
@@ -39,11 +40,9 @@ __all__ = [
     "ensure_float_dtype",
     "fill_non_finite",
     "prepare_confounds",
-    "read_confounds_file",
 ]
 
 FILL_NA_OPTIONS = (None, "zero", "mean", "interpolate")
-_NA_TOKENS = {"n/a", "na", "nan", "null", "none", "-nan", "+nan"}
 _UNSET = object()
 
 
@@ -66,7 +65,7 @@ def ensure_float_dtype(dtype: np.dtype) -> np.dtype:
     if dtype.kind == "f":
         return dtype
     if dtype.kind == "c":
-        raise TypeError(f"Complex signals or confounds are not supported (dtype {dtype}).")
+        raise CleaningTypeError(f"Complex signals or confounds are not supported (dtype {dtype}).")
     return np.dtype(np.float64) if dtype.itemsize == 8 else np.dtype(np.float32)
 
 
@@ -118,79 +117,13 @@ def _is_series(obj: Any) -> bool:
     return type(obj).__name__ == "Series" and type(obj).__module__.startswith("pandas")
 
 
-def _is_number(token: str) -> bool:
-    try:
-        float(token)
-    except ValueError:
-        return False
-    return True
-
-
-def _split(line: str, delimiter: str | None) -> list[str]:
-    tokens = line.split(delimiter) if delimiter else line.split()
-    return [token.strip().strip("'\"") for token in tokens]
-
-
-def _is_header(first_line: str, delimiter: str | None) -> bool:
-    """A first line with a token that is neither a number nor an n/a marker is a header."""
-    tokens = _split(first_line.rstrip("\r\n"), delimiter)
-    return any(not _is_number(t) and t.lower() not in _NA_TOKENS for t in tokens)
-
-
-def read_confounds_file(path: str | os.PathLike[str]) -> tuple[np.ndarray, list[str] | None]:
-    """Read a confounds table from a CSV, TSV or whitespace-separated text file.
-
-    Parameters
-    ----------
-    path : str or path-like
-        The file. Cells that are not numbers (fMRIPrep's ``n/a``) are read as NaN.
-
-    Returns
-    -------
-    values : ndarray of float64, shape (n_rows, n_columns)
-        The table, header excluded.
-    names : list of str or None
-        Column names from the header line, if the file has one.
-
-    Raises
-    ------
-    FileNotFoundError
-        The file does not exist.
-    TypeError
-        The delimiter cannot be determined ("Could not read CSV file").
-    """
-    path = os.fspath(path)
-    if not os.path.isfile(path):
-        raise FileNotFoundError(f"Confounds file not found: '{path}'.")
-    with open(path, encoding=None) as handle:
-        first_line = handle.readline()
-    delimiter: str | None = None
-    try:
-        # Whitespace-separated numbers (e.g. SPM rp_*.txt) parse as they are.
-        skip = int(_is_header(first_line, None))
-        values = np.genfromtxt(path, loose=False, encoding=None, skip_header=skip, ndmin=2)
-    except ValueError:
-        try:
-            delimiter = csv.Sniffer().sniff(first_line, " \t,;").delimiter
-        except csv.Error as exc:
-            if len(first_line.split()) > 1:
-                raise TypeError(f"Could not read CSV file [{path}]: {exc.args[0]}") from exc
-            delimiter = None  # a single column: nothing to sniff
-        skip = int(_is_header(first_line, delimiter))
-        values = np.genfromtxt(path, delimiter=delimiter, encoding=None, skip_header=skip, ndmin=2)
-    names = _split(first_line.rstrip("\r\n"), delimiter) if skip else None
-    if names is not None and len(names) != values.shape[1]:
-        names = None
-    return np.asarray(values, dtype=np.float64), names
-
-
 def _frame_values(frame: Any) -> np.ndarray:
     values = frame.to_numpy()
     if values.dtype.kind == "O":  # nullable / extension dtypes: pd.NA -> NaN
         try:
             values = frame.to_numpy(dtype=np.float64, na_value=np.nan)
         except (TypeError, ValueError) as exc:
-            raise TypeError(
+            raise CleaningTypeError(
                 f"Confounds DataFrame has non-numeric columns: {list(frame.columns)}"
             ) from exc
     return values
@@ -198,7 +131,7 @@ def _frame_values(frame: Any) -> np.ndarray:
 
 def _check_length(n_rows: int, n_time: int, source: str) -> None:
     if n_rows != n_time:
-        raise ValueError(
+        raise CleaningValueError(
             "Confound signal has an incorrect length. "
             f"Signal length: {n_time}; confound length: {n_rows}. (in {source})"
         )
@@ -233,16 +166,16 @@ def _load_item(item: Any, n_time: int, position: str) -> tuple[Any, list[str], i
         if values.ndim == 1:
             values = values[:, None]
         elif values.ndim != 2:
-            raise ValueError(
+            raise CleaningValueError(
                 f"confound array has an incorrect number of dimensions: {values.ndim}"
             )
         if any(np.isnan(s) for s in values.shape):
-            raise ValueError(
+            raise CleaningValueError(
                 f"The shape of {source} is unknown {values.shape}; lazily computed confounds "
                 "must have a known shape (call .compute_chunk_sizes())."
             )
     else:
-        raise TypeError(f"confound has an unhandled type: {item.__class__}")
+        raise CleaningTypeError(f"confound has an unhandled type: {item.__class__}")
     _check_length(values.shape[0], n_time, source)
     if names is None:
         labels = [f"column {j} of {source}" for j in range(values.shape[1])]
@@ -301,7 +234,7 @@ def prepare_confounds(
         A confounds file does not exist.
     """
     if fill_na not in FILL_NA_OPTIONS:
-        raise ValueError(f"fill_na must be one of {FILL_NA_OPTIONS}; got {fill_na!r}.")
+        raise CleaningValueError(f"fill_na must be one of {FILL_NA_OPTIONS}; got {fill_na!r}.")
     if confounds is None:
         return None
     pair_mask: Any = _UNSET
@@ -315,12 +248,14 @@ def prepare_confounds(
             or _is_dask_array(confounds)
             or _is_dataarray(confounds)
         ):
-            raise TypeError(f"confounds keyword has an unhandled type: {confounds.__class__}")
+            raise CleaningTypeError(
+                f"confounds keyword has an unhandled type: {confounds.__class__}"
+            )
         items = [confounds]
     else:
         items = list(confounds)
         if not items:
-            raise ValueError(
+            raise CleaningValueError(
                 "confounds is an empty list (need at least one array to concatenate); pass "
                 "None for no confounds."
             )
@@ -380,7 +315,7 @@ def fill_non_finite(values: np.ndarray, how: str, labels: list[str]) -> np.ndarr
             column[missing] = 0
             continue
         if missing.all():
-            raise ValueError(
+            raise CleaningValueError(
                 f"Cannot fill the non-finite cells of confound {labels[j]} with "
                 f"fill_na={how!r}: the column has no finite value."
             )
@@ -428,7 +363,7 @@ def check_finite_confounds(
     where = f"row {row} (volume {row})"
     if header_lines and header_lines[j] is not None:
         where += f", line {row + 1 + header_lines[j]} of the file"
-    raise ValueError(
+    raise NonFiniteConfoundsError(
         f"Confounds contain non-finite values (n/a, NaN or inf) in volumes that are kept: "
         f"{labels[j]} at {where}; {int(bad.sum())} cell(s) in {len(cols)} column(s): "
         f"{[labels[c] for c in cols[:5]]}{' ...' if len(cols) > 5 else ''}. Regression "

@@ -35,6 +35,7 @@ from scipy import signal as sp_signal
 from scipy.interpolate import CubicSpline
 
 from lazyspheres.cleaning._warnings import BAND_EQUAL, COSINE_NOT_CREATED, warn
+from lazyspheres.cleaning.exceptions import CleaningValueError
 
 __all__ = [
     "apply_butterworth",
@@ -92,7 +93,7 @@ def design_butterworth(
         ``high_pass >= low_pass``, or scipy's own errors (zero cutoff, bad order).
     """
     if low_pass is not None and high_pass is not None and high_pass >= low_pass:
-        raise ValueError(
+        raise CleaningValueError(
             f"High pass cutoff frequency ({high_pass}) is greater than or equal to low pass "
             f"filter frequency ({low_pass}). This case is not handled by this function."
         )
@@ -184,7 +185,7 @@ def cosine_drift(high_pass: float, t_r: float, n_time: int) -> np.ndarray:
         The regressors; ``order`` may be 0 (warning).
     """
     if n_time < 2:
-        raise ValueError(
+        raise CleaningValueError(
             f"The cosine filter needs at least 2 volumes to define its frequencies; got {n_time}."
         )
     frame_times = np.arange(n_time) * t_r

@@ -15,6 +15,7 @@ from typing import Any
 import numpy as np
 
 from lazyspheres.cleaning.confounds import ConfoundSet
+from lazyspheres.cleaning.exceptions import CleaningValueError, TimeChunksError
 from lazyspheres.cleaning.kernel import (
     build_projector,
     clean_block,
@@ -40,12 +41,12 @@ def check_time_chunks(data: Any, time_dim: str = "time") -> None:
     """
     time_chunks = data.chunks[0]
     if any(np.isnan(c) for chunks in data.chunks for c in chunks):
-        raise ValueError(
+        raise CleaningValueError(
             f"The signals have unknown chunk sizes {data.chunks}; call "
             "`.compute_chunk_sizes()` before cleaning."
         )
     if len(time_chunks) != 1:
-        raise ValueError(
+        raise TimeChunksError(
             "Cleaning needs the whole time axis of each seed in one chunk (filters, detrending "
             f"and standardisation run along time), but the '{time_dim}' axis is split into "
             f"{len(time_chunks)} chunks {time_chunks}. Rechunk it first: "

@@ -37,6 +37,7 @@ from lazyspheres.cleaning.confounds import (
     check_finite_confounds,
     prepare_confounds,
 )
+from lazyspheres.cleaning.exceptions import CleaningError, CleaningTypeError, CleaningValueError
 from lazyspheres.cleaning.filters import (
     check_butterworth_length,
     cosine_drift,
@@ -116,14 +117,33 @@ class CleanPlan:
         return self.sample_mask.astype(np.intp)
 
 
+def _scipy_checked(func: Any, *args: Any, **kwargs: Any) -> Any:
+    """Call scipy now (a dry run or the filter design), re-raising its errors as ours.
+
+    The message is scipy's, i.e. exactly what nilearn's users see.
+    """
+    try:
+        return func(*args, **kwargs)
+    except CleaningError:
+        raise
+    except ValueError as exc:
+        raise CleaningValueError(str(exc)) from exc
+    except TypeError as exc:
+        raise CleaningTypeError(str(exc)) from exc
+
+
 def _check_bool(name: str, value: Any) -> None:
     if not isinstance(value, bool):
-        raise TypeError(f"'{name}' should be of type '<class 'bool'>'.\nGot: '{type(value)}'")
+        raise CleaningTypeError(
+            f"'{name}' should be of type '<class 'bool'>'.\nGot: '{type(value)}'"
+        )
 
 
 def _check_number(name: str, value: Any) -> None:
     if value is not None and not isinstance(value, (float, int, np.floating, np.integer)):
-        raise TypeError(f"'{name}' should be of type '{_NUMBER_TYPE_TEXT}'.\nGot: '{type(value)}'")
+        raise CleaningTypeError(
+            f"'{name}' should be of type '{_NUMBER_TYPE_TEXT}'.\nGot: '{type(value)}'"
+        )
 
 
 def normalize_standardize(standardize: Any) -> str | None:
@@ -153,7 +173,7 @@ def normalize_standardize(standardize: Any) -> str | None:
             return standardize
     elif isinstance(standardize, (bool, np.bool_, numbers.Number)) and standardize in (0, 1):
         return "zscore" if standardize else None
-    raise ValueError(f"{standardize} is no valid standardize strategy.")
+    raise CleaningValueError(f"{standardize} is no valid standardize strategy.")
 
 
 def _check_filter(filter: Any, low_pass: Any, high_pass: Any, t_r: Any) -> str | None:
@@ -163,10 +183,10 @@ def _check_filter(filter: Any, low_pass: Any, high_pass: Any, t_r: Any) -> str |
             warn(NO_FILTER_TYPE)
         return None
     if filter not in ("butterworth", "cosine"):
-        raise ValueError(f"Filter method {filter} not implemented.")
+        raise CleaningValueError(f"Filter method {filter} not implemented.")
     if filter == "cosine":
         if not all(isinstance(item, (float, int)) for item in (t_r, high_pass)):
-            raise ValueError(
+            raise CleaningValueError(
                 "Repetition time (t_r) and low cutoff frequency (high_pass) must be "
                 f"specified for cosine filtering.t_r='{t_r}', high_pass='{high_pass}'"
             )
@@ -174,9 +194,11 @@ def _check_filter(filter: Any, low_pass: Any, high_pass: Any, t_r: Any) -> str |
     if low_pass is None and high_pass is None:
         return None
     if t_r is None:
-        raise ValueError("Repetition time (t_r) must be specified for butterworth filtering.")
+        raise CleaningValueError(
+            "Repetition time (t_r) must be specified for butterworth filtering."
+        )
     if any(isinstance(item, bool) for item in (low_pass, high_pass)):
-        raise TypeError(
+        raise CleaningTypeError(
             "high/low pass must be float or None but you provided "
             f"high_pass='{high_pass}', low_pass='{low_pass}'"
         )
@@ -185,7 +207,9 @@ def _check_filter(filter: Any, low_pass: Any, high_pass: Any, t_r: Any) -> str |
 
 def _check_positive_t_r(t_r: Any, why: str) -> None:
     if t_r is not None and not t_r > 0:
-        raise ValueError(f"Repetition time (t_r) must be positive for {why}; got t_r={t_r}.")
+        raise CleaningValueError(
+            f"Repetition time (t_r) must be positive for {why}; got t_r={t_r}."
+        )
 
 
 def _plan_scrubbing(plan: CleanPlan, has_confounds: bool) -> int:
@@ -204,7 +228,7 @@ def _plan_scrubbing(plan: CleanPlan, has_confounds: bool) -> int:
             warn(EXTRAPOLATE_FUTURE, FutureWarning)
     # scipy's own errors for unsorted, duplicated or too few kept volumes, raised now.
     times = np.arange(n_time) * plan.t_r
-    CubicSpline(times[mask], np.zeros(len(mask)), extrapolate=plan.extrapolate)
+    _scipy_checked(CubicSpline, times[mask], np.zeros(len(mask)), extrapolate=plan.extrapolate)
     if plan.extrapolate:
         start, stop = 0, n_time
     else:
@@ -274,19 +298,19 @@ butterworth_padlen, fill_na
     loaded = prepare_confounds(confounds, n_time, fill_na=fill_na)
     if loaded is not None and loaded.has_pair_mask:
         if sample_mask is not None:
-            raise ValueError(
+            raise CleaningValueError(
                 "sample_mask was given twice: as the sample_mask argument and as the second "
                 "element of the (confounds, sample_mask) pair returned by load_confounds."
             )
         sample_mask = loaded.sample_mask
     mask = sanitize_sample_mask(sample_mask, n_time)
     if not isinstance(ensure_finite, bool):
-        raise ValueError(
+        raise CleaningValueError(
             "'ensure_finite' must be boolean type True or False but you provided "
             f"ensure_finite={ensure_finite}"
         )
     if not isinstance(extrapolate, (bool, np.bool_)):
-        raise TypeError(f"'extrapolate' must be True or False; got {extrapolate!r}.")
+        raise CleaningTypeError(f"'extrapolate' must be True or False; got {extrapolate!r}.")
     if loaded is not None and not loaded.is_lazy:
         check_finite_confounds(loaded.values, loaded.labels, mask, loaded.header_lines)
 
@@ -317,9 +341,15 @@ butterworth_padlen, fill_na
 
     if active == "butterworth":
         _check_positive_t_r(t_r, "Butterworth filtering")
-        plan.sos = design_butterworth(low_pass, high_pass, t_r, butterworth_order)
+        plan.sos = _scipy_checked(design_butterworth, low_pass, high_pass, t_r, butterworth_order)
         if plan.sos is not None:
-            check_butterworth_length(plan.sos, n_filtered, butterworth_padtype, butterworth_padlen)
+            _scipy_checked(
+                check_butterworth_length,
+                plan.sos,
+                n_filtered,
+                butterworth_padtype,
+                butterworth_padlen,
+            )
         if has_confounds:  # nilearn designs the filter again for the confounds (warnings)
             design_butterworth(low_pass, high_pass, t_r, butterworth_order)
 

@@ -21,6 +21,12 @@ from typing import Any
 
 import numpy as np
 
+from lazyspheres.cleaning.exceptions import (
+    CleaningIndexError,
+    CleaningTypeError,
+    CleaningValueError,
+)
+
 __all__ = ["sanitize_sample_mask"]
 
 
@@ -33,7 +39,7 @@ def _as_run_masks(sample_mask: Any) -> list[Any]:
         ):
             sample_mask = sample_mask.to_numpy()
         else:
-            raise TypeError(f"sample_mask has an unhandled type: {sample_mask.__class__}")
+            raise CleaningTypeError(f"sample_mask has an unhandled type: {sample_mask.__class__}")
     if isinstance(sample_mask, np.ndarray):
         return [sample_mask]
     return list(sample_mask)
@@ -42,7 +48,7 @@ def _as_run_masks(sample_mask: Any) -> list[Any]:
 def _run_mask_to_indices(mask: Any) -> np.ndarray:
     """Convert one run's mask (booleans or indices) to an int32 index array."""
     if (isinstance(mask, np.ndarray) and mask.ndim == 0) or np.isscalar(mask):
-        raise TypeError(
+        raise CleaningTypeError(
             f"'{type(mask).__name__}' object is not iterable: each run's sample_mask must be "
             "a sequence of indices or booleans. Pass a numpy array (np.array([1, 2, 4])) or "
             "a list with one mask per run ([[1, 2, 4]])."
@@ -51,22 +57,22 @@ def _run_mask_to_indices(mask: Any) -> np.ndarray:
         mask = np.flatnonzero(np.asarray(mask, dtype=bool))
     values = np.asarray(mask)
     if values.ndim != 1:
-        raise ValueError(
+        raise CleaningValueError(
             f"sample_mask must be one-dimensional per run; got an array of shape {values.shape}."
         )
     if values.dtype.kind not in "biuf":
-        raise TypeError(
+        raise CleaningTypeError(
             f"sample_mask must contain integer indices or booleans; got dtype {values.dtype}."
         )
     if values.size == 0:
-        raise ValueError(
+        raise CleaningValueError(
             "sample_mask keeps no volume (zero-size array to reduction operation minimum "
             "which has no identity): at least one volume must be kept."
         )
     if values.min() < 0:
-        raise ValueError("sample_mask should not contain negative values.")
+        raise CleaningValueError("sample_mask should not contain negative values.")
     if values.max() > np.iinfo(np.int32).max:
-        raise ValueError(
+        raise CleaningValueError(
             "Max value in sample mask is larger than what can be represented by int32: "
             f"{values.max()}."
         )
@@ -101,22 +107,24 @@ def sanitize_sample_mask(sample_mask: Any, n_time: int) -> np.ndarray | None:
         return None
     masks = [_run_mask_to_indices(mask) for mask in _as_run_masks(sample_mask)]
     if len(masks) != 1:
-        raise ValueError(f"Number of sample_mask ({len(masks)}) not matching number of runs (1).")
+        raise CleaningValueError(
+            f"Number of sample_mask ({len(masks)}) not matching number of runs (1)."
+        )
     indices = masks[0]
     if len(indices) > n_time:
-        raise IndexError(
+        raise CleaningIndexError(
             "sample_mask 1 of 1 is has more timepoints than the current run ;sample_mask "
             f"contains {len(indices)} index but the run has {n_time} timepoints."
         )
     invalid = indices[indices > n_time]
     if invalid.size:
-        raise IndexError(
+        raise CleaningIndexError(
             f"sample_mask 1 of 1 contains invalid index {invalid}. "
             f"The signal contains {n_time} time points."
         )
     at_end = indices[indices == n_time]
     if at_end.size:
-        raise IndexError(
+        raise CleaningIndexError(
             f"sample_mask 1 of 1 contains invalid index {at_end}. The signal contains "
             f"{n_time} time points (index {n_time} is out of bounds for axis 0 with size "
             f"{n_time}); indices count from 0."
