@@ -23,7 +23,7 @@ _EXPORTS = {
     "SphereVoxels": "lazyspheres.geometry",
     "load_seeds": "lazyspheres.seeds",
     "named_seeds": "lazyspheres.seeds",
-    "extract": "lazyspheres.extract",
+    "extract": "lazyspheres.extraction",
     "clean": "lazyspheres.cleaning",
     "NiftiSpheresMasker": "lazyspheres.masker",
     "extract_many": "lazyspheres.batch",

@@ -62,7 +62,9 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--seeds", default="power2011", help="named seed set (default power2011)")
     demo.add_argument("--radius", type=float, default=5.0, help="sphere radius in mm (5)")
     demo.add_argument(
-        "--out", type=pathlib.Path, default=None,
+        "--out",
+        type=pathlib.Path,
+        default=None,
         help="folder for the generated run and the signals (default: a temporary folder)",
     )
     demo.add_argument("--no-progress", action="store_true", help="hide the progress bar")
@@ -95,9 +97,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     extract.add_argument("sources", nargs="+", help="images (paths or URLs)")
     extract.add_argument(
-        "--seeds", required=True,
-        help="named set (power2011, dosenbach2010, seitzman2018) or a CSV/TSV with x,y,z "
-        "columns",
+        "--seeds",
+        required=True,
+        help="named set (power2011, dosenbach2010, seitzman2018) or a CSV/TSV with x,y,z columns",
     )
     extract.add_argument("--radius", type=float, default=None, help="sphere radius in mm")
     extract.add_argument("--mask", default=None, help="mask image (resampled to each run)")
@@ -115,7 +117,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _add_storage_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
-        "--storage-option", action="append", default=[], metavar="KEY=VALUE",
+        "--storage-option",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
         help="fsspec option for URLs, e.g. anon=true (repeatable; values parsed as JSON)",
     )
 
@@ -191,7 +196,9 @@ def _info(args: argparse.Namespace) -> int:
         "dims": list(image.dims),
         "dtype": str(layout.raw_dtype.newbyteorder("=")),
         "values_dtype": str(layout.dtype),
-        "scaling": None if not layout.is_scaled else {"slope": layout.slope, "inter": layout.inter},
+        "scaling": None
+        if not layout.is_scaled
+        else {"slope": layout.slope, "inter": layout.inter},
         "voxel_size_mm": [round(float(v), 6) for v in image.nifti.voxel_size],
         "t_r_s": layout.t_r,
         "affine": np.round(layout.affine, 6).tolist(),
@@ -229,8 +236,12 @@ def _extract(args: argparse.Namespace) -> int:
     results = []
     for source in args.sources:
         signals = ls.extract(
-            source, seeds, radius=args.radius, mask_img=args.mask,
-            allow_overlap=args.allow_overlap, storage_options=options or None,
+            source,
+            seeds,
+            radius=args.radius,
+            mask_img=args.mask,
+            allow_overlap=args.allow_overlap,
+            storage_options=options or None,
         )
         results.append((source, signals))
     with _scheduler(args), _progress(not args.no_progress and args.scheduler is None):
@@ -244,8 +255,10 @@ def _extract(args: argparse.Namespace) -> int:
         target = pathlib.Path(out.replace("{name}", name))
         target.parent.mkdir(parents=True, exist_ok=True)
         _write_table(signals, target)
-        print(f"{source} -> {target} ({signals.sizes.get('time', 1)} volumes, "
-              f"{signals.sizes['seed']} seeds)")
+        print(
+            f"{source} -> {target} ({signals.sizes.get('time', 1)} volumes, "
+            f"{signals.sizes['seed']} seeds)"
+        )
     return 0
 
 

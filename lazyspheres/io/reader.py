@@ -105,10 +105,9 @@ class NiftiFile:
         block_bytes = block_bytes or STREAM_BLOCK_BYTES
         per_block = max(1, block_bytes // layout.volume_bytes)
         if self.source.compression is None and self.source.is_local:
-            data = self._memmap()
             for t0 in range(start, stop, per_block):
                 t1 = min(stop, t0 + per_block)
-                yield t0, np.array(data[t0:t1])
+                yield t0, np.array(self._memmap(t0, t1))
             return
         with self._stream_from(start) as stream:
             for t0 in range(start, stop, per_block):
@@ -132,12 +131,16 @@ class NiftiFile:
         stop = layout.n_volumes if stop is None else stop
         block_bytes = block_bytes or STREAM_BLOCK_BYTES
         if self.source.compression is None and self.source.is_local:
-            data = self._memmap()
-            # Gathering from a memmap reads only the pages holding the requested voxels.
-            per_block = max(1, block_bytes // max(1, flat_indices.size * 64))
+            # Gathering from a memmap reads only the pages holding the requested voxels. Each
+            # block gets its own short-lived mapping: touched file pages count in the RSS
+            # while mapped, so one long-lived mapping would grow the RSS with the run.
+            per_block = max(1, block_bytes // layout.volume_bytes)
             for t0 in range(start, stop, per_block):
                 t1 = min(stop, t0 + per_block)
-                yield t0, data[t0:t1][:, flat_indices]
+                mapped = self._memmap(t0, t1)
+                values = mapped[:, flat_indices]
+                del mapped
+                yield t0, values
             return
         for t0, block in self.iter_volume_blocks(start, stop, block_bytes=block_bytes):
             yield t0, block[:, flat_indices]
@@ -150,7 +153,7 @@ class NiftiFile:
         """
         layout = self.layout
         if self.source.compression is None and self.source.is_local:
-            data = self._memmap()
+            data = self._memmap(0, layout.n_volumes)
         else:
             t0, t1 = (0, layout.n_volumes) if t is None else _bounds(t, layout.n_volumes)
             with self._stream_from(t0) as stream:
@@ -164,14 +167,15 @@ class NiftiFile:
         return box if layout.ndim == 4 else box[..., 0]
 
     # ------------------------------------------------------------------ internals
-    def _memmap(self) -> np.ndarray:
+    def _memmap(self, start: int, stop: int) -> np.ndarray:
+        """Map volumes ``start`` to ``stop`` as a ``(stop - start, V)`` read-only array."""
         layout = self.layout
         return np.memmap(
             self.source.location,
             dtype=layout.raw_dtype,
             mode="r",
-            offset=layout.vox_offset,
-            shape=(layout.n_volumes, layout.volume_voxels),
+            offset=layout.vox_offset + start * layout.volume_bytes,
+            shape=(stop - start, layout.volume_voxels),
         )
 
     @contextlib.contextmanager
