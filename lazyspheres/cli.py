@@ -73,7 +73,9 @@ def build_parser() -> argparse.ArgumentParser:
         "info",
         help="describe an image: shape, affine, dtype, TR, chunking, compression",
         description="Print what lazyspheres reads from an image header (no data is read).",
-        epilog="examples:\n  lazyspheres info bold.nii.gz\n  lazyspheres info bold.nii.gz --json\n",
+        epilog=(
+            "examples:\n  lazyspheres info bold.nii.gz\n  lazyspheres info bold.nii.gz --json\n"
+        ),
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     info.add_argument("source", help="path or URL of a .nii/.nii.gz image")

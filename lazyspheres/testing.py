@@ -30,6 +30,7 @@ class CountingScheduler:
         self.max_computes = max_computes
 
     def __call__(self, dsk: Any, keys: Any, **kwargs: Any) -> Any:
+        """Count this compute, raise past the budget, else run it synchronously."""
         self.total_computes += 1
         if self.total_computes > self.max_computes:
             raise RuntimeError(
