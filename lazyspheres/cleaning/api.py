@@ -6,20 +6,13 @@ from typing import Any, Literal
 
 import numpy as np
 
+from lazyspheres.cleaning._kinds import is_dask_array, is_dataarray
 from lazyspheres.cleaning.confounds import ensure_float_dtype
 from lazyspheres.cleaning.exceptions import CleaningTypeError, CleaningValueError
 from lazyspheres.cleaning.kernel import build_projector, clean_block
 from lazyspheres.cleaning.params import CleanPlan, build_plan
 
 __all__ = ["clean"]
-
-
-def _is_dask_array(obj: Any) -> bool:
-    return type(obj).__module__.startswith("dask.") and hasattr(obj, "chunks")
-
-
-def _is_dataarray(obj: Any) -> bool:
-    return type(obj).__name__ == "DataArray" and type(obj).__module__.startswith("xarray")
 
 
 def clean(
@@ -141,9 +134,9 @@ def clean(
         "butterworth_padlen": butterworth_padlen,
         "fill_na": fill_na,
     }
-    if _is_dataarray(signals):
+    if is_dataarray(signals):
         return _clean_dataarray(signals, params)
-    if not _is_dask_array(signals):
+    if not is_dask_array(signals):
         signals = np.asarray(signals)
     result, _ = _clean_array(signals, params)
     return result
@@ -162,7 +155,7 @@ def _clean_array(data: Any, params: dict[str, Any]) -> tuple[Any, CleanPlan]:
     dtype = ensure_float_dtype(data.dtype)
     plan, confounds = build_plan(data.shape[0], dtype, **params)
     matrix = data[:, None] if data.ndim == 1 else data
-    if _is_dask_array(matrix):
+    if is_dask_array(matrix):
         from lazyspheres.cleaning.lazy import clean_dask
 
         result = clean_dask(matrix, plan, confounds)

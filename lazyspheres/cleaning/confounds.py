@@ -26,6 +26,7 @@ from typing import Any
 
 import numpy as np
 
+from lazyspheres.cleaning._kinds import is_dask_array, is_dataarray, is_dataframe, is_series
 from lazyspheres.cleaning.confound_files import read_confounds_file
 from lazyspheres.cleaning.exceptions import (
     CleaningTypeError,
@@ -101,22 +102,6 @@ class ConfoundSet:
         return self.sample_mask is not _UNSET
 
 
-def _is_dask_array(obj: Any) -> bool:
-    return type(obj).__module__.startswith("dask.") and hasattr(obj, "chunks")
-
-
-def _is_dataarray(obj: Any) -> bool:
-    return type(obj).__name__ == "DataArray" and type(obj).__module__.startswith("xarray")
-
-
-def _is_dataframe(obj: Any) -> bool:
-    return type(obj).__name__ == "DataFrame" and type(obj).__module__.startswith("pandas")
-
-
-def _is_series(obj: Any) -> bool:
-    return type(obj).__name__ == "Series" and type(obj).__module__.startswith("pandas")
-
-
 def _frame_values(frame: Any) -> np.ndarray:
     values = frame.to_numpy()
     if values.dtype.kind == "O":  # nullable / extension dtypes: pd.NA -> NaN
@@ -141,11 +126,11 @@ def _load_item(item: Any, n_time: int, position: str) -> tuple[Any, list[str], i
     """Load one confound item as a 2-D array (numpy or Dask) plus column labels."""
     names: list[Any] | None = None
     header: int | None = None
-    if _is_dataframe(item):
+    if is_dataframe(item):
         source = f"DataFrame{position}"
         names = list(item.columns)
         values: Any = _frame_values(item)
-    elif _is_series(item):
+    elif is_series(item):
         source = f"Series{position}"
         names = [item.name]
         values = _frame_values(item.to_frame())
@@ -153,9 +138,9 @@ def _load_item(item: Any, n_time: int, position: str) -> tuple[Any, list[str], i
         source = f"confounds file '{os.fspath(item)}'"
         values, names = read_confounds_file(item)
         header = 1 if names is not None else 0
-    elif isinstance(item, np.ndarray) or _is_dask_array(item) or _is_dataarray(item):
+    elif isinstance(item, np.ndarray) or is_dask_array(item) or is_dataarray(item):
         source = f"confounds array{position}"
-        if _is_dataarray(item):
+        if is_dataarray(item):
             other = [d for d in item.dims if d != "time"]
             if other and other[0] in item.coords and item.ndim == 2:
                 names = [str(v) for v in item.coords[other[0]].values]
@@ -189,7 +174,7 @@ def _looks_like_pair(confounds: Any, n_time: int) -> bool:
     if not (isinstance(confounds, tuple) and len(confounds) == 2):
         return False
     frame, mask = confounds
-    if not _is_dataframe(frame):
+    if not is_dataframe(frame):
         return False
     if mask is None:
         return True
@@ -243,10 +228,10 @@ def prepare_confounds(
     if isinstance(confounds, (str, os.PathLike)) or not isinstance(confounds, (list, tuple)):
         if not (
             isinstance(confounds, (str, os.PathLike, np.ndarray))
-            or _is_dataframe(confounds)
-            or _is_series(confounds)
-            or _is_dask_array(confounds)
-            or _is_dataarray(confounds)
+            or is_dataframe(confounds)
+            or is_series(confounds)
+            or is_dask_array(confounds)
+            or is_dataarray(confounds)
         ):
             raise CleaningTypeError(
                 f"confounds keyword has an unhandled type: {confounds.__class__}"

@@ -10,6 +10,7 @@ a second pass applies the scaling. Dask is imported only here.
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any
 
 import numpy as np
@@ -127,6 +128,9 @@ def clean_dask(data: Any, plan: CleanPlan, confounds: ConfoundSet | None) -> Any
     if isinstance(projector, np.ndarray):
         projector = dask.delayed(projector)  # one graph node shared by all blocks
     seed_chunks = data.chunks[1]
+    # The cosine regressors (up to T x T) only feed the projector: keep them out of the
+    # plan that every block task carries.
+    plan = dataclasses.replace(plan, drift=None)
     if plan.standardize != "psc":
         return data.map_blocks(
             clean_block,

@@ -21,6 +21,7 @@ from typing import Any
 
 import numpy as np
 
+from lazyspheres.cleaning._kinds import is_dataarray, is_series
 from lazyspheres.cleaning.exceptions import (
     CleaningIndexError,
     CleaningTypeError,
@@ -34,9 +35,7 @@ def _as_run_masks(sample_mask: Any) -> list[Any]:
     """Split ``sample_mask`` into per-run masks, or raise nilearn's TypeError."""
     if not isinstance(sample_mask, (list, tuple, np.ndarray)):
         # pandas Series / xarray DataArray carry an ndarray: treat them as one.
-        if type(sample_mask).__name__ in {"Series", "DataArray"} and hasattr(
-            sample_mask, "to_numpy"
-        ):
+        if is_series(sample_mask) or is_dataarray(sample_mask):
             sample_mask = sample_mask.to_numpy()
         else:
             raise CleaningTypeError(f"sample_mask has an unhandled type: {sample_mask.__class__}")
