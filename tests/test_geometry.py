@@ -207,6 +207,48 @@ def test_radius_ties_follow_float64_rounding():
     assert _count(2.0) == 33
 
 
+# Seeds and radii where the order of the sum of squares decides: the voxel at the world
+# origin is at squared distance A = (dx*dx + dy*dy) + dz*dz, B = dx*dx + (dy*dy + dz*dz),
+# and A <= r*r != B <= r*r. Left to right (A) is what scikit-learn's KD-tree, hence nilearn,
+# computes.
+SUM_ORDER_TIES = [
+    ((0.06, -1.56, -1.74), 2.337691168653379, False),
+    ((-1.53, -0.04, 0.62), 1.651332795047685, True),
+    ((1.2, -1.77, 0.54), 2.205561153085536, False),
+    ((1.07, -1.0, -0.57), 1.5715597347857955, True),
+]
+
+
+@pytest.mark.parametrize(("seed", "radius", "included"), SUM_ORDER_TIES)
+def test_sum_of_squares_left_to_right(seed, radius, included):
+    d = -np.asarray(seed)
+    left = (d[0] * d[0] + d[1] * d[1]) + d[2] * d[2]
+    right = d[0] * d[0] + (d[1] * d[1] + d[2] * d[2])
+    assert bool(left <= radius * radius) is included
+    assert bool(right <= radius * radius) is not included  # the case is a real tie
+    affine = np.eye(4)
+    affine[:3, 3] = -3.0  # voxel (3, 3, 3) is at the world origin
+    spheres = sphere_voxels([seed], affine, (7, 7, 7), radius)
+    assert ([3, 3, 3] in spheres.sphere(0).tolist()) is included
+
+
+def test_truncation_voxel_is_the_first_match_in_c_order():
+    # 1 mm voxels at world -0.5 and 0.5 on every axis: all 8 voxels truncate to (0, 0, 0)
+    affine = np.eye(4)
+    affine[:3, 3] = -0.5
+    spheres = sphere_voxels([(0.2, 0.2, 0.2)], affine, (4, 4, 4))
+    assert spheres.sphere(0).tolist() == [[0, 0, 0], [1, 1, 1]]  # truncation, nearest
+    mask = np.ones((4, 4, 4), dtype=bool)
+    mask[0, 0, 0] = False
+    spheres = sphere_voxels([(0.2, 0.2, 0.2)], affine, (4, 4, 4), mask=mask)
+    assert spheres.sphere(0).tolist() == [[0, 0, 1], [1, 1, 1]]
+    # half-millimetre voxels: the cell (-1, 1)^3 holds 4^3 candidates, the first one wins
+    fine = np.diag([0.5, 0.5, 0.5, 1.0])
+    fine[:3, 3] = -0.75
+    spheres = sphere_voxels([(-0.1, 0.3, 0.9)], fine, (6, 6, 6))
+    assert spheres.sphere(0).tolist() == [[0, 0, 0], [1, 2, 3]]
+
+
 @pytest.mark.parametrize("radius", [None, 0, 0.0, 0.49])
 def test_small_radius_is_nearest_voxel(radius):
     spheres = sphere_voxels([(3.2, 3.4, 3.1)], EYE, (7, 7, 7), radius)

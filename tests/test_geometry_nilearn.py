@@ -280,6 +280,103 @@ def test_generated_cases_cover_the_interesting_situations():
         assert seen[key] >= 10, seen
 
 
+@pytest.mark.parametrize(
+    ("seed", "radius"),
+    [
+        ((0.06, -1.56, -1.74), 2.337691168653379),
+        ((-1.53, -0.04, 0.62), 1.651332795047685),
+        ((1.2, -1.77, 0.54), 2.205561153085536),
+        ((1.07, -1.0, -0.57), 1.5715597347857955),
+    ],
+)
+def test_sum_of_squares_order_ties_match_nilearn(seed, radius):
+    """Radii equal to a sum of squares that depends on the summation order."""
+    affine = np.eye(4)
+    affine[:3, 3] = -3.0
+    seeds = np.array([seed])
+    theirs = nilearn_spheres(seeds, affine, (7, 7, 7), radius, True, None)
+    ours = our_spheres(seeds, affine, (7, 7, 7), radius, True, None, None)
+    assert ours == theirs
+
+
+@pytest.mark.parametrize("index", range(100))
+def test_fine_grids_near_the_origin_match_nilearn(index):
+    """Sub-millimetre grids around 0 mm: many candidates share the seed's truncation."""
+    rng = np.random.default_rng([0xF1E, index])
+    shape = tuple(int(s) for s in rng.integers(6, 12, 3))
+    affine = np.eye(4)
+    sizes = rng.choice([0.4, 0.5, 0.6, 0.75, 1.0], 3) * rng.choice([-1.0, 1.0], 3)
+    affine[:3, :3] = np.diag(sizes)
+    # put the world origin inside the grid, at a random sub-voxel position
+    affine[:3, 3] = -sizes * rng.uniform(1.0, np.array(shape) - 2.0)
+    seeds = rng.uniform(-1.5, 1.5, (int(rng.integers(1, 4)), 3))
+    seeds[rng.random(len(seeds)) < 0.3] = np.round(seeds[0] * 4) / 4
+    radius = [None, 0.0, float(rng.uniform(0, 0.6))][rng.integers(3)]
+    mask_data = None
+    if rng.random() < 0.5:
+        mask_data = (rng.random(shape) < 0.6).astype(np.uint8)
+    mask_img = None if mask_data is None else nib.Nifti1Image(mask_data, affine)
+    theirs = nilearn_spheres(seeds, affine, shape, radius, True, mask_img)
+    ours = our_spheres(seeds, affine, shape, radius, True, mask_data, affine)
+    if isinstance(theirs, Exception):
+        assert isinstance(ours, EmptySphereError)
+        assert str(theirs) in str(ours)
+    else:
+        assert ours == theirs
+
+
+def _oblique_affine(rng):
+    q, r = np.linalg.qr(rng.normal(size=(3, 3)))
+    affine = np.eye(4)
+    affine[:3, :3] = (q * np.sign(np.diag(r))) @ np.diag(rng.uniform(0.7, 3.5, 3))
+    affine[:3, 3] = rng.uniform(-40, 40, 3)
+    return affine
+
+
+def test_world_coordinates_round_like_nilearn():
+    """Bit-level: our per-box world coordinates equal nilearn's full-grid ``coord_transform``."""
+    from nilearn.image.resampling import coord_transform
+
+    from lazyspheres.geometry import _world
+
+    rng = np.random.default_rng(11)
+    shape = (13, 11, 12)
+    ijk = np.indices(shape).reshape(3, -1)
+    differs_from_naive = 0
+    for _ in range(20):
+        affine = _oblique_affine(rng)
+        theirs = np.asarray(coord_transform(ijk[0], ijk[1], ijk[2], affine))
+        for size in (1, 2, 3, 17, 500):
+            columns = np.sort(rng.choice(ijk.shape[1], size, replace=False))
+            np.testing.assert_array_equal(_world(affine, ijk[:, columns]), theirs[:, columns])
+        # element-wise products and sums (no BLAS, no fused multiply-add)
+        naive = affine[:3, 0:1] * ijk[0] + affine[:3, 1:2] * ijk[1] + affine[:3, 2:3] * ijk[2]
+        naive = naive + affine[:3, 3:4]
+        differs_from_naive += int((naive != theirs).any())
+    # the test is only meaningful if a hand-written product can round differently
+    assert differs_from_naive >= 10
+
+
+def test_nearest_voxel_rounds_like_nilearn():
+    """Seeds at half-voxel positions of oblique grids: the last bit decides the rounding."""
+    from nilearn.image.resampling import coord_transform
+
+    from lazyspheres.geometry import _nearest_voxels
+
+    rng = np.random.default_rng(12)
+    batched_differs = 0
+    for _ in range(30):
+        affine = _oblique_affine(rng)
+        inverse = np.linalg.inv(affine)
+        voxel = rng.integers(0, 10, (40, 3)) + rng.choice([0.0, 0.5], (40, 3))
+        seeds = (np.c_[voxel, np.ones(40)] @ affine.T)[:, :3]
+        theirs = np.array([np.round(coord_transform(*seed, inverse)) for seed in seeds])
+        np.testing.assert_array_equal(_nearest_voxels(seeds, inverse), theirs)
+        batched = np.round(np.dot(inverse, np.c_[seeds, np.ones(40)].T)[:3].T)
+        batched_differs += int((batched != theirs).any())
+    assert batched_differs >= 3  # a single batched product would not be equal
+
+
 # --------------------------------------------------------------------------------------
 # deltas §4: a whole-voxel shift clipped at the low side
 
