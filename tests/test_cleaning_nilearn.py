@@ -89,6 +89,13 @@ def confound_forms(form, values, tmp_path, n_time):
     if form == "dataarray":
         arr = xr.DataArray(values, dims=("time", "confound"), coords={"confound": names})
         return arr, values, values
+    if form == "float32":  # like high-variance confounds of a float32 image
+        values32 = values.astype(np.float32)
+        return values32, values32, values32
+    if form == "mixed_list":  # what the masker passes: [lazy hv confounds, user confounds]
+        hv = values[:, :1].astype(np.float32)
+        ours = [da.from_array(hv, chunks=(n_time, 1)), frame.iloc[:, 1:]]
+        return ours, [hv, frame.iloc[:, 1:]], np.column_stack([hv, values[:, 1:]])
     raise AssertionError(form)
 
 
@@ -141,6 +148,8 @@ CONFOUNDS = [
     "pandas_index",
     "dask",
     "dataarray",
+    "float32",
+    "mixed_list",
 ]
 DTYPES = [np.float64, np.float32, np.int16]
 N_RANDOM = 360
@@ -214,7 +223,9 @@ def compare_with_nilearn(case, tmp_path):
         return
     assert not isinstance(ours, Exception), (case, ours)
     assert our_warnings == expected_warnings, case
-    assert_same(ours, expected)
+    assert_same(
+        ours, expected, single_precision=numeric is not None and numeric.dtype == np.float32
+    )
 
     # Dask at seed chunkings 1, 2 and all: bitwise equal to the numpy path, same warnings.
     for chunk in sorted({1, 2, n_series}):
