@@ -212,15 +212,20 @@ def _compare(case, name, image, reference):
 
 
 def test_cases_cover_errors_and_values():
-    """The generator must exercise both successful extractions and refused cases."""
+    """The generator must exercise both successful extractions and refused cases.
+
+    Our outcome equals nilearn's case by case (test above), so ours is counted here: it is
+    two orders of magnitude cheaper than rerunning nilearn.
+    """
     outcomes = {"ok": 0, "error": 0}
-    for index in range(0, N_CASES, 4):
+    for index in range(N_CASES):
+        case = _case(index)
         try:
-            _nilearn(_case(index))
+            _ours(case, ls.open_nifti(case["img"], chunks=None))
             outcomes["ok"] += 1
-        except ValueError:
+        except (EmptySphereError, OverlapError):
             outcomes["error"] += 1
-    assert outcomes["ok"] > outcomes["error"] > 0
+    assert outcomes["ok"] > outcomes["error"] >= 5, outcomes
 
 
 def test_integer_images_exact_means_vs_nilearn_truncation(tmp_path):
