@@ -290,12 +290,20 @@ def base_case(**overrides):
     return case
 
 
-@pytest.mark.parametrize("confounds", CONFOUNDS)
-@pytest.mark.parametrize("standardize_confounds", [True, False])
-@pytest.mark.parametrize("detrend", [True, False])
+# A pandas CSV written with its index adds the index (a ramp) as a regressor; detrending
+# reduces that column to rounding noise, an ill-posed regressor in any implementation, so
+# that one combination is not generated (it is not a case either library can get right).
+CONFOUND_FORM_CASES = [
+    (confounds, standardize_confounds, detrend)
+    for confounds in CONFOUNDS
+    for standardize_confounds in (True, False)
+    for detrend in (True, False)
+    if not (confounds == "pandas_index" and detrend)
+]
+
+
+@pytest.mark.parametrize(("confounds", "standardize_confounds", "detrend"), CONFOUND_FORM_CASES)
 def test_confound_forms(confounds, standardize_confounds, detrend, tmp_path):
-    if confounds == "pandas_index" and detrend:
-        pytest.skip("a detrended index column is rounding noise (ill-posed everywhere)")
     case = base_case(
         confounds=confounds, standardize_confounds=standardize_confounds, detrend=detrend
     )
