@@ -98,7 +98,8 @@ def test_only_chunks_holding_sphere_voxels_are_read(rng):
     np.testing.assert_array_equal(values, reference.values)
 
 
-def test_gzip_is_inflated_exactly_once(files, monkeypatch):
+@pytest.mark.parametrize("opener", ["path", "open_nifti", "xarray-engine"])
+def test_gzip_is_inflated_exactly_once(files, monkeypatch, opener):
     opened = []
     real = inflate.open_inflated
 
@@ -108,7 +109,12 @@ def test_gzip_is_inflated_exactly_once(files, monkeypatch):
         return stream
 
     monkeypatch.setattr(reader, "open_inflated", counting_open)
-    out = ls.extract(files["gz"], SEEDS, 4.0)
+    image = {
+        "path": lambda: files["gz"],
+        "open_nifti": lambda: ls.open_nifti(files["gz"], chunks={"time": 3}),
+        "xarray-engine": lambda: xr.open_dataarray(files["gz"], engine="nifti", chunks={}),
+    }[opener]()
+    out = ls.extract(image, SEEDS, 4.0)
     assert opened == []
     with dask.config.set(scheduler="threads"):
         out.values  # noqa: B018

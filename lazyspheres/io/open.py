@@ -207,12 +207,38 @@ def image_from_array(
 
 
 def nifti_file_of(image: xr.DataArray) -> NiftiFile | None:
-    """Return the file an unmodified, unsliced opened image reads from, else ``None``."""
+    """Return the file an unmodified, unsliced opened image reads from, else ``None``.
+
+    Recognises arrays made by :func:`open_nifti` (by their Dask name) and arrays that
+    ``xr.open_dataarray(..., engine="nifti", chunks=...)`` built over our backend (by
+    their two-layer graph, whose source layer wraps an unsliced backend array).
+    """
     data = image.data
     if not isinstance(data, da.Array):
         return None
     with _REGISTRY_LOCK:
-        return _REGISTRY.get(data.name)
+        found = _REGISTRY.get(data.name)
+    return found if found is not None else _xarray_backend_file(data)
+
+
+def _xarray_backend_file(data: da.Array) -> NiftiFile | None:
+    layers = data.dask.layers
+    source = layers.get(f"original-{data.name}")
+    if len(layers) != 2 or source is None:
+        return None
+    values = list(dict(source).values())
+    if len(values) != 1:
+        return None
+    wrapped = getattr(values[0], "value", values[0])  # a DataNode in recent Dask
+    for _ in range(10):  # adapters: implicit->explicit, copy-on-write, lazily indexed ...
+        if isinstance(wrapped, NiftiBackendArray):
+            return wrapped.reader.nifti if wrapped.shape == data.shape else None
+        if tuple(getattr(wrapped, "shape", data.shape)) != data.shape:
+            return None  # a sliced view: not the whole file
+        wrapped = getattr(wrapped, "array", None)
+        if wrapped is None:
+            return None
+    return None
 
 
 # ---------------------------------------------------------------------------- helpers
