@@ -97,41 +97,72 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true", help="T=60, one repeat")
     parser.add_argument("--data", type=pathlib.Path, default=HERE.parent / "bench-data")
     parser.add_argument("--skip-nilearn", action="store_true")
+    parser.add_argument("--skip-geometry", action="store_true")
     parser.add_argument("--json", type=pathlib.Path, default=None, help="write results here")
     args = parser.parse_args(argv)
     if args.quick:
         args.volumes, args.repeat = [60], 1
-    results, lines = [], []
+    results, lines, rss = [], [], {}
     for n_volumes in args.volumes:
         files = ensure_data(args.data, n_volumes)
         label = f"T={n_volumes}"
-        floor = run_case("inflate_zlib", files["gz"], args.repeat)
-        gather = run_case("memmap_gather", files["nii"], args.repeat)
-        ours_gz = run_case("lazyspheres", files["gz"], args.repeat)
-        ours_nii = run_case("lazyspheres", files["nii"], args.repeat)
-        batch = [floor, gather, ours_gz, ours_nii]
-        lines.append(ratio_line(f"nii.gz {label} vs zlib inflate floor", ours_gz, floor))
-        lines.append(ratio_line(f"nii {label} vs memmap gather", ours_nii, gather))
+        # nilearn needs ~17 GB and minutes at T=1200: one run is enough to compare.
+        nilearn_repeat = 1 if n_volumes > 600 else args.repeat
+        runs = {
+            "floor": run_case("inflate_zlib", files["gz"], args.repeat),
+            "gather": run_case("memmap_gather", files["nii"], args.repeat),
+            "ours_gz": run_case("lazyspheres", files["gz"], args.repeat),
+            "ours_nii": run_case("lazyspheres", files["nii"], args.repeat),
+            "ours_gz_clean": run_case(
+                "lazyspheres_clean", files["gz"], args.repeat, confounds=str(files["confounds"])
+            ),
+        }
+        zarr_store = ensure_zarr(files["nii"])
+        if zarr_store is not None:
+            runs["ours_zarr"] = run_case("lazyspheres", zarr_store, args.repeat)
         if not args.skip_nilearn:
-            theirs_gz = run_case("nilearn", files["gz"], 1 if n_volumes > 600 else args.repeat)
-            theirs_nii = run_case("nilearn", files["nii"], 1 if n_volumes > 600 else args.repeat)
-            batch += [theirs_gz, theirs_nii]
-            lines.append(ratio_line(f"nii.gz {label} vs nilearn", ours_gz, theirs_gz))
-            lines.append(ratio_line(f"nii {label} vs nilearn", ours_nii, theirs_nii))
+            runs["nilearn_gz"] = run_case("nilearn", files["gz"], nilearn_repeat)
+            runs["nilearn_nii"] = run_case("nilearn", files["nii"], nilearn_repeat)
+        lines.append(
+            ratio_line(f"nii.gz {label} vs zlib inflate floor", runs["ours_gz"], runs["floor"])
+        )
+        lines.append(ratio_line(f"nii {label} vs memmap gather", runs["ours_nii"], runs["gather"]))
+        if "ours_zarr" in runs:
             lines.append(
-                f"peak RSS nii.gz {label}: lazyspheres {ours_gz['peak_rss_mb']:.0f} MB, "
-                f"nilearn {theirs_gz['peak_rss_mb']:.0f} MB"
+                ratio_line(f"zarr {label} vs memmap gather", runs["ours_zarr"], runs["gather"])
+            )
+        lines.append(
+            ratio_line(
+                f"cleaning overhead nii.gz {label} (clean / no clean)",
+                runs["ours_gz_clean"],
+                runs["ours_gz"],
+            )
+        )
+        if "nilearn_gz" in runs:
+            lines.append(
+                ratio_line(f"nii.gz {label} vs nilearn", runs["ours_gz"], runs["nilearn_gz"])
             )
             lines.append(
-                f"peak RSS nii {label}: lazyspheres {ours_nii['peak_rss_mb']:.0f} MB, "
-                f"nilearn {theirs_nii['peak_rss_mb']:.0f} MB"
+                ratio_line(f"nii {label} vs nilearn", runs["ours_nii"], runs["nilearn_nii"])
             )
-        else:
-            lines.append(f"peak RSS nii.gz {label}: lazyspheres {ours_gz['peak_rss_mb']:.0f} MB")
-            lines.append(f"peak RSS nii {label}: lazyspheres {ours_nii['peak_rss_mb']:.0f} MB")
-        for record in batch:
+        for key in ("ours_gz", "ours_nii", "ours_zarr", "nilearn_gz", "nilearn_nii"):
+            if key in runs:
+                rss[(key, n_volumes)] = runs[key]["peak_rss_mb"]
+                lines.append(f"peak RSS {key} {label}: {runs[key]['peak_rss_mb']:.0f} MB")
+        for record in runs.values():
             record["volumes"] = n_volumes
-        results += batch
+        results += list(runs.values())
+    if len(args.volumes) > 1:
+        low, high = min(args.volumes), max(args.volumes)
+        for key in ("ours_gz", "ours_nii", "ours_zarr"):
+            if (key, low) in rss and (key, high) in rss:
+                growth = rss[(key, high)] / rss[(key, low)]
+                lines.append(
+                    f"peak RSS growth {key} T={low}->{high}: {growth:.3f} "
+                    f"({rss[(key, high)]:.0f} MB / {rss[(key, low)]:.0f} MB)"
+                )
+    if not args.skip_geometry:
+        lines += geometry_lines(args.skip_nilearn)
     print()
     print("| case | file | T | min s | median s | process wall s | peak RSS MB |")
     print("|---|---|---|---|---|---|---|")
@@ -147,6 +178,32 @@ def main(argv: list[str] | None = None) -> int:
         args.json.parent.mkdir(parents=True, exist_ok=True)
         args.json.write_text(json.dumps({"results": results, "ratios": lines}, indent=2))
     return 0
+
+
+def ensure_zarr(nii: pathlib.Path) -> pathlib.Path | None:
+    """Convert the .nii run to a Zarr image once, if this lazyspheres has ``to_zarr_image``."""
+    try:
+        from lazyspheres.io.zarr_image import to_zarr_image
+    except ImportError:
+        return None
+    store = nii.with_suffix(".zarr")
+    if not (store / "zarr.json").exists():
+        print(f"converting {store} ...", flush=True)
+        to_zarr_image(nii, store)
+    return store
+
+
+def geometry_lines(skip_nilearn: bool) -> list[str]:
+    """Run benchmarks/bench_geometry.py (nilearn's geometry step vs ours) and keep its ratios."""
+    if skip_nilearn:
+        return []
+    done = subprocess.run(
+        [sys.executable, str(HERE / "bench_geometry.py")],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    return [line for line in done.stdout.splitlines() if line.startswith("geometry")]
 
 
 if __name__ == "__main__":

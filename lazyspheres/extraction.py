@@ -53,8 +53,9 @@ def extract(
 
     Parameters
     ----------
-    img : path, URL, file object, nibabel image or DataArray
-        A 4D (or 3D) image; anything :func:`lazyspheres.open_nifti` accepts.
+    img : path, URL, file object, nibabel image, DataArray, or a list of 3D images
+        A 4D (or 3D) image; anything :func:`lazyspheres.open_nifti` accepts. A list of 3D
+        images on one grid is one run with a volume per image (as nilearn concatenates).
     seeds : array-like, DataFrame or str
         ``(n, 3)`` world coordinates in mm (same space as the image), a DataFrame with
         ``x, y, z`` columns (other columns become seed coordinates, e.g. ``label``), or a
@@ -93,6 +94,15 @@ def extract(
     >>> signals = ls.extract("bold.nii.gz", "power2011", radius=5)  # doctest: +SKIP
     >>> signals.compute()  # doctest: +SKIP
     """
+    if isinstance(img, (list, tuple)):
+        return _extract_volume_list(
+            img,
+            seeds,
+            radius,
+            mask_img=mask_img,
+            allow_overlap=allow_overlap,
+            storage_options=storage_options,
+        )
     image = open_nifti(img, storage_options=storage_options)
     spatial = ("i", "j", "k")
     missing = [d for d in spatial if d not in image.dims]
@@ -121,6 +131,36 @@ def extract(
     if means.dtype != dtype:
         means = means.astype(dtype)
     return _label(means, image, coords, labels, spheres.n_voxels, radius, allow_overlap, mask_img)
+
+
+def _extract_volume_list(
+    images: list | tuple, seeds: Any, radius: float | None, **options: Any
+) -> xr.DataArray:
+    """Extract from a list of 3D images taken as the volumes of one run."""
+    if len(images) == 0:
+        raise TypeError("Cannot concatenate empty objects: the list of images is empty.")
+    parts, grid = [], None
+    for position, item in enumerate(images):
+        image = open_nifti(item, storage_options=options.get("storage_options"))
+        if "time" in image.dims:
+            raise DimensionError(
+                5 if image.sizes["time"] > 1 else 4,
+                4,
+                f"Item {position} of the list is a 4D image; a list must hold 3D images "
+                "(one volume each).",
+            )
+        this_grid = (image.nifti.spatial_shape, image.nifti.grid_affine)
+        if grid is None:
+            grid = this_grid
+        elif grid[0] != this_grid[0] or not np.allclose(grid[1], this_grid[1]):
+            raise ValueError(
+                f"Item {position} of the list has shape {this_grid[0]} and affine\n"
+                f"{this_grid[1]}\nbut item 0 has shape {grid[0]} and affine\n{grid[1]}: all "
+                "images of a run must share one grid. Resample them first."
+            )
+        parts.append(extract(image, seeds, radius, **options))
+    stacked = xr.concat(parts, dim="time", coords="minimal", compat="override")
+    return stacked.assign_coords(time=("time", np.arange(len(parts)), {"units": "volume index"}))
 
 
 def output_dtype(image_dtype: np.dtype) -> np.dtype:

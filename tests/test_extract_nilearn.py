@@ -155,7 +155,7 @@ def _paths(case, tmp_path):
     nib.save(img, gz)
     nib.save(img, nii)
     on_disk = nib.load(gz)
-    return {
+    paths = {
         "numpy": (ls.open_nifti(img, chunks=None), img),
         "dask-small-chunks": (
             ls.open_nifti(img, chunks={"i": 2, "j": 3, "k": 2, "time": 3}),
@@ -164,6 +164,12 @@ def _paths(case, tmp_path):
         "nii.gz-stream": (gz, on_disk),
         "nii-memmap": (nii, on_disk),
     }
+    if img.ndim == 4:
+        # nilearn concatenates a list of 3D images into a run: same numbers as the 4D image
+        data = np.asanyarray(img.dataobj)
+        volumes = [nib.Nifti1Image(data[..., t], img.affine) for t in range(data.shape[3])]
+        paths["list-of-3d"] = (volumes, img)
+    return paths
 
 
 @pytest.mark.parametrize("index", range(N_CASES))
