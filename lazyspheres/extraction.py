@@ -32,6 +32,7 @@ from lazyspheres.io.open import NIFTI_META, ImageSource, nifti_file_of, open_nif
 from lazyspheres.io.reader import NiftiFile
 from lazyspheres.masks import binarize_mask_values, resample_mask_to_grid
 from lazyspheres.seeds import load_seeds
+from lazyspheres.smoothing import SmoothingPlan, check_fwhm
 
 __all__ = ["extract", "load_mask_on_grid", "output_dtype"]
 
@@ -47,6 +48,7 @@ def extract(
     *,
     mask_img: ImageSource | None = None,
     allow_overlap: bool = False,
+    smoothing_fwhm: float | list[float] | str | None = None,
     storage_options: dict[str, Any] | None = None,
 ) -> xr.DataArray:
     """Mean signal in a sphere around each seed, lazily.
@@ -68,6 +70,13 @@ def extract(
         (nearest neighbour) and read when the graph is built (it is small).
     allow_overlap : bool, default False
         Whether spheres may share voxels (else :class:`~lazyspheres.errors.OverlapError`).
+    smoothing_fwhm : float, sequence of 3 floats, "fast" or None, optional
+        Smooth the image with a Gaussian of this FWHM (mm; per axis if a sequence) before
+        averaging, as nilearn does (reflect at the image borders, non-finite values set to
+        0). Only the voxels the spheres need, plus the kernel halo, are read and smoothed
+        (:mod:`lazyspheres.smoothing`); the numbers equal smoothing the whole image first.
+        A smoothed image is a float image: signals are float32, or float64 for float64,
+        8-byte integer and scaled images.
     storage_options : dict, optional
         fsspec options when ``img`` or ``mask_img`` is a URL.
 
@@ -101,8 +110,10 @@ def extract(
             radius,
             mask_img=mask_img,
             allow_overlap=allow_overlap,
+            smoothing_fwhm=smoothing_fwhm,
             storage_options=storage_options,
         )
+    fwhm = check_fwhm(smoothing_fwhm)
     image = open_nifti(img, storage_options=storage_options)
     spatial = ("i", "j", "k")
     missing = [d for d in spatial if d not in image.dims]
@@ -126,11 +137,27 @@ def extract(
         coords, affine, shape, radius=radius, mask=mask, allow_overlap=allow_overlap
     )
     plan = GatherPlan.from_spheres(spheres)
-    means = _sphere_means(image, plan)
-    dtype = output_dtype(image.dtype)
+    smoother = None
+    if fwhm is not None:
+        smoother = SmoothingPlan.build(plan.voxels, shape, affine, fwhm, image.dtype)
+    means = _sphere_means(image, plan, smoother)
+    dtype = output_dtype(image.dtype if smoother is None else smoother.dtype)
     if means.dtype != dtype:
         means = means.astype(dtype)
-    return _label(means, image, coords, labels, spheres.n_voxels, radius, allow_overlap, mask_img)
+    signals = _label(
+        means, image, coords, labels, spheres.n_voxels, radius, allow_overlap, mask_img
+    )
+    signals.attrs["smoothing_fwhm"] = _describe_fwhm(smoothing_fwhm)
+    return signals
+
+
+def _describe_fwhm(fwhm: Any) -> Any:
+    """``smoothing_fwhm`` as a JSON-friendly attribute value."""
+    if fwhm is None or isinstance(fwhm, str):
+        return fwhm
+    values = np.asarray(fwhm, dtype=object).ravel().tolist()
+    values = [None if v is None else float(v) for v in values]
+    return values[0] if np.ndim(fwhm) == 0 else values
 
 
 def _extract_volume_list(
@@ -198,23 +225,34 @@ def load_mask_on_grid(
 
 
 # ---------------------------------------------------------------------------- reading
-def _sphere_means(image: xr.DataArray, plan: GatherPlan) -> Any:
-    """``(T, n_seeds)`` float64 means (``(n_seeds,)`` for 3D), lazily where possible."""
+def _sphere_means(
+    image: xr.DataArray, plan: GatherPlan, smoother: SmoothingPlan | None = None
+) -> Any:
+    """``(T, n_seeds)`` float64 means (``(n_seeds,)`` for 3D), lazily where possible.
+
+    With a ``smoother``, its read set (sphere voxels plus kernel halo) is gathered instead
+    of the sphere voxels, and smoothed to the sphere voxels before averaging.
+    """
     nifti = nifti_file_of(image)
     if nifti is not None:
-        means = _means_from_file(nifti, plan)
+        means = _means_from_file(nifti, plan, smoother)
         return means[0] if image.ndim == 3 else means
     data = image.data
     if isinstance(data, da.Array):
-        return _means_from_dask(data, plan)
-    vi, vj, vk = (xr.Variable("voxel", v) for v in plan.voxels.T)
+        return _means_from_dask(data, plan, smoother)
+    read = plan.voxels if smoother is None else smoother.read_voxels
+    vi, vj, vk = (xr.Variable("voxel", v) for v in read.T)
     gathered = np.asarray(image.isel(i=vi, j=vj, k=vk).values)
+    if smoother is not None:
+        gathered = smoother.smooth(gathered, axis=0)
     means, n_bad = sphere_means(gathered.T if gathered.ndim == 2 else gathered, plan)
     _warn_nonfinite(n_bad)
     return means
 
 
-def _means_from_file(nifti: NiftiFile, plan: GatherPlan) -> da.Array:
+def _means_from_file(
+    nifti: NiftiFile, plan: GatherPlan, smoother: SmoothingPlan | None
+) -> da.Array:
     n_volumes = nifti.layout.n_volumes
     if nifti.source.compression is None and nifti.source.is_local:
         step = max(1, math.ceil(n_volumes / _LOCAL_TIME_BLOCKS))
@@ -223,40 +261,55 @@ def _means_from_file(nifti: NiftiFile, plan: GatherPlan) -> da.Array:
     blocks = []
     for start in range(0, n_volumes, step):
         stop = min(n_volumes, start + step)
-        task = dask.delayed(_file_block_means, pure=True)(nifti, plan, start, stop)
+        task = dask.delayed(_file_block_means, pure=True)(nifti, plan, smoother, start, stop)
         blocks.append(da.from_delayed(task, shape=(stop - start, plan.n_seeds), dtype=np.float64))
     means = da.concatenate(blocks, axis=0) if len(blocks) > 1 else blocks[0]
     return means.rechunk({0: -1})
 
 
-def _file_block_means(nifti: NiftiFile, plan: GatherPlan, start: int, stop: int) -> np.ndarray:
+def _file_block_means(
+    nifti: NiftiFile, plan: GatherPlan, smoother: SmoothingPlan | None, start: int, stop: int
+) -> np.ndarray:
     layout = nifti.layout
     scale = layout.scale if layout.is_scaled else None
     out = np.empty((stop - start, plan.n_seeds), dtype=np.float64)
     n_bad = 0
-    for t0, values in nifti.iter_gathered(plan.flat_indices("F"), start, stop):
-        means, bad = sphere_means(values, plan, scale=scale)
+    read = plan if smoother is None else smoother
+    for t0, values in nifti.iter_gathered(read.flat_indices("F"), start, stop):
+        if smoother is not None:  # (b, n_read) raw -> (b, n_union) smoothed
+            values = smoother.smooth(values if scale is None else scale(values), axis=1)
+            means, bad = sphere_means(values, plan)
+        else:
+            means, bad = sphere_means(values, plan, scale=scale)
         out[t0 - start : t0 - start + means.shape[0]] = means
         n_bad += bad
     _warn_nonfinite(n_bad, where=nifti.source.location)
     return out
 
 
-def _means_from_dask(data: da.Array, plan: GatherPlan) -> da.Array:
-    vi, vj, vk = plan.voxels.T
-    gathered = data.vindex[vi, vj, vk]  # (n_union[, T]); reads only chunks holding voxels
+def _means_from_dask(data: da.Array, plan: GatherPlan, smoother: SmoothingPlan | None) -> da.Array:
+    vi, vj, vk = (plan.voxels if smoother is None else smoother.read_voxels).T
+    gathered = data.vindex[vi, vj, vk]  # (n_read[, T]); reads only chunks holding voxels
     if data.ndim == 3:
         return gathered.rechunk(-1).map_blocks(
-            _union_major_means, plan, dtype=np.float64, chunks=((plan.n_seeds,),)
+            _union_major_means, plan, smoother, dtype=np.float64, chunks=((plan.n_seeds,),)
         )
     gathered = gathered.rechunk({0: -1})
     means = gathered.map_blocks(
-        _union_major_means, plan, dtype=np.float64, chunks=((plan.n_seeds,), gathered.chunks[1])
+        _union_major_means,
+        plan,
+        smoother,
+        dtype=np.float64,
+        chunks=((plan.n_seeds,), gathered.chunks[1]),
     )
     return means.T.rechunk({0: -1})
 
 
-def _union_major_means(block: np.ndarray, plan: GatherPlan) -> np.ndarray:
+def _union_major_means(
+    block: np.ndarray, plan: GatherPlan, smoother: SmoothingPlan | None = None
+) -> np.ndarray:
+    if smoother is not None:  # (n_read[, b]) -> (n_union[, b]) smoothed
+        block = smoother.smooth(block, axis=0)
     if block.ndim == 1:
         means, bad = sphere_means(block, plan)
     else:
