@@ -20,6 +20,7 @@ __all__ = [
     "LazySpheresWarning",
     "OverlapError",
     "SeedError",
+    "SourceChangedError",
     "StoreMismatchError",
     "TruncatedImageError",
 ]
@@ -47,6 +48,14 @@ class ImageFormatError(LazySpheresError, ValueError):
 
 class TruncatedImageError(LazySpheresError, OSError):
     """The image file (or compressed stream) ends before the data the header promises."""
+
+
+class SourceChangedError(LazySpheresError, OSError):
+    """The file or object changed (or vanished) after it was opened: its bytes cannot be trusted.
+
+    Raised when a stored object's size or ETag/mtime no longer matches the fingerprint taken
+    when the image was opened, so reads would mix two versions.
+    """
 
 
 class DimensionError(LazySpheresError, TypeError):

@@ -28,7 +28,7 @@ import zlib
 from collections.abc import Callable
 from typing import IO, Any
 
-from lazyspheres.errors import ImageFormatError, TruncatedImageError
+from lazyspheres.errors import ImageFormatError, LazySpheresError, TruncatedImageError
 
 __all__ = [
     "ENGINES",
@@ -41,6 +41,15 @@ __all__ = [
 ]
 
 ENGINES = ("isal", "rapidgzip", "zlib-ng", "zlib")
+# Errors of the underlying byte source (a remote object that changed, vanished, or refused
+# access; a dropped connection): passed through as they are, never reported as corrupt data.
+_SOURCE_ERRORS = (
+    LazySpheresError,
+    PermissionError,
+    FileNotFoundError,
+    ConnectionError,
+    TimeoutError,
+)
 _MODULES = {"rapidgzip": "rapidgzip", "isal": "isal", "zlib-ng": "zlib_ng", "zlib": "zlib"}
 
 
@@ -188,6 +197,8 @@ def read_exactly(stream: IO[bytes], buffer: memoryview, *, where: str, offset: i
     while filled < total:
         try:
             count = stream.readinto(buffer[filled:])
+        except _SOURCE_ERRORS:
+            raise  # the bytes could not be fetched: not a decoding problem
         except (EOFError, zlib.error, OSError, RuntimeError, ValueError) as error:
             _raise_decode_error(error, where=where, offset=offset + filled)
         if not count:
@@ -245,6 +256,8 @@ def drain(stream: IO[bytes], *, where: str, offset: int) -> None:
     while True:
         try:
             piece = stream.read(1 << 20)
+        except _SOURCE_ERRORS:
+            raise
         except (EOFError, zlib.error, OSError, RuntimeError, ValueError) as error:
             _raise_decode_error(error, where=where, offset=offset)
         if not piece:

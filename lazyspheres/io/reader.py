@@ -28,6 +28,7 @@ from typing import IO, Any
 import numpy as np
 
 from lazyspheres.errors import ImageFormatError, TruncatedImageError
+from lazyspheres.io import remote
 from lazyspheres.io.header import (
     HEADER_PROBE_BYTES,
     NiftiLayout,
@@ -109,10 +110,17 @@ class NiftiFile:
                 t1 = min(stop, t0 + per_block)
                 yield t0, np.array(self._memmap(t0, t1))
             return
+        if self._is_remote_uncompressed():
+            for t0 in range(start, stop, per_block):
+                yield t0, remote.read_volumes(self, t0, min(stop, t0 + per_block))
+            return
         with self._stream_from(start) as stream:
             for t0 in range(start, stop, per_block):
                 t1 = min(stop, t0 + per_block)
                 yield t0, self._read_volumes(stream, t0, t1)
+        if self._is_url():
+            # s3fs pins the ETag on every GET; other stores are checked once at the end.
+            remote.ensure_unchanged(self.source)
 
     def iter_gathered(
         self,
@@ -142,6 +150,10 @@ class NiftiFile:
                 del mapped
                 yield t0, values
             return
+        if self._is_remote_uncompressed():
+            # Only the byte ranges holding the voxels, coalesced into few large requests.
+            yield from remote.iter_gathered(self, flat_indices, start, stop)
+            return
         for t0, block in self.iter_volume_blocks(start, stop, block_bytes=block_bytes):
             yield t0, block[:, flat_indices]
 
@@ -152,6 +164,8 @@ class NiftiFile:
         one-off look, wasteful in a loop (use the streaming iterators instead).
         """
         layout = self.layout
+        if self._is_remote_uncompressed():
+            return self._read_remote_region(i, j, k, t)
         if self.source.compression is None and self.source.is_local:
             data = self._memmap(0, layout.n_volumes)
         else:
@@ -167,6 +181,29 @@ class NiftiFile:
         return box if layout.ndim == 4 else box[..., 0]
 
     # ------------------------------------------------------------------ internals
+    def _is_url(self) -> bool:
+        return not self.source.is_local and self.source.fileobj is None
+
+    def _is_remote_uncompressed(self) -> bool:
+        return self.source.compression is None and self._is_url()
+
+    def _read_remote_region(self, i: slice, j: slice, k: slice, t: slice | None) -> np.ndarray:
+        """Fetch only the z-slab of whole slices spanned by ``k``, for the volumes in ``t``."""
+        layout = self.layout
+        x, y, z = layout.shape[:3]
+        xs, ys, ks = np.arange(x)[i], np.arange(y)[j], np.arange(z)[k]
+        ts = np.arange(layout.n_volumes)[slice(None) if t is None else t]
+        if min(xs.size, ys.size, ks.size, ts.size) == 0:
+            box = np.empty((xs.size, ys.size, ks.size, ts.size), dtype=layout.raw_dtype)
+            return box if layout.ndim == 4 else box[..., 0]
+        k0, k1 = int(ks.min()), int(ks.max()) + 1
+        t0, t1 = int(ts.min()), int(ts.max()) + 1
+        data = remote.read_volumes(self, t0, t1, k0 * x * y, k1 * x * y)
+        slab = data.reshape(t1 - t0, k1 - k0, y, x)
+        box = slab[(ts - t0)[:, None], (ks - k0)[None, :]][:, :, j, i]
+        box = np.array(box.transpose(3, 2, 1, 0))
+        return box if layout.ndim == 4 else box[..., 0]
+
     def _memmap(self, start: int, stop: int) -> np.ndarray:
         """Map volumes ``start`` to ``stop`` as a ``(stop - start, V)`` read-only array."""
         layout = self.layout
@@ -214,7 +251,10 @@ def _opened(source: ByteSource) -> Iterator[IO[bytes]]:
     with contextlib.ExitStack() as stack:
         if lock is not None:
             stack.enter_context(lock)
-        raw = stack.enter_context(source.open())
+        if source.is_local or source.fileobj is not None:
+            raw = stack.enter_context(source.open())
+        else:
+            raw = stack.enter_context(remote.open_stream(source))
         if source.compression == "gzip":
             yield stack.enter_context(open_inflated(raw))
         else:

@@ -7,6 +7,7 @@ process anyway), so it can ride inside a Dask graph to any worker.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import pathlib
 import threading
@@ -62,9 +63,11 @@ class ByteSource:
             return _NonClosing(self.fileobj)
         if self.is_local:
             return open(self.location, "rb")
-        import fsspec
+        from lazyspheres.io import remote
 
-        return fsspec.open(self.location, "rb", **dict(self.storage_options)).open()
+        # Small blocks: this handle reads the magic number and the header. Streams and
+        # range reads go through lazyspheres.io.remote with sizes fit for their pattern.
+        return remote.open_probe(self)
 
     def lock(self) -> threading.Lock | None:
         """A lock to hold while reading a shared user file object (``None`` otherwise)."""
@@ -169,24 +172,18 @@ def resolve_source(
 
 
 def _resolve_url(url: str, storage_options: dict[str, Any] | None) -> ByteSource:
-    import fsspec
+    from lazyspheres.io import remote
 
-    fs, path = fsspec.core.url_to_fs(url, **(storage_options or {}))
-    try:
-        info = fs.info(path)
-    except FileNotFoundError as error:
-        raise FileNotFoundError(f"File not found: '{url}' ({error})") from error
-    if info.get("type") == "directory":
-        raise FileNotFoundError(f"File not found: '{url}' is a directory, not an image file.")
+    info = remote.stat(url, storage_options)
     size = info.get("size")
-    tag = info.get("ETag") or info.get("etag") or info.get("mtime") or info.get("LastModified")
-    with fs.open(path, "rb") as handle:
-        compression = _sniff(handle)
-    return ByteSource(
+    source = ByteSource(
         location=url,
         is_local=False,
-        compression=compression,
+        compression=None,
         size=None if size is None else int(size),
-        fingerprint=f"size={size};tag={tag}",
+        fingerprint=remote.fingerprint(info),
         storage_options=_freeze(storage_options),
     )
+    with source.open() as handle:
+        compression = _sniff(handle)
+    return dataclasses.replace(source, compression=compression)
