@@ -62,7 +62,8 @@ def open_nifti(
     source : str, os.PathLike, file object, nibabel image or DataArray
         A local path, an fsspec URL (``s3://``, ``gs://``, ``https://``, ``memory://``,
         ``file://``), an open binary file object, or a nibabel image. A DataArray already
-        opened by lazyspheres is returned unchanged.
+        opened by lazyspheres is returned unchanged. A ``*.zarr`` path/URL (or a zarr
+        Group/Store) is read as a Zarr image written by :func:`lazyspheres.to_zarr_image`.
     chunks : "auto", dict, tuple, int or None, default "auto"
         Dask chunking. ``"auto"`` keeps whole volumes per chunk (the on-disk order) with
         about 64 MB per chunk. A dict maps dim names to chunk sizes (others stay "auto").
@@ -108,6 +109,10 @@ def open_nifti(
         return source
     if isinstance(source, nib.spatialimages.SpatialImage):
         return _from_nibabel(source, chunks=chunks, name=name)
+    from lazyspheres.io.zarr_image import is_zarr_source, open_zarr_image  # no import cycle
+
+    if is_zarr_source(source):  # a *.zarr path/URL, zarr Group or Store: to_zarr_image's layout
+        return open_zarr_image(source, chunks=chunks, storage_options=storage_options, name=name)
     nifti = NiftiFile.open(source, storage_options)
     return image_from_file(nifti, chunks=chunks, name=name)
 

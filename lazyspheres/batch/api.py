@@ -1,0 +1,482 @@
+"""``extract_many``: sphere signals of many runs into one resumable Zarr store."""
+
+from __future__ import annotations
+
+import builtins
+import inspect
+import itertools
+import json
+import warnings
+from typing import Any, Literal
+
+import numpy as np
+import xarray as xr
+from dask import delayed
+from dask.base import tokenize
+
+from lazyspheres.batch.execute import Progress, active_client, compute_all, n_workers
+from lazyspheres.batch.runs import RunSpec, build_runs
+from lazyspheres.batch.spheres import check_radii
+from lazyspheres.batch.store import ResultStore, open_results
+from lazyspheres.batch.tasks import (
+    BatchConfig,
+    Failure,
+    RunOutcome,
+    finish_run,
+    probe_run,
+    read_block,
+)
+from lazyspheres.errors import LazySpheresError
+
+__all__ = ["BatchError", "extract_many"]
+
+# Uncompressed runs are split in time blocks of at least this many volumes when there are
+# fewer runs than worker threads (gzip streams cannot be split; Zarr chunks hold all T).
+_MIN_BLOCK_VOLUMES = 64
+
+
+class BatchError(LazySpheresError, RuntimeError):
+    """Some runs of a batch failed; the others are complete in the store.
+
+    Attributes
+    ----------
+    failures : dict
+        ``{run id: "source: ErrorType: message"}``.
+    store : object
+        The (partial) store.
+    """
+
+    def __init__(self, message: str, failures: dict[str, str], store: Any) -> None:
+        super().__init__(message)
+        self.failures = failures
+        self.store = store
+
+
+def extract_many(
+    sources: Any,
+    seeds: Any,
+    radius: Any = None,
+    *,
+    store: Any = "results.zarr",
+    mask_img: Any = None,
+    allow_overlap: bool = False,
+    confounds: Any = None,
+    confound_columns: list[str] | None = None,
+    sample_mask: Any = None,
+    clean: dict[str, Any] | None = None,
+    client: Any = None,
+    resume: bool = True,
+    overwrite: bool = False,
+    progress: bool = True,
+    on_empty: Literal["raise", "nan"] = "raise",
+    errors: Literal["raise", "warn"] = "raise",
+    run_ids: list[str] | None = None,
+    time_blocks: int | None = None,
+    storage_options: dict[str, Any] | None = None,
+) -> xr.Dataset:
+    """Extract (and clean) sphere signals of many runs into one resumable Zarr v3 store.
+
+    Each run is read by its own task on a worker (one streaming pass for ``.nii.gz``, time
+    blocks for uncompressed ``.nii`` when there are fewer runs than threads, touched chunks
+    for Zarr images), cleaned there, and written to its own region of the store, followed
+    by its completion flag. Runs on Dask's local scheduler by default, or on ``client`` /
+    the active ``distributed`` client.
+
+    Parameters
+    ----------
+    sources : path, URL, glob pattern, or sequence of them
+        The 4D runs (``.nii``, ``.nii.gz``, Zarr images).
+    seeds : array-like, DataFrame or str
+        As in :func:`lazyspheres.extract` (label columns become seed coordinates).
+    radius : float, sequence of float, or None
+        Sphere radius in mm, or one radius per seed (a lazyspheres extension: nilearn has
+        one radius). ``None``: nearest voxel only.
+    store : str, os.PathLike or zarr Store, default "results.zarr"
+        The result store (path, fsspec URL or zarr Store).
+    mask_img : image, "bids", list or dict, optional
+        One mask for all runs, or one per run (a list, a dict run id → mask, or ``"bids"``
+        for fMRIPrep's ``..._desc-brain_mask.nii.gz`` next to each run).
+    allow_overlap : bool, default False
+        Whether spheres may share voxels.
+    confounds, sample_mask : list, dict or "bids", optional
+        One entry per run (a list aligned with ``sources`` or a dict run id → value), each
+        anything :func:`lazyspheres.clean` accepts. ``confounds="bids"`` finds fMRIPrep's
+        ``..._desc-confounds_timeseries.tsv`` next to each run.
+    confound_columns : list of str, optional
+        Column names or shell patterns (``"trans_*"``) to keep from confounds tables.
+    clean : dict, optional
+        Keywords of :func:`lazyspheres.clean` (``detrend``, ``standardize``, ``low_pass``,
+        ``high_pass``, ``t_r``, ``filter``, ...), applied to each run.
+    client : distributed.Client, optional
+        Cluster to run on (default: the active client, else the local scheduler).
+    resume : bool, default True
+        Continue an existing store: skip complete runs whose inputs are unchanged
+        (fingerprint), redo incomplete or changed ones. False: refuse an existing store
+        unless ``overwrite``.
+    overwrite : bool, default False
+        Start the store again from scratch.
+    progress : bool, default True
+        Draw a progress bar of finished runs on stderr.
+    on_empty : {"raise", "nan"}, default "raise"
+        A run in which a sphere is empty (after masking) fails, or gets NaN for that seed
+        (``n_voxels`` records the coverage).
+    errors : {"raise", "warn"}, default "raise"
+        After all runs ran: raise :class:`BatchError` listing failed runs, or warn.
+    run_ids : list of str, optional
+        Explicit run ids (default: BIDS entities or file stems).
+    time_blocks : int, optional
+        Split each uncompressed run in this many time blocks (default: automatic).
+    storage_options : dict, optional
+        fsspec options for URLs (inputs and store).
+
+    Returns
+    -------
+    xarray.Dataset
+        The store opened lazily (see :func:`lazyspheres.batch.open_results`); with
+        ``errors="warn"`` and failures, incomplete runs' signals are NaN.
+
+    Raises
+    ------
+    StoreMismatchError
+        The store was written with other parameters, seeds or runs (all differences named).
+    FileExistsError
+        The store exists, ``resume=False`` and ``overwrite=False``.
+    BatchError
+        Runs failed (``errors="raise"``); the others are complete and the store says which
+        failed. Fix them and call again: complete runs are not recomputed.
+    EmptySphereError, OverlapError, SeedError, TypeError, ValueError
+        Bad seeds, radii or cleaning parameters, before anything is written (spheres are
+        checked on the first run's grid; other grids fail per run).
+
+    Examples
+    --------
+    >>> import lazyspheres as ls
+    >>> ds = ls.extract_many("derivatives/sub-*/func/*_bold.nii.gz", "power2011", 5,
+    ...                      store="power.zarr", confounds="bids",
+    ...                      confound_columns=["trans_*", "rot_*"],
+    ...                      clean={"detrend": True, "standardize": "zscore_sample"})
+    ... # doctest: +SKIP
+    >>> ds.signals.sel(run="sub-01_task-rest_run-1")  # doctest: +SKIP
+    """
+    from lazyspheres.seeds import load_seeds
+
+    if on_empty not in ("raise", "nan"):
+        raise ValueError(f"on_empty must be 'raise' or 'nan'; got {on_empty!r}.")
+    if errors not in ("raise", "warn"):
+        raise ValueError(f"errors must be 'raise' or 'warn'; got {errors!r}.")
+    shared_mask, per_run_masks = _split_mask(mask_img)
+    runs = build_runs(
+        sources,
+        confounds=confounds,
+        sample_mask=sample_mask,
+        masks=per_run_masks,
+        run_ids=run_ids,
+        storage_options=storage_options,
+    )
+    coords, labels = load_seeds(seeds)
+    radii = check_radii(radius, coords.shape[0])
+    clean_kwargs = _check_clean(clean)
+    handle = ResultStore(store, storage_options)
+    exists = handle.exists()
+    if exists and not resume and not overwrite:
+        raise FileExistsError(
+            f"{store} exists. Pass resume=True to finish or update it, or overwrite=True to "
+            "start again."
+        )
+    client = active_client(client)
+    probes = _probe(runs, client, storage_options)
+    opened = [p for p in probes if not isinstance(p, Failure)]
+    if not opened:
+        failures = {r.run_id: _describe(r, p) for r, p in zip(runs, probes, strict=True)}
+        raise BatchError(_failure_message(failures, store, written=False), failures, store)
+    facts = [p[0] for p in opened]
+    dtype = "float32" if all(f.dtype == "float32" for f in facts) else "float64"
+    has_confounds = any(run.confounds is not None for run in runs)
+    known = _dry_run_clean(clean_kwargs, facts[0].n_volumes, dtype, has_confounds)
+    config = BatchConfig(
+        coords=coords,
+        radii=radii,
+        allow_overlap=bool(allow_overlap),
+        on_empty=on_empty,
+        mask=shared_mask,
+        clean=clean_kwargs or None,
+        confound_columns=None if confound_columns is None else tuple(confound_columns),
+        dtype=dtype,
+        store=store,
+        storage_options=storage_options,
+        known_warnings=frozenset(known),
+    )
+    if per_run_masks is None:  # fail fast on seeds that are wrong for every run
+        from lazyspheres.batch.tasks import spheres_for
+
+        spheres_for(facts[0], shared_mask, config)
+    parameters = _parameters(radius, config, confounds, sample_mask, mask_img, storage_options)
+    seed_coords = _seed_coords(coords, radii, labels)
+    n_time = max(f.n_volumes for f in facts)
+    if exists and not overwrite:
+        handle.check(
+            parameters=parameters, run_ids=[r.run_id for r in runs], seed_coords=seed_coords
+        )
+        if n_time > handle.n_time():
+            handle.grow_time(n_time)
+        complete = handle.complete_runs()
+    else:
+        handle.create(
+            run_ids=[r.run_id for r in runs],
+            sources=[r.source for r in runs],
+            n_time=n_time,
+            seed_coords=seed_coords,
+            dtype=np.dtype(dtype),
+            parameters=parameters,
+            overwrite=overwrite,
+        )
+        complete = {}
+    todo = [
+        (run, probe)
+        for run, probe in zip(runs, probes, strict=True)
+        if isinstance(probe, Failure) or complete.get(run.run_id) != probe[1]
+    ]
+    handle.clear_flags([run.index for run, _ in todo if run.run_id in complete])
+    handle.set_attrs(complete=False)
+    outcomes = _run(todo, config, client, progress, time_blocks)
+    return _finish(handle, runs, outcomes, errors)
+
+
+# ---------------------------------------------------------------------------- steps
+def _split_mask(mask_img: Any) -> tuple[Any, Any]:
+    """(shared mask, per-run masks spec)."""
+    if mask_img is None:
+        return None, None
+    if isinstance(mask_img, (list, tuple, dict)) or (
+        isinstance(mask_img, str) and mask_img == "bids"
+    ):
+        return None, mask_img
+    return mask_img, None
+
+
+def _check_clean(clean: dict[str, Any] | None) -> dict[str, Any]:
+    from lazyspheres.cleaning import clean as clean_function
+
+    if clean is None:
+        return {}
+    if not isinstance(clean, dict):
+        raise TypeError(f"clean must be a dict of lazyspheres.clean keywords; got {clean!r}.")
+    allowed = set(inspect.signature(clean_function).parameters) - {"signals"}
+    per_run = {"confounds", "sample_mask"} & set(clean)
+    if per_run:
+        raise TypeError(
+            f"clean={{...}} cannot hold {sorted(per_run)}: they differ per run. Pass "
+            "confounds=[...] / sample_mask=[...] (one per run) to extract_many."
+        )
+    unknown = sorted(set(clean) - allowed)
+    if unknown:
+        raise TypeError(
+            f"clean got unexpected keyword(s) {unknown}; lazyspheres.clean accepts "
+            f"{sorted(allowed - {'confounds', 'sample_mask'})}."
+        )
+    return dict(clean)
+
+
+def _dry_run_clean(
+    kwargs: dict[str, Any], n_volumes: int, dtype: str, confounds: bool
+) -> set[tuple[str, str]]:
+    """Validate cleaning parameters now, and show their data-independent warnings once.
+
+    The tasks report only warnings not seen here, so a batch of 1000 runs does not repeat a
+    parameter's DeprecationWarning 1000 times.
+    """
+    if not kwargs and not confounds:
+        return set()
+    from lazyspheres.cleaning import clean
+
+    rng = np.random.default_rng(0)
+    probe = (100.0 + rng.standard_normal((n_volumes, 3))).astype(dtype)
+    regressors = rng.standard_normal((n_volumes, 1)) if confounds else None
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        clean(probe, confounds=regressors, **kwargs)
+    seen = set()
+    for record in caught:
+        item = (record.category.__name__, str(record.message))
+        if item not in seen:
+            seen.add(item)
+            warnings.warn(str(record.message), record.category, stacklevel=3)
+    return seen
+
+
+def _probe(runs: list[RunSpec], client: Any, options: dict[str, Any] | None) -> list[Any]:
+    """Header facts of every run, read by the workers (a Failure per unreadable run)."""
+    token = tokenize(object())
+    tasks = [
+        delayed(probe_run, pure=False)(run, options, dask_key_name=f"probe-{run.run_id}-{token}")
+        for run in runs
+    ]
+    results: list[Any] = [None] * len(runs)
+
+    def done(i: int, result: Any) -> None:
+        results[i] = result
+
+    def error(i: int, exc: BaseException) -> None:
+        results[i] = Failure.of(exc)
+
+    compute_all(tasks, client=client, on_done=done, on_error=error)
+    return results
+
+
+def _n_blocks(facts: Any, n_runs: int, workers: int, time_blocks: int | None) -> int:
+    if facts.kind != "nifti":  # gzip: one stream; Zarr: chunks hold the whole time axis
+        return 1
+    if time_blocks is not None:
+        return max(1, min(int(time_blocks), facts.n_volumes))
+    if n_runs >= 2 * workers:
+        return 1
+    return max(1, min(workers, facts.n_volumes // _MIN_BLOCK_VOLUMES))
+
+
+def _run(todo, config, client, progress, time_blocks) -> list[RunOutcome]:
+    outcomes: list[RunOutcome] = []
+    tasks = []
+    workers = n_workers(client)
+    token = tokenize(object())
+    submitted = []
+    for run, probe in todo:
+        if isinstance(probe, Failure):
+            outcomes.append(RunOutcome(run.index, run.run_id, run.source, failure=probe))
+            continue
+        n_volumes = probe[0].n_volumes
+        n = _n_blocks(probe[0], len(todo), workers, time_blocks)
+        edges = np.linspace(0, n_volumes, n + 1).astype(int)
+        blocks = [
+            delayed(read_block, pure=False)(
+                run, config, int(a), int(b), dask_key_name=f"read-{run.run_id}-{k}-{token}"
+            )
+            for k, (a, b) in enumerate(itertools.pairwise(edges))
+        ]
+        tasks.append(
+            delayed(finish_run, pure=False)(
+                run, config, *blocks, dask_key_name=f"run-{run.run_id}-{token}"
+            )
+        )
+        submitted.append(run)
+    bar = Progress(len(tasks), enabled=progress)
+
+    def done(i: int, outcome: RunOutcome) -> None:
+        outcomes.append(outcome)
+        bar.update(failed=outcome.failure is not None)
+
+    def error(i: int, exc: BaseException) -> None:
+        run = submitted[i]
+        outcomes.append(RunOutcome(run.index, run.run_id, run.source, failure=Failure.of(exc)))
+        bar.update(failed=True)
+
+    compute_all(tasks, client=client, on_done=done, on_error=error)
+    return outcomes
+
+
+def _finish(handle: ResultStore, runs: list[RunSpec], outcomes: list[RunOutcome], errors: str):
+    attrs = handle.attrs()
+    inputs = json.loads(attrs.get("inputs") or "{}")
+    failed = json.loads(attrs.get("failed") or "{}")
+    grouped: dict[tuple[str, str], list[str]] = {}
+    for outcome in sorted(outcomes, key=lambda o: o.index):
+        run = runs[outcome.index]
+        if outcome.failure is None:
+            inputs[outcome.run_id] = json.loads(outcome.fingerprint)
+            failed.pop(outcome.run_id, None)
+        else:
+            inputs.pop(outcome.run_id, None)
+            failed[outcome.run_id] = _describe(run, outcome.failure)
+        for item in outcome.warnings:
+            grouped.setdefault(item, []).append(outcome.run_id)
+    complete = handle.all_complete()
+    handle.set_attrs(inputs=inputs, failed=failed, complete=complete)  # the last write
+    for (category, message), run_ids in grouped.items():
+        listed = ", ".join(run_ids[:5]) + (" ..." if len(run_ids) > 5 else "")
+        klass = getattr(builtins, category, None)
+        klass = klass if isinstance(klass, type) and issubclass(klass, Warning) else UserWarning
+        warnings.warn(f"{message} [run(s) {listed}]", klass, stacklevel=3)
+    new_failures = {o.run_id: failed[o.run_id] for o in outcomes if o.failure is not None}
+    if new_failures:
+        message = _failure_message(new_failures, handle.store, written=True)
+        if errors == "raise":
+            raise BatchError(message, new_failures, handle.store)
+        warnings.warn(message, UserWarning, stacklevel=3)
+    return open_results(handle.store, storage_options=handle.storage_options, allow_partial=True)
+
+
+def _describe(run: RunSpec, failure: Any) -> str:
+    return f"{run.source}: {failure.error_type}: {failure.message}"
+
+
+def _failure_message(failures: dict[str, str], store: Any, *, written: bool) -> str:
+    lines = [f"{len(failures)} run(s) failed:"]
+    lines += [f"  {run_id}: {text}" for run_id, text in list(failures.items())[:20]]
+    if len(failures) > 20:
+        lines.append(f"  ... and {len(failures) - 20} more (see the store's 'failed' attribute)")
+    if written:
+        lines.append(
+            f"The other runs are complete in {store}. Fix the failed runs and call "
+            "extract_many again with the same arguments: complete runs are not recomputed."
+        )
+    else:
+        lines.append("No run could be opened; nothing was written.")
+    return "\n".join(lines)
+
+
+def _parameters(radius, config: BatchConfig, confounds, sample_mask, mask_img, options):
+    from lazyspheres.batch.reading import file_fingerprint
+
+    if isinstance(mask_img, (list, tuple, dict)) or mask_img == "bids":
+        mask = "per-run" if mask_img != "bids" else "bids"
+    else:
+        mask = file_fingerprint(config.mask, options)
+    return {
+        "radius": _radius_parameter(radius, config.radii),
+        "allow_overlap": config.allow_overlap,
+        "on_empty": config.on_empty,
+        "mask_img": mask,
+        "clean": {k: _jsonable(v) for k, v in sorted((config.clean or {}).items())},
+        "confounds": None if confounds is None else ("bids" if confounds == "bids" else "per-run"),
+        "confound_columns": list(config.confound_columns or ()) or None,
+        "sample_mask": None if sample_mask is None else "per-run",
+        "smoothing_fwhm": None,
+    }
+
+
+def _radius_parameter(radius: Any, radii: np.ndarray) -> Any:
+    if radius is None or np.ndim(radius) == 0:
+        return None if radius is None else float(radius)
+    return [None if np.isnan(r) else float(r) for r in radii]
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, (str, int, float, bool)) or value is None:
+        return value
+    return repr(value)
+
+
+def _seed_coords(coords: np.ndarray, radii: np.ndarray, labels: Any) -> dict[str, Any]:
+    n = coords.shape[0]
+    out: dict[str, Any] = {
+        "seed": ("seed", np.arange(n)),
+        "x": ("seed", coords[:, 0].astype(np.float64), {"units": "mm"}),
+        "y": ("seed", coords[:, 1].astype(np.float64), {"units": "mm"}),
+        "z": ("seed", coords[:, 2].astype(np.float64), {"units": "mm"}),
+        "radius": ("seed", radii, {"units": "mm", "note": "NaN: nearest voxel only"}),
+    }
+    if labels is not None:
+        for column in labels.columns:
+            name = str(column)
+            if name in ("x", "y", "z") or name in out:
+                continue
+            values = labels[column].to_numpy()
+            if values.dtype.kind in "USO":
+                values = np.array(["" if _missing(v) else str(v) for v in values], dtype=object)
+            out[name] = ("seed", values)
+    return out
+
+
+def _missing(value: Any) -> bool:
+    return value is None or (isinstance(value, float) and np.isnan(value))

@@ -1,0 +1,140 @@
+"""What a batch task reads: image facts (header only) and sphere means over a time block.
+
+Both functions run on workers. They take a path/URL, open it themselves and return small
+results (facts, or ``(b, n_seeds)`` means), so no image data ever travels to the client.
+
+* ``.nii.gz``: one streaming inflate pass per task (never a task per chunk);
+* uncompressed ``.nii``: memory-mapped (or ranged) gathers, optionally in time blocks;
+* Zarr images (:func:`lazyspheres.to_zarr_image`): only the chunks holding sphere voxels.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from lazyspheres.gather import GatherPlan, sphere_means
+from lazyspheres.io.reader import NiftiFile
+from lazyspheres.io.sources import resolve_source
+from lazyspheres.io.zarr_image import is_zarr_source, open_zarr_image, zarr_image_info
+
+__all__ = ["ImageFacts", "block_means", "file_fingerprint", "open_image", "probe_image"]
+
+
+@dataclass(frozen=True)
+class ImageFacts:
+    """Header facts of one run, enough to plan its tasks and its place in the store."""
+
+    location: str
+    kind: str  # "nifti-gzip", "nifti", "zarr"
+    fingerprint: str
+    size: int | None
+    n_volumes: int
+    shape: tuple[int, int, int]
+    affine: np.ndarray
+    dtype: str  # dtype of the values once read (scaled)
+    t_r: float | None
+    is_local: bool
+
+
+def open_image(source: str, storage_options: dict[str, Any] | None) -> tuple[Any, ImageFacts]:
+    """Open a run (header only) and describe it."""
+    if is_zarr_source(source):
+        image = open_zarr_image(source, storage_options=storage_options)
+        info = zarr_image_info(source, storage_options)
+        if "time" not in image.dims:
+            raise _not_4d(source, image.shape)
+        facts = ImageFacts(
+            location=image.coords["nifti_meta"].attrs["source"],
+            kind="zarr",
+            fingerprint=f"conversion_id={info.get('conversion_id')}",
+            size=None,
+            n_volumes=int(image.sizes["time"]),
+            shape=tuple(int(image.sizes[d]) for d in ("i", "j", "k")),  # type: ignore[arg-type]
+            affine=image.nifti.affine,
+            dtype=str(image.dtype),
+            t_r=image.nifti.t_r,
+            is_local="://" not in source,
+        )
+        return image.transpose("i", "j", "k", "time"), facts
+    nifti = NiftiFile.open(source, storage_options)
+    layout = nifti.layout
+    if layout.ndim != 4:
+        raise _not_4d(source, layout.shape)
+    facts = ImageFacts(
+        location=nifti.source.location,
+        kind="nifti-gzip" if nifti.source.compression == "gzip" else "nifti",
+        fingerprint=nifti.source.fingerprint,
+        size=nifti.source.size,
+        n_volumes=layout.n_volumes,
+        shape=tuple(layout.shape[:3]),  # type: ignore[arg-type]
+        affine=layout.affine,
+        dtype=str(layout.dtype),
+        t_r=layout.t_r,
+        is_local=nifti.source.is_local,
+    )
+    return nifti, facts
+
+
+def _not_4d(source: str, shape: tuple[int, ...]) -> Exception:
+    from lazyspheres.errors import DimensionError
+
+    return DimensionError(
+        len(shape), 4, f"{source} has shape {tuple(shape)}; a run must be a 4D image."
+    )
+
+
+def probe_image(source: str, storage_options: dict[str, Any] | None) -> ImageFacts:
+    """Read the header of a run and return its facts."""
+    return open_image(source, storage_options)[1]
+
+
+def block_means(
+    image: Any, facts: ImageFacts, plan: GatherPlan, start: int, stop: int
+) -> tuple[np.ndarray, int]:
+    """``(stop - start, n_seeds)`` float64 sphere means of volumes ``start:stop``.
+
+    Returns the means and the number of non-finite voxel values met (counted as 0).
+    """
+    out = np.empty((stop - start, plan.n_seeds), dtype=np.float64)
+    n_bad = 0
+    if isinstance(image, NiftiFile):
+        layout = image.layout
+        scale = layout.scale if layout.is_scaled else None
+        for t0, values in image.iter_gathered(plan.flat_indices("F"), start, stop):
+            means, bad = sphere_means(values, plan, scale=scale)
+            out[t0 - start : t0 - start + means.shape[0]] = means
+            n_bad += bad
+        return out, n_bad
+    import dask
+
+    vi, vj, vk = plan.voxels.T
+    data = image.isel(time=slice(start, stop)).data
+    # vindex keeps only the chunks holding sphere voxels; the task computes it in place.
+    gathered = np.asarray(dask.compute(data.vindex[vi, vj, vk], scheduler="synchronous")[0])
+    means, n_bad = sphere_means(gathered.T, plan)
+    out[:] = means
+    return out, n_bad
+
+
+def file_fingerprint(value: Any, storage_options: dict[str, Any] | None) -> Any:
+    """Identity of an auxiliary input: a file's location/size/mtime (or ETag), or a hash."""
+    if value is None:
+        return None
+    if isinstance(value, (str, os.PathLike)):
+        text = os.fspath(value)
+        if is_zarr_source(text):
+            info = zarr_image_info(text, storage_options)
+            return {"location": text, "fingerprint": f"conversion_id={info.get('conversion_id')}"}
+        source = resolve_source(text, storage_options)
+        return {"location": source.location, "fingerprint": source.fingerprint}
+    if isinstance(value, (list, tuple)):
+        return [file_fingerprint(v, storage_options) for v in value]
+    from dask.base import tokenize
+
+    if hasattr(value, "get_fdata") and hasattr(value, "affine"):  # nibabel image
+        return {"token": tokenize(np.asanyarray(value.dataobj), np.asarray(value.affine))}
+    return {"token": tokenize(value)}

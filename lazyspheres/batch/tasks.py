@@ -1,0 +1,263 @@
+"""The functions batch tasks run on workers: probe a run, read a time block, finish a run.
+
+They never raise for a problem with one run: they return a :class:`Failure` that travels
+down the graph, so one corrupt file or empty sphere does not stop the other runs (a dead
+worker still surfaces as an exception on that run's future, handled by the executor).
+Everything they receive is small and picklable: paths, seeds, parameters.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import json
+import os
+import threading
+import time
+import warnings
+from collections import OrderedDict
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from lazyspheres.batch.reading import ImageFacts, block_means, file_fingerprint, open_image
+from lazyspheres.batch.runs import RunSpec
+from lazyspheres.batch.spheres import RunSpheres, run_spheres
+from lazyspheres.batch.store import write_run
+
+__all__ = ["BatchConfig", "Failure", "RunOutcome", "finish_run", "probe_run", "read_block"]
+
+# warnings.catch_warnings swaps process-wide state: tasks in threads take turns.
+_WARNINGS_LOCK = threading.Lock()
+_MASKS: OrderedDict[Any, np.ndarray] = OrderedDict()
+_MASKS_LOCK = threading.Lock()
+
+
+@dataclass(frozen=True)
+class BatchConfig:
+    """Parameters shared by every task of a batch."""
+
+    coords: np.ndarray
+    radii: np.ndarray
+    allow_overlap: bool
+    on_empty: str
+    mask: Any
+    clean: dict[str, Any] | None
+    confound_columns: tuple[str, ...] | None
+    dtype: str
+    store: Any
+    storage_options: dict[str, Any] | None
+    known_warnings: frozenset[tuple[str, str]] = frozenset()
+
+
+@dataclass(frozen=True)
+class Failure:
+    """A run that failed: the exception type and message."""
+
+    error_type: str
+    message: str
+
+    @classmethod
+    def of(cls, error: BaseException) -> Failure:
+        """Describe an exception."""
+        return cls(type(error).__name__, str(error))
+
+
+@dataclass
+class RunOutcome:
+    """What the client learns about one run (never image data)."""
+
+    index: int
+    run_id: str
+    source: str
+    failure: Failure | None = None
+    n_volumes: int = 0
+    fingerprint: str = ""
+    seconds: float = 0.0
+    warnings: list[tuple[str, str]] = field(default_factory=list)
+
+
+def run_fingerprint(spec: RunSpec, facts: ImageFacts, options: dict[str, Any] | None) -> str:
+    """JSON identity of everything a run's result depends on besides the batch parameters."""
+    identity = {
+        "image": {"location": facts.location, "size": facts.size, "version": facts.fingerprint},
+        "confounds": file_fingerprint(spec.confounds, options),
+        "sample_mask": file_fingerprint(spec.sample_mask, options),
+        "mask": file_fingerprint(spec.mask, options),
+    }
+    return json.dumps(identity, sort_keys=True, default=str)
+
+
+def probe_run(spec: RunSpec, options: dict[str, Any] | None) -> tuple[ImageFacts, str] | Failure:
+    """Header facts and input fingerprint of a run (a Failure if it cannot be opened)."""
+    try:
+        facts = open_image(spec.source, options)[1]
+        return facts, run_fingerprint(spec, facts, options)
+    except Exception as error:
+        return Failure.of(error)
+
+
+def spheres_for(facts: ImageFacts, mask_source: Any, config: BatchConfig) -> RunSpheres:
+    """The run's spheres (mask read and resampled to its grid, cached per process)."""
+    mask = None
+    if mask_source is not None:
+        mask = _mask_on_grid(mask_source, facts, config.storage_options)
+    return run_spheres(
+        config.coords,
+        config.radii,
+        facts.affine,
+        facts.shape,
+        mask=mask,
+        allow_overlap=config.allow_overlap,
+        on_empty=config.on_empty,
+    )
+
+
+def _mask_on_grid(source: Any, facts: ImageFacts, options: dict[str, Any] | None) -> np.ndarray:
+    from lazyspheres.extraction import load_mask_on_grid
+
+    key = (
+        json.dumps(file_fingerprint(source, options), sort_keys=True, default=str),
+        facts.affine.tobytes(),
+        facts.shape,
+    )
+    with _MASKS_LOCK:
+        if key in _MASKS:
+            return _MASKS[key]
+    mask = load_mask_on_grid(source, facts.affine, facts.shape, storage_options=options)
+    with _MASKS_LOCK:
+        _MASKS[key] = mask
+        while len(_MASKS) > 8:
+            _MASKS.popitem(last=False)
+    return mask
+
+
+def read_block(spec: RunSpec, config: BatchConfig, start: int, stop: int | None) -> Any:
+    """Sphere means of volumes ``start:stop`` of a run (``stop=None``: to the end)."""
+    from lazyspheres.batch import store
+
+    try:
+        image, facts = open_image(spec.source, config.storage_options)
+        stop = facts.n_volumes if stop is None else min(stop, facts.n_volumes)
+        spheres = spheres_for(facts, spec.mask if spec.mask is not None else config.mask, config)
+        if store.fault_hook is not None:
+            store.fault_hook("reading", spec.run_id)
+        if spheres.plan is None:
+            means, n_bad = np.zeros((stop - start, 0)), 0
+        else:
+            means, n_bad = block_means(image, facts, spheres.plan, start, stop)
+        return {"facts": facts, "spheres": spheres, "means": means, "n_bad": n_bad}
+    except Exception as error:
+        return Failure.of(error)
+
+
+def finish_run(spec: RunSpec, config: BatchConfig, *blocks: Any) -> RunOutcome:
+    """Join a run's blocks, clean, write its region and then its completion flag."""
+    started = time.perf_counter()
+    outcome = RunOutcome(spec.index, spec.run_id, spec.source)
+    failed = next((b for b in blocks if isinstance(b, Failure)), None)
+    if failed is not None:
+        outcome.failure = failed
+        return outcome
+    try:
+        facts: ImageFacts = blocks[0]["facts"]
+        if any(b["facts"].fingerprint != facts.fingerprint for b in blocks):
+            raise OSError(f"{facts.location} changed while it was being read; run it again.")
+        spheres: RunSpheres = blocks[0]["spheres"]
+        means = np.concatenate([b["means"] for b in blocks], axis=0)
+        n_bad = sum(b["n_bad"] for b in blocks)
+        if n_bad:
+            outcome.warnings.append(("UserWarning", _nonfinite_message(n_bad)))
+        signals = _clean(means, spec, facts, config, outcome)
+        full = np.full((signals.shape[0], config.coords.shape[0]), np.nan, dtype=config.dtype)
+        full[:, spheres.kept] = signals
+        outcome.fingerprint = run_fingerprint(spec, facts, config.storage_options)
+        write_run(
+            config.store,
+            config.storage_options,
+            index=spec.index,
+            run_id=spec.run_id,
+            signals=full,
+            n_voxels=spheres.n_voxels,
+            t_r=facts.t_r,
+            fingerprint=outcome.fingerprint,
+        )
+        outcome.n_volumes = int(full.shape[0])
+    except Exception as error:
+        outcome.failure = Failure.of(error)
+    outcome.seconds = time.perf_counter() - started
+    return outcome
+
+
+def _nonfinite_message(count: int) -> str:
+    return (
+        "Non-finite values detected. These values will be replaced with zeros: "
+        f"{count} NaN/inf value(s) among the sphere voxels were counted as 0 in the sphere "
+        "means (nilearn's rule)."
+    )
+
+
+def _clean(
+    means: np.ndarray, spec: RunSpec, facts: ImageFacts, config: BatchConfig, outcome: RunOutcome
+) -> np.ndarray:
+    from lazyspheres.extraction import output_dtype
+
+    signals = means.astype(output_dtype(np.dtype(facts.dtype)), copy=False)
+    confounds = _confounds(spec.confounds, config)
+    if not config.clean and confounds is None and spec.sample_mask is None:
+        return signals
+    from lazyspheres.cleaning import clean
+
+    columns = signals if signals.shape[1] else np.ones((signals.shape[0], 1), signals.dtype)
+    with _WARNINGS_LOCK, warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        cleaned = clean(
+            columns, confounds=confounds, sample_mask=spec.sample_mask, **(config.clean or {})
+        )
+    for record in caught:
+        item = (record.category.__name__, str(record.message))
+        if item not in config.known_warnings and item not in outcome.warnings:
+            outcome.warnings.append(item)
+    return cleaned if signals.shape[1] else cleaned[:, :0]
+
+
+def _confounds(value: Any, config: BatchConfig) -> Any:
+    """Confounds as :func:`clean` takes them; remote files read here; columns selected."""
+    if value is None:
+        return None
+    if isinstance(value, (str, os.PathLike)):
+        text = os.fspath(value)
+        remote = "://" in text and not text.startswith("file://")
+        if config.confound_columns is None and not remote:
+            return text  # nilearn's own file reading rules, in clean
+        value = _read_table(text, config.storage_options)
+    if config.confound_columns is None:
+        return value
+    import pandas as pd
+
+    if not isinstance(value, pd.DataFrame):
+        raise TypeError(
+            "confound_columns selects columns of confounds tables (files or DataFrames); "
+            f"got confounds of type {type(value).__name__}."
+        )
+    chosen = [
+        c
+        for c in value.columns
+        if any(fnmatch.fnmatchcase(str(c), p) for p in config.confound_columns)
+    ]
+    if not chosen:
+        raise ValueError(
+            f"No confound column matches {list(config.confound_columns)}; the columns are "
+            f"{[str(c) for c in value.columns[:30]]}{' ...' if value.shape[1] > 30 else ''}."
+        )
+    return value[chosen]
+
+
+def _read_table(path: str, options: dict[str, Any] | None) -> Any:
+    import fsspec
+    import pandas as pd
+
+    remote = "://" in path and not path.startswith("file://")
+    with fsspec.open(path, "rt", **((options or {}) if remote else {})) as handle:
+        sep = "\t" if path.lower().endswith(".tsv") else None
+        return pd.read_csv(handle, sep=sep, engine="python" if sep is None else "c")
