@@ -1,0 +1,494 @@
+"""``NiftiSpheresMasker``: nilearn 0.12.1's spheres masker, computed lazily.
+
+The public API (constructor, fitted attributes, methods, messages) is nilearn 0.12.1's
+(see the reference page and ``reference/nilearn-0.12.1-deltas.md``). Work is delegated to
+:mod:`lazyspheres.masker.signals` (open → extract → clean, lazily),
+:mod:`lazyspheres.masker.inverse`, :mod:`lazyspheres.masker.output` and
+:mod:`lazyspheres.masker.report`.
+"""
+
+from __future__ import annotations
+
+import functools
+from dataclasses import dataclass
+from typing import Any
+
+import nibabel as nib
+import numpy as np
+from sklearn.base import BaseEstimator, TransformerMixin
+from sklearn.utils import InputTags as _SklearnInputTags
+from sklearn.utils.validation import check_is_fitted
+
+from lazyspheres.masker._logging import describe_images, log, warn
+from lazyspheres.masker.inputs import open_images
+from lazyspheres.masker.inverse import as_signal_array, signals_to_image
+from lazyspheres.masker.output import check_container, wrap_output
+from lazyspheres.masker.signals import SignalSpec, transform_signals
+from lazyspheres.masker.validation import check_memory, check_params
+from lazyspheres.masks import binarize_fit_mask
+
+__all__ = ["InputTags", "NiftiSpheresMasker"]
+
+_CACHE_LEVEL_WARNING = (
+    "memory_level is currently set to 0 but a Memory object has been provided. "
+    "Setting memory_level to 1."
+)
+_X_DEPRECATION = (
+    'The parameter "X" will be removed in 0.13.0 release of Nilearn. '
+    'Please use the parameter "imgs" instead.'
+)
+
+
+@dataclass(slots=True)
+class InputTags(_SklearnInputTags):
+    """scikit-learn input tags plus nilearn's (what kind of images an estimator takes)."""
+
+    niimg_like: bool = True
+    surf_img: bool = False
+    masker: bool = True
+    multi_masker: bool = False
+    glm: bool = False
+
+
+def _fit_accepts_deprecated_x(fit: Any) -> Any:
+    """Accept nilearn 0.12.1's ``fit(X=...)`` with a DeprecationWarning."""
+
+    @functools.wraps(fit)
+    def wrapper(self: Any, *args: Any, **kwargs: Any) -> Any:
+        if "X" in kwargs:
+            if args or "imgs" in kwargs:
+                raise TypeError(
+                    f"{type(self).__name__}.fit() got multiple values for argument 'imgs' "
+                    "('X' is its deprecated name)."
+                )
+            warn(_X_DEPRECATION, DeprecationWarning)
+            kwargs["imgs"] = kwargs.pop("X")
+        return fit(self, *args, **kwargs)
+
+    return wrapper
+
+
+class NiftiSpheresMasker(TransformerMixin, BaseEstimator, auto_wrap_output_keys=None):
+    """Class for masking of Niimg-like objects using seeds.
+
+    NiftiSpheresMasker is useful when data from given seeds should be extracted: it
+    averages the signal in a sphere around each seed, then cleans it. A drop-in for
+    nilearn 0.12.1's ``nilearn.maskers.NiftiSpheresMasker`` that reads images lazily
+    (only the voxels the spheres need, a ``.nii.gz`` file in one streaming pass).
+
+    Parameters
+    ----------
+    seeds : list of triplet of coordinates in native space or None, default=None
+        Seed definitions. List of coordinates of the seeds in the same space as the images
+        (typically MNI or TAL). lazyspheres also accepts an ``(n, 3)`` array, a DataFrame
+        with ``x, y, z`` columns (other columns label the seeds) and the named seed sets
+        ``"power2011"``, ``"dosenbach2010"`` and ``"seitzman2018"``.
+    radius : float, default=None
+        Indicates, in millimeters, the radius for the sphere around the seed. By default
+        signal is extracted on a single voxel.
+    mask_img : Niimg-like object, default=None
+        Mask to apply to regions before extracting signals.
+    allow_overlap : bool, default=False
+        If False, an error is raised if the maps overlaps (ie at least two maps have a
+        non-zero value for the same voxel).
+    smoothing_fwhm : float or int or None, optional.
+        If smoothing_fwhm is not None, it gives the full-width at half maximum in
+        millimeters of the spatial smoothing to apply to the signal.
+    standardize : {'zscore_sample', 'zscore', 'psc', True, False}, default=False
+        Strategy to standardize the signal: ``'zscore_sample'`` (sample std),
+        ``'zscore'`` (population std), ``'psc'`` (percent signal change), ``True`` (same
+        as ``'zscore'``), ``False`` (no standardization).
+    standardize_confounds : bool, default=True
+        If set to True, the confounds are z-scored: their mean is put to 0 and their
+        variance to 1 in the time dimension.
+    high_variance_confounds : bool, default=False
+        If True, high variance confounds are computed on provided image and regressed out.
+    detrend : bool, optional
+        Whether to detrend signals or not.
+    low_pass : float or int or None, default=None
+        Low cutoff frequency in Hertz. If specified, signals above this frequency will be
+        filtered out. If None, no low-pass filtering will be performed.
+    high_pass : float or int or None, default=None
+        High cutoff frequency in Hertz. If specified, signals below this frequency will be
+        filtered out.
+    t_r : float or int or None, default=None
+        Repetition time, in seconds (sampling period). Set to None if not provided.
+    dtype : dtype like, "auto" or None, default=None
+        Data type toward which the data should be converted. If "auto", the data will be
+        converted to int32 if dtype is discrete and float32 if it is continuous.
+    memory : None, instance of joblib.Memory, str, or pathlib.Path
+        Used to cache the masking process. By default, no caching is done. If a str is
+        given, it is the path to the caching directory.
+    memory_level : int, default=1
+        Rough estimator of the amount of memory used by caching. Higher value means more
+        memory for caching. Zero means no caching.
+    verbose : int, default=0
+        Verbosity level (0 means no message).
+    reports : bool, default=True
+        If set to True, data is saved in order to produce a report.
+    clean_args : dict or None, default=None
+        Keyword arguments to be passed to ``clean`` called within the masker (``filter``,
+        ``ensure_finite``, ``extrapolate``, ``butterworth__order`` ...).
+    **kwargs : dict
+        Deprecated: keyword arguments prefixed with ``clean__`` are passed to ``clean``.
+        Use ``clean_args`` instead; the two are mutually exclusive.
+
+    Attributes
+    ----------
+    clean_args_ : dict
+        ``clean_args``, or ``{}`` when it is None.
+    clean_kwargs_ : dict
+        The deprecated ``clean__*`` keyword arguments without their prefix.
+    mask_img_ : nibabel.nifti1.Nifti1Image or None
+        The mask of the data: None without ``mask_img``, otherwise its binarised version
+        (uint8, in the mask's grid), where each voxel is 1 if all its values across
+        samples are finite and different from 0.
+    memory_ : joblib.Memory
+        The cache used.
+    n_elements_ : int
+        The number of seeds in the masker.
+    seeds_ : list of list
+        The coordinates of the seeds in the masker.
+
+    See Also
+    --------
+    lazyspheres.extract : the same extraction as a function returning a lazy DataArray.
+    lazyspheres.clean : the cleaning.
+
+    Notes
+    -----
+    Deliberate differences from nilearn 0.12.1 (SPEC §3.5): parameters and inputs are
+    validated at ``fit``; sphere means of integer images are exact; ``transform`` uses the
+    binarised ``mask_img_``, placed where its affine says; ``inverse_transform`` builds the
+    spheres with the rules of ``transform``; the caller's image is never modified;
+    ``standardize=1`` acts like True; ``set_output`` and ``get_feature_names_out`` exist.
+    """
+
+    def __init__(
+        self,
+        seeds=None,
+        radius=None,
+        mask_img=None,
+        allow_overlap=False,
+        smoothing_fwhm=None,
+        standardize=False,
+        standardize_confounds=True,
+        high_variance_confounds=False,
+        detrend=False,
+        low_pass=None,
+        high_pass=None,
+        t_r=None,
+        dtype=None,
+        memory=None,
+        memory_level=1,
+        verbose=0,
+        reports=True,
+        clean_args=None,
+        **kwargs,
+    ):
+        self.seeds = seeds
+        self.mask_img = mask_img
+        self.radius = radius
+        self.allow_overlap = allow_overlap
+        self.smoothing_fwhm = smoothing_fwhm
+        self.standardize = standardize
+        self.standardize_confounds = standardize_confounds
+        self.high_variance_confounds = high_variance_confounds
+        self.detrend = detrend
+        self.low_pass = low_pass
+        self.high_pass = high_pass
+        self.t_r = t_r
+        self.dtype = dtype
+        self.clean_args = clean_args
+        # nilearn 0.12.1 keeps deprecated **kwargs as this (non-parameter) attribute.
+        self.clean_kwargs = kwargs
+        self.memory = memory
+        self.memory_level = memory_level
+        self.reports = reports
+        self.verbose = verbose
+
+    # ------------------------------------------------------------------ sklearn glue
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.input_tags = InputTags()
+        tags.transformer_tags.preserves_dtype = ["float64"]
+        tags.requires_fit = True
+        return tags
+
+    def _more_tags(self):
+        """Estimator tags (the older scikit-learn API)."""
+        return self.__sklearn_tags__()
+
+    def __sklearn_is_fitted__(self) -> bool:
+        return hasattr(self, "seeds_") and hasattr(self, "n_elements_")
+
+    # ------------------------------------------------------------------ fit
+    @_fit_accepts_deprecated_x
+    def fit(self, imgs=None, y=None):
+        """Prepare signal extraction from regions.
+
+        All parameters are unused; they are for scikit-learn compatibility. ``imgs`` is
+        checked (and its middle volume kept for the report when ``reports=True``).
+
+        Parameters
+        ----------
+        imgs : 3D/4D Niimg-like object, optional
+            Images the masker will be applied to.
+        y : None
+            This parameter is unused.
+
+        Returns
+        -------
+        NiftiSpheresMasker
+            The fitted masker.
+        """
+        del y
+        checked = check_params(self)
+        self._report_content = {
+            "description": (
+                "This reports shows the regions defined by the spheres of the masker."
+            ),
+            "warning_message": None,
+        }
+        self.clean_kwargs_ = checked.clean_kwargs_
+        self.clean_args_ = {} if self.clean_args is None else self.clean_args
+        self.mask_img_ = self._load_mask()
+        self.memory_ = check_memory(self.memory, verbose=int(self.verbose))
+        if self.memory_level == 0 and self.memory_.location is not None:
+            warn(_CACHE_LEVEL_WARNING)
+        images = None if imgs is None else open_images(imgs)
+        self.seeds_ = checked.seeds_
+        self._seed_coords = checked.coords
+        self._seed_labels = checked.labels
+        self._clean_options = checked.clean_options
+        self._reporting_data = None
+        if self.reports:
+            from lazyspheres.masker.report.data import reporting_data
+
+            self._reporting_data = reporting_data(self.seeds_, self.mask_img_, images)
+        self.n_elements_ = len(self.seeds_)
+        log(self, "fit", "Finished fit", self.verbose)
+        return self
+
+    def _load_mask(self) -> nib.Nifti1Image | None:
+        """``mask_img_``: nonzero (and finite) in every volume, uint8, in the mask's grid."""
+        if self.mask_img is None:
+            return None
+        log(
+            self,
+            "fit",
+            f"Loading mask from {describe_images(self.mask_img, self.verbose)}",
+            self.verbose,
+        )
+        mask = open_images(self.mask_img).image
+        binary = binarize_fit_mask(np.asarray(mask.values), context="mask_img")
+        return nib.Nifti1Image(binary.astype(np.uint8), mask.nifti.grid_affine)
+
+    # ------------------------------------------------------------------ transform
+    def fit_transform(self, imgs, y=None, confounds=None, sample_mask=None):
+        """Prepare and perform signal extraction.
+
+        Parameters
+        ----------
+        imgs : 3D/4D Niimg-like object
+            Images to process.
+        y : None
+            This parameter is unused.
+        confounds : numpy.ndarray, str, pathlib.Path, pandas.DataFrame or list, optional
+            Confounds timeseries, shape ``(n_scans, n_confounds)`` (see ``clean``).
+        sample_mask : array-like, optional
+            Volumes to keep (indices or booleans).
+
+        Returns
+        -------
+        numpy.ndarray
+            Signals, ``(n_scans, n_elements)`` (``(n_elements,)`` for a 3D image).
+        """
+        del y
+        return self.fit(imgs).transform(imgs, confounds=confounds, sample_mask=sample_mask)
+
+    def transform(self, imgs, confounds=None, sample_mask=None):
+        """Apply mask, spatial and temporal preprocessing.
+
+        Parameters
+        ----------
+        imgs : 3D/4D Niimg-like object
+            Images to process. If a 3D niimg is provided, a 1D array is returned.
+        confounds : numpy.ndarray, str, pathlib.Path, pandas.DataFrame or list, optional
+            Confounds timeseries, shape ``(n_scans, n_confounds)`` (see ``clean``).
+        sample_mask : array-like, optional
+            Volumes to keep (indices or booleans).
+
+        Returns
+        -------
+        numpy.ndarray
+            Signals, ``(n_scans, n_elements)`` (``(n_elements,)`` for a 3D image), or the
+            container chosen with :meth:`set_output`.
+        """
+        check_is_fitted(self)
+        signals, ndim = self._signals(
+            imgs, confounds, sample_mask, hv=bool(self.high_variance_confounds), wrap=True
+        )
+        return wrap_output(self, signals, ndim, imgs)
+
+    def transform_single_imgs(self, imgs, confounds=None, sample_mask=None):
+        """Extract signals from a single 4D niimg.
+
+        Unlike :meth:`transform`, confounds are passed to the cleaning as given and no
+        high-variance confounds are added. The output is always an ndarray.
+
+        Parameters
+        ----------
+        imgs : 3D/4D Niimg-like object
+            Images to process.
+        confounds : numpy.ndarray, str, pathlib.Path, pandas.DataFrame or list, optional
+            Confounds timeseries (see ``clean``).
+        sample_mask : array-like, optional
+            Volumes to keep (indices or booleans).
+
+        Returns
+        -------
+        numpy.ndarray
+            Signals, ``(n_scans, n_elements)`` (``(n_elements,)`` for a 3D image).
+        """
+        check_is_fitted(self)
+        signals, ndim = self._signals(imgs, confounds, sample_mask, hv=False, wrap=False)
+        values = np.asarray(signals.values)
+        return np.atleast_1d(values.squeeze()) if ndim == 3 else values
+
+    def _signals(self, imgs, confounds, sample_mask, *, hv, wrap):
+        spec = SignalSpec(
+            coords=self._seed_coords,
+            labels=self._seed_labels,
+            radius=self.radius,
+            mask_img=self.mask_img_,
+            allow_overlap=bool(self.allow_overlap),
+            smoothing_fwhm=self.smoothing_fwhm,
+            dtype=self.dtype,
+            clean_kwargs={
+                "detrend": self.detrend,
+                "standardize": self.standardize,
+                "standardize_confounds": self.standardize_confounds,
+                "t_r": self.t_r,
+                "low_pass": self.low_pass,
+                "high_pass": self.high_pass,
+                **self._clean_options,
+            },
+        )
+        func = self._cached(transform_signals, ignore=["verbose", "logger"])
+        return func(
+            imgs,
+            spec,
+            confounds,
+            sample_mask,
+            high_variance_confounds=hv,
+            wrap_confounds=wrap,
+            verbose=self.verbose,
+            logger=self,
+        )
+
+    def _cached(self, func, ignore):
+        """``func`` cached with ``memory_`` when ``memory_level >= 1`` (nilearn's rule)."""
+        level = max(1, self.memory_level) if self.memory_.location is not None else 0
+        if self.memory_.location is None and self.memory_level > 1:
+            warn(
+                f"Caching has been enabled (memory_level = {self.memory_level}) but no Memory "
+                "object or path has been provided (parameter memory). Caching deactivated "
+                f"for function {func.__name__}."
+            )
+        if level >= 1:
+            return self.memory_.cache(func, ignore=ignore)
+        return func
+
+    # ------------------------------------------------------------------ inverse
+    def inverse_transform(self, region_signals):
+        """Compute voxel signals from spheres signals.
+
+        Any mask given at initialization is taken into account. Throws an error if
+        ``mask_img==None``.
+
+        Parameters
+        ----------
+        region_signals : 1D/2D numpy.ndarray
+            Extracted signal, ``(n_elements,)`` or ``(n_scans, n_elements)``; DataFrames
+            and DataArrays are accepted too.
+
+        Returns
+        -------
+        nibabel.nifti1.Nifti1Image
+            3D image for 1D signals, 4D for 2D signals, on the grid of ``mask_img_``,
+            float64.
+        """
+        check_is_fitted(self)
+        signals = as_signal_array(region_signals, self.n_elements_)
+        log(self, "inverse_transform", "Computing image from signals", self.verbose)
+        if self.mask_img_ is None:
+            raise ValueError(
+                "Please provide mask_img at initialization to provide a reference for the "
+                "inverse_transform."
+            )
+        return signals_to_image(
+            signals, self.mask_img_, self._seed_coords, self.radius, bool(self.allow_overlap)
+        )
+
+    # ------------------------------------------------------------------ output
+    def get_feature_names_out(self, input_features=None):
+        """Output feature names: ``niftispheresmasker0``, ``niftispheresmasker1``, ...
+
+        Parameters
+        ----------
+        input_features : None
+            Unused (the input is images).
+
+        Returns
+        -------
+        numpy.ndarray of str
+        """
+        del input_features
+        check_is_fitted(self)
+        prefix = type(self).__name__.lower()
+        return np.asarray([f"{prefix}{i}" for i in range(self.n_elements_)], dtype=object)
+
+    def set_output(self, *, transform=None):
+        """Set the output container of :meth:`transform` and :meth:`fit_transform`.
+
+        Parameters
+        ----------
+        transform : {"default", "pandas", "polars", "xarray"} or None
+            ``"default"``: nilearn's ndarray; ``"pandas"`` / ``"polars"``: a DataFrame
+            with columns :meth:`get_feature_names_out`; ``"xarray"``: a labelled
+            DataArray ``(time, seed)``. None leaves the setting unchanged.
+
+        Returns
+        -------
+        NiftiSpheresMasker
+            The estimator.
+        """
+        if transform is None:
+            return self
+        check_container(transform)
+        if not hasattr(self, "_sklearn_output_config"):
+            self._sklearn_output_config = {}
+        self._sklearn_output_config["transform"] = transform
+        return self
+
+    # ------------------------------------------------------------------ report
+    def generate_report(self, displayed_spheres="all"):
+        """Generate an HTML report for current ``NiftiSpheresMasker`` object.
+
+        Requires matplotlib for the figures (``pip install 'lazyspheres[report]'``).
+
+        Parameters
+        ----------
+        displayed_spheres : int, or list, or ndarray, or "all", default="all"
+            Which spheres get a figure: "all"; a list or array of sphere indices, shown
+            in that order; an int n for the first n spheres.
+
+        Returns
+        -------
+        lazyspheres.masker.report.HTMLReport
+            The report (``_repr_html_``, ``save_as_html``, ``open_in_browser``).
+        """
+        from lazyspheres.masker.report import generate_report
+
+        return generate_report(self, displayed_spheres)

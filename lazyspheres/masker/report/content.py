@@ -1,0 +1,176 @@
+"""What a spheres-masker report shows: chosen spheres, the regions summary, the parameters.
+
+Semantics of ``displayed_spheres`` are nilearn 0.12.1's, with SPEC §3.5's fixes: an index
+array of any length is accepted (nilearn fails on arrays of two or more elements), and an
+index equal to the number of seeds is refused with nilearn's ValueError (nilearn lets it
+through and fails with a bare AssertionError). Spheres are shown in the order given.
+"""
+
+from __future__ import annotations
+
+import math
+import numbers
+from typing import Any
+
+import numpy as np
+
+from lazyspheres.masker._logging import warn
+
+__all__ = [
+    "SUMMARY_COLUMNS",
+    "check_displayed_spheres",
+    "parameter_rows",
+    "resolve_displayed_spheres",
+    "summary_rows",
+]
+
+SUMMARY_COLUMNS = (
+    "seed number",
+    "coordinates",
+    "position",
+    "radius",
+    "size (in mm^3)",
+    "size (in voxels)",
+    "relative size (in %)",
+)
+
+
+class DisplayedSpheresTypeError(TypeError):
+    """``displayed_spheres`` of the wrong type."""
+
+
+def check_displayed_spheres(displayed_spheres: Any) -> None:
+    """Apply nilearn's type check: "all", an int, or a list/array of integer indices.
+
+    Raises
+    ------
+    TypeError
+        "Parameter ``displayed_spheres`` of ``generate_report()`` should be either 'all'
+        or an int, or a list/array of ints. You provided a <type>"
+    """
+    if isinstance(displayed_spheres, str) and displayed_spheres == "all":
+        return
+    if isinstance(displayed_spheres, int):
+        return
+    if isinstance(displayed_spheres, list | np.ndarray):
+        values = np.asarray(displayed_spheres).ravel()
+        if values.size == 0 or values.dtype.kind in "iu":
+            return
+        if (values.dtype.kind in "fb" or values.dtype == object) and all(
+            _is_integral(v) for v in values.tolist()
+        ):
+            return
+    raise DisplayedSpheresTypeError(
+        "Parameter ``displayed_spheres`` of ``generate_report()`` should be either 'all' or "
+        "an int, or a list/array of ints. You provided a "
+        f"{type(displayed_spheres)}"
+        + (
+            f" ({displayed_spheres!r} holds values that are not integer indices)"
+            if isinstance(displayed_spheres, list | np.ndarray)
+            else ""
+        )
+    )
+
+
+def _is_integral(value: Any) -> bool:
+    if isinstance(value, bool):
+        return False
+    if isinstance(value, numbers.Integral):
+        return True
+    return isinstance(value, numbers.Real) and float(value).is_integer()
+
+
+def resolve_displayed_spheres(displayed_spheres: Any, n_seeds: int) -> tuple[list[int], Any]:
+    """Indices of the spheres to draw, and the value nilearn stores back on the masker.
+
+    Returns
+    -------
+    indices : list of int
+        Sphere indices in display order.
+    stored : object
+        ``displayed_spheres`` as nilearn leaves it on the masker (an int larger than the
+        number of seeds is lowered to it).
+
+    Warns
+    -----
+    UserWarning
+        An int larger than the number of seeds.
+
+    Raises
+    ------
+    ValueError
+        Indices that are not those of seeds ("Report cannot display the following
+        spheres [...] because masker only has N seeds.").
+    """
+    if isinstance(displayed_spheres, str):
+        return list(range(n_seeds)), displayed_spheres
+    if isinstance(displayed_spheres, int):
+        if displayed_spheres > n_seeds:
+            warn(
+                f"generate_report() received {displayed_spheres} spheres to be displayed. "
+                f"But masker only has {n_seeds} seeds. Setting number of displayed spheres "
+                f"to {n_seeds}."
+            )
+            displayed_spheres = n_seeds
+        return list(range(max(0, displayed_spheres))), displayed_spheres
+    indices = [int(v) for v in np.asarray(displayed_spheres).ravel().tolist()]
+    bad = [i for i in indices if i >= n_seeds or i < 0]
+    if bad:
+        shown = (
+            displayed_spheres.tolist()
+            if isinstance(displayed_spheres, np.ndarray)
+            else displayed_spheres
+        )
+        raise ValueError(
+            f"Report cannot display the following spheres {shown} because masker only has "
+            f"{n_seeds} seeds. Valid indices are 0 to {n_seeds - 1}; {bad} are not."
+        )
+    return indices, displayed_spheres
+
+
+def summary_rows(seeds: list, radius: Any, affine: np.ndarray | None) -> list[dict[str, Any]]:
+    """The "Regions summary" table, with nilearn 0.12.1's columns and values.
+
+    ``position`` is the nearest voxel (``round(inv(affine) @ seed)``) of the image shown,
+    or the seed itself when fit had no image; ``radius`` is 1.0 for ``radius=None``; the
+    size is the ball volume 4/3·π·r³ rounded to 2 decimals; the voxel counts are
+    "not implemented" (as nilearn).
+    """
+    r = 1.0 if radius is None else radius
+    size = round(4.0 / 3.0 * math.pi * r**3, 2)
+    inverse = None if affine is None else np.linalg.inv(affine)
+    rows = []
+    for index, seed in enumerate(seeds):
+        if inverse is None:
+            position: Any = seed
+        else:
+            position = np.round(inverse @ np.array([*map(float, seed), 1.0])).astype(int)[:3]
+        rows.append(
+            {
+                "seed number": index,
+                "coordinates": str(seed),
+                "position": position,
+                "radius": r,
+                "size (in mm^3)": size,
+                "size (in voxels)": "not implemented",
+                "relative size (in %)": "not implemented",
+            }
+        )
+    return rows
+
+
+def parameter_rows(params: dict[str, Any]) -> list[tuple[str, str]]:
+    """``(name, value)`` rows of the parameter table, in the constructor's order."""
+    return [(name, _short(value)) for name, value in params.items()]
+
+
+def _short(value: Any, limit: int = 100) -> str:
+    text = repr(value) if not isinstance(value, str) else value
+    if hasattr(value, "get_filename") and hasattr(value, "shape"):
+        name = value.get_filename()
+        text = (
+            f"{type(value).__name__}({name!r})"
+            if name
+            else (f"{type(value).__name__}(shape={tuple(value.shape)})")
+        )
+    return text if len(text) <= limit else text[: limit - 3] + "..."
