@@ -26,7 +26,7 @@ import pandas as pd
 import xarray as xr
 
 from lazyspheres.cleaning import clean
-from lazyspheres.extraction import extract
+from lazyspheres.extraction import extract, output_dtype
 from lazyspheres.masker._logging import describe_images, log, warn
 from lazyspheres.masker.inputs import Images, open_images, target_dtype
 
@@ -152,20 +152,21 @@ def _loaded_dtype(images: Images, dtype: Any) -> np.dtype:
 
 
 def _converted(images: Images, dtype: Any) -> xr.DataArray:
-    """The image with nilearn's load-time dtype conversion, where it changes values.
+    """The image with nilearn's load-time dtype conversion, where it changes the numbers.
 
-    Sphere means are computed in float64 from the stored values, so converting to a wider
-    or floating dtype changes nothing and is skipped (keeping the file's fast read paths).
-    Only conversions that change voxel values (float to integer, narrowing integers)
-    are applied, lazily.
+    Sphere means are computed in float64 from the stored values, so most conversions change
+    nothing and are skipped (keeping the file's fast read paths). Applied, lazily: casts
+    that change voxel values (float to integer, narrowing integers), and float32 images
+    asked for in float64, whose means the extraction would otherwise round to float32.
     """
     image = images.image
     target = _loaded_dtype(images, dtype)
     source = np.dtype(image.dtype)
-    if target.kind in "iu" and not np.can_cast(source, target, casting="safe"):
-        converted = image.astype(target)
-        converted.attrs.update(image.attrs)
-        return converted
+    changes_values = target.kind in "iu" and not np.can_cast(source, target, casting="safe")
+    # TODO: ask extract() for float64 means instead (keeps the streaming/memmap paths).
+    wider_means = target.kind == "f" and target.itemsize > output_dtype(source).itemsize
+    if changes_values or wider_means:
+        return image.astype(target)
     return image
 
 
