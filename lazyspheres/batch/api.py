@@ -27,6 +27,7 @@ from lazyspheres.batch.tasks import (
     read_block,
 )
 from lazyspheres.errors import LazySpheresError
+from lazyspheres.smoothing import check_fwhm
 
 __all__ = ["BatchError", "extract_many"]
 
@@ -64,6 +65,7 @@ def extract_many(
     confound_columns: list[str] | None = None,
     sample_mask: Any = None,
     clean: dict[str, Any] | None = None,
+    smoothing_fwhm: Any = None,
     client: Any = None,
     resume: bool = True,
     overwrite: bool = False,
@@ -107,6 +109,9 @@ def extract_many(
     clean : dict, optional
         Keywords of :func:`lazyspheres.clean` (``detrend``, ``standardize``, ``low_pass``,
         ``high_pass``, ``t_r``, ``filter``, ...), applied to each run.
+    smoothing_fwhm : float, sequence of 3 floats, "fast" or None, optional
+        Gaussian smoothing as in :func:`lazyspheres.extract` (computed on the sphere voxels
+        and their kernel halo only).
     client : distributed.Client, optional
         Cluster to run on (default: the active client, else the local scheduler).
     resume : bool, default True
@@ -176,6 +181,7 @@ def extract_many(
     coords, labels = load_seeds(seeds)
     radii = check_radii(radius, coords.shape[0])
     clean_kwargs = _check_clean(clean)
+    fwhm = check_fwhm(smoothing_fwhm)
     handle = ResultStore(store, storage_options)
     exists = handle.exists()
     if exists and not resume and not overwrite:
@@ -204,6 +210,7 @@ def extract_many(
         dtype=dtype,
         store=store,
         storage_options=storage_options,
+        fwhm=fwhm,
         known_warnings=frozenset(known),
     )
     if per_run_masks is None:  # fail fast on seeds that are wrong for every run
@@ -211,6 +218,7 @@ def extract_many(
 
         spheres_for(facts[0], shared_mask, config)
     parameters = _parameters(radius, config, confounds, sample_mask, mask_img, storage_options)
+    parameters["smoothing_fwhm"] = _jsonable_fwhm(smoothing_fwhm)
     seed_coords = _seed_coords(coords, radii, labels)
     n_time = max(f.n_volumes for f in facts)
     if exists and not overwrite:
@@ -374,21 +382,20 @@ def _run(todo, config, client, progress, time_blocks) -> list[RunOutcome]:
 
 
 def _finish(handle: ResultStore, runs: list[RunSpec], outcomes: list[RunOutcome], errors: str):
-    attrs = handle.attrs()
-    inputs = json.loads(attrs.get("inputs") or "{}")
-    failed = json.loads(attrs.get("failed") or "{}")
+    failed = json.loads(handle.attrs().get("failed") or "{}")
     grouped: dict[tuple[str, str], list[str]] = {}
     for outcome in sorted(outcomes, key=lambda o: o.index):
-        run = runs[outcome.index]
         if outcome.failure is None:
-            inputs[outcome.run_id] = json.loads(outcome.fingerprint)
             failed.pop(outcome.run_id, None)
         else:
-            inputs.pop(outcome.run_id, None)
-            failed[outcome.run_id] = _describe(run, outcome.failure)
+            failed[outcome.run_id] = _describe(runs[outcome.index], outcome.failure)
         for item in outcome.warnings:
             grouped.setdefault(item, []).append(outcome.run_id)
-    complete = handle.all_complete()
+    # The flags and per-run fingerprints are the truth (a batch interrupted before this
+    # point still wrote them for the runs it finished).
+    done = handle.complete_runs()
+    inputs = {run.run_id: json.loads(done[run.run_id]) for run in runs if run.run_id in done}
+    complete = len(done) == len(runs)
     handle.set_attrs(inputs=inputs, failed=failed, complete=complete)  # the last write
     for (category, message), run_ids in grouped.items():
         listed = ", ".join(run_ids[:5]) + (" ..." if len(run_ids) > 5 else "")
@@ -439,7 +446,6 @@ def _parameters(radius, config: BatchConfig, confounds, sample_mask, mask_img, o
         "confounds": None if confounds is None else ("bids" if confounds == "bids" else "per-run"),
         "confound_columns": list(config.confound_columns or ()) or None,
         "sample_mask": None if sample_mask is None else "per-run",
-        "smoothing_fwhm": None,
     }
 
 
@@ -447,6 +453,12 @@ def _radius_parameter(radius: Any, radii: np.ndarray) -> Any:
     if radius is None or np.ndim(radius) == 0:
         return None if radius is None else float(radius)
     return [None if np.isnan(r) else float(r) for r in radii]
+
+
+def _jsonable_fwhm(fwhm: Any) -> Any:
+    if fwhm is None or isinstance(fwhm, str) or np.ndim(fwhm) == 0:
+        return _jsonable(fwhm)
+    return [_jsonable(v) for v in np.asarray(fwhm, dtype=object).ravel()]
 
 
 def _jsonable(value: Any) -> Any:

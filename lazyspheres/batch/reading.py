@@ -20,6 +20,7 @@ from lazyspheres.gather import GatherPlan, sphere_means
 from lazyspheres.io.reader import NiftiFile
 from lazyspheres.io.sources import resolve_source
 from lazyspheres.io.zarr_image import is_zarr_source, open_zarr_image, zarr_image_info
+from lazyspheres.smoothing import SmoothingPlan
 
 __all__ = ["ImageFacts", "block_means", "file_fingerprint", "open_image", "probe_image"]
 
@@ -93,28 +94,42 @@ def probe_image(source: str, storage_options: dict[str, Any] | None) -> ImageFac
 
 
 def block_means(
-    image: Any, facts: ImageFacts, plan: GatherPlan, start: int, stop: int
+    image: Any,
+    facts: ImageFacts,
+    plan: GatherPlan,
+    start: int,
+    stop: int,
+    smoother: SmoothingPlan | None = None,
 ) -> tuple[np.ndarray, int]:
     """``(stop - start, n_seeds)`` float64 sphere means of volumes ``start:stop``.
 
-    Returns the means and the number of non-finite voxel values met (counted as 0).
+    With a ``smoother``, its read set (sphere voxels plus kernel halo) is gathered and
+    smoothed to the sphere voxels first. Returns the means and the number of non-finite
+    values met (counted as 0, nilearn's rule).
     """
     out = np.empty((stop - start, plan.n_seeds), dtype=np.float64)
     n_bad = 0
     if isinstance(image, NiftiFile):
         layout = image.layout
         scale = layout.scale if layout.is_scaled else None
-        for t0, values in image.iter_gathered(plan.flat_indices("F"), start, stop):
-            means, bad = sphere_means(values, plan, scale=scale)
+        read = plan if smoother is None else smoother
+        for t0, values in image.iter_gathered(read.flat_indices("F"), start, stop):
+            if smoother is not None:
+                values = smoother.smooth(values if scale is None else scale(values), axis=1)
+                means, bad = sphere_means(values, plan)
+            else:
+                means, bad = sphere_means(values, plan, scale=scale)
             out[t0 - start : t0 - start + means.shape[0]] = means
             n_bad += bad
         return out, n_bad
     import dask
 
-    vi, vj, vk = plan.voxels.T
+    vi, vj, vk = (plan.voxels if smoother is None else smoother.read_voxels).T
     data = image.isel(time=slice(start, stop)).data
-    # vindex keeps only the chunks holding sphere voxels; the task computes it in place.
+    # vindex keeps only the chunks holding the voxels; the task computes it in place.
     gathered = np.asarray(dask.compute(data.vindex[vi, vj, vk], scheduler="synchronous")[0])
+    if smoother is not None:
+        gathered = smoother.smooth(gathered, axis=0)
     means, n_bad = sphere_means(gathered.T, plan)
     out[:] = means
     return out, n_bad

@@ -189,8 +189,7 @@ def _empty_message(missing: list[int], coords: np.ndarray, radii: np.ndarray, er
     lines = [f"These spheres are empty: {np.asarray(sorted(missing), dtype=np.int64)}"]
     for seed in sorted(missing)[:10]:
         radius = "None" if np.isnan(radii[seed]) else f"{radii[seed]:g} mm"
-        point = ", ".join(f"{v:g}" for v in coords[seed])
-        lines.append(f"  seed #{seed} at ({point}) mm, radius {radius}: no voxel.")
+        lines.append(f"  seed #{seed} at {_point(coords[seed])} mm, radius {radius}: no voxel.")
     lines.append(str(error).split("\n", 1)[-1].rsplit("\n", 1)[-1])  # the advice line
     lines.append("Or pass on_empty='nan' to give empty spheres NaN signals.")
     return "\n".join(lines)
@@ -242,10 +241,14 @@ def _overlap_message(membership, shared, kept, coords) -> str:
     for a, b, n in list(zip(pairs.row, pairs.col, pairs.data, strict=True))[:10]:
         sa, sb = int(kept[a]), int(kept[b])
         lines.append(
-            f"  seeds #{sa} {tuple(float(v) for v in coords[sa])} and #{sb} "
-            f"{tuple(float(v) for v in coords[sb])} mm share {int(n)} voxel(s)."
+            f"  seeds #{sa} {_point(coords[sa])} and #{sb} {_point(coords[sb])} mm share "
+            f"{int(n)} voxel(s)."
         )
     lines.append(
         "Pass allow_overlap=True to let shared voxels count in each sphere, or use smaller radii."
     )
     return "\n".join(lines)
+
+
+def _point(xyz: np.ndarray) -> str:
+    return "(" + ", ".join(f"{float(v):g}" for v in xyz) + ")"

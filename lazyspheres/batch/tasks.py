@@ -24,12 +24,14 @@ from lazyspheres.batch.reading import ImageFacts, block_means, file_fingerprint,
 from lazyspheres.batch.runs import RunSpec
 from lazyspheres.batch.spheres import RunSpheres, run_spheres
 from lazyspheres.batch.store import write_run
+from lazyspheres.smoothing import SmoothingPlan
 
 __all__ = ["BatchConfig", "Failure", "RunOutcome", "finish_run", "probe_run", "read_block"]
 
 # warnings.catch_warnings swaps process-wide state: tasks in threads take turns.
 _WARNINGS_LOCK = threading.Lock()
 _MASKS: OrderedDict[Any, np.ndarray] = OrderedDict()
+_SMOOTHERS: OrderedDict[Any, tuple[Any, SmoothingPlan]] = OrderedDict()
 _MASKS_LOCK = threading.Lock()
 
 
@@ -47,6 +49,7 @@ class BatchConfig:
     dtype: str
     store: Any
     storage_options: dict[str, Any] | None
+    fwhm: Any = None  # checked smoothing_fwhm (None: no smoothing)
     known_warnings: frozenset[tuple[str, str]] = frozenset()
 
 
@@ -132,6 +135,26 @@ def _mask_on_grid(source: Any, facts: ImageFacts, options: dict[str, Any] | None
     return mask
 
 
+def _smoother(spheres: RunSpheres, facts: ImageFacts, fwhm: Any) -> SmoothingPlan | None:
+    """The run's smoothing plan (cached per process with its sphere plan)."""
+    if fwhm is None or spheres.plan is None:
+        return None
+    key = (id(spheres.plan), repr(fwhm), facts.dtype, facts.affine.tobytes())
+    with _MASKS_LOCK:
+        hit = _SMOOTHERS.get(key)
+        if hit is not None and hit[0] is spheres.plan:
+            return hit[1]
+    plan = spheres.plan
+    smoother = SmoothingPlan.build(
+        plan.voxels, plan.shape, facts.affine, fwhm, np.dtype(facts.dtype)
+    )
+    with _MASKS_LOCK:
+        _SMOOTHERS[key] = (plan, smoother)
+        while len(_SMOOTHERS) > 8:
+            _SMOOTHERS.popitem(last=False)
+    return smoother
+
+
 def read_block(spec: RunSpec, config: BatchConfig, start: int, stop: int | None) -> Any:
     """Sphere means of volumes ``start:stop`` of a run (``stop=None``: to the end)."""
     from lazyspheres.batch import store
@@ -142,11 +165,13 @@ def read_block(spec: RunSpec, config: BatchConfig, start: int, stop: int | None)
         spheres = spheres_for(facts, spec.mask if spec.mask is not None else config.mask, config)
         if store.fault_hook is not None:
             store.fault_hook("reading", spec.run_id)
+        smoother = _smoother(spheres, facts, config.fwhm)
         if spheres.plan is None:
             means, n_bad = np.zeros((stop - start, 0)), 0
         else:
-            means, n_bad = block_means(image, facts, spheres.plan, start, stop)
-        return {"facts": facts, "spheres": spheres, "means": means, "n_bad": n_bad}
+            means, n_bad = block_means(image, facts, spheres.plan, start, stop, smoother)
+        dtype = np.dtype(facts.dtype) if smoother is None else smoother.dtype
+        return {"facts": facts, "spheres": spheres, "means": means, "n_bad": n_bad, "dtype": dtype}
     except Exception as error:
         return Failure.of(error)
 
@@ -168,7 +193,7 @@ def finish_run(spec: RunSpec, config: BatchConfig, *blocks: Any) -> RunOutcome:
         n_bad = sum(b["n_bad"] for b in blocks)
         if n_bad:
             outcome.warnings.append(("UserWarning", _nonfinite_message(n_bad)))
-        signals = _clean(means, spec, facts, config, outcome)
+        signals = _clean(means, blocks[0]["dtype"], spec, config, outcome)
         full = np.full((signals.shape[0], config.coords.shape[0]), np.nan, dtype=config.dtype)
         full[:, spheres.kept] = signals
         outcome.fingerprint = run_fingerprint(spec, facts, config.storage_options)
@@ -198,11 +223,12 @@ def _nonfinite_message(count: int) -> str:
 
 
 def _clean(
-    means: np.ndarray, spec: RunSpec, facts: ImageFacts, config: BatchConfig, outcome: RunOutcome
+    means: np.ndarray, dtype: np.dtype, spec: RunSpec, config: BatchConfig, outcome: RunOutcome
 ) -> np.ndarray:
+    """Cast the means as :func:`lazyspheres.extract` does, then clean them as it would."""
     from lazyspheres.extraction import output_dtype
 
-    signals = means.astype(output_dtype(np.dtype(facts.dtype)), copy=False)
+    signals = means.astype(output_dtype(dtype), copy=False)
     confounds = _confounds(spec.confounds, config)
     if not config.clean and confounds is None and spec.sample_mask is None:
         return signals

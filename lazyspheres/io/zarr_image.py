@@ -34,6 +34,7 @@ import contextlib
 import itertools
 import os
 import queue
+import sys
 import tempfile
 import threading
 import uuid
@@ -69,7 +70,8 @@ def is_zarr_source(source: Any) -> bool:
     """Whether ``source`` names a Zarr store (``*.zarr`` path/URL, zarr Group or Store)."""
     if isinstance(source, (str, os.PathLike)):
         return os.fspath(source).rstrip("/").lower().endswith(".zarr")
-    return type(source).__module__.split(".")[0] == "zarr"
+    zarr = sys.modules.get("zarr")  # a zarr object cannot exist before zarr is imported
+    return zarr is not None and isinstance(source, (zarr.Group, zarr.abc.store.Store))
 
 
 # ---------------------------------------------------------------------------- writing
@@ -370,14 +372,20 @@ def _quiet_consolidation() -> Iterator[None]:
 # ---------------------------------------------------------------------------- reading
 def zarr_image_info(source: Any, storage_options: dict[str, Any] | None = None) -> dict:
     """The ``lazyspheres_image`` attribute of a Zarr image (``{}`` for other stores)."""
+    return dict(_open_group(source, storage_options).attrs.get(IMAGE_ATTR, {}))
+
+
+def _open_group(source: Any, storage_options: dict[str, Any] | None) -> Any:
     import zarr
 
-    options = _options_for(source, storage_options)
+    if isinstance(source, zarr.Group):
+        return source
     try:
-        group = zarr.open_group(source, mode="r", storage_options=options)
+        return zarr.open_group(
+            source, mode="r", storage_options=_options_for(source, storage_options)
+        )
     except FileNotFoundError as error:
         raise FileNotFoundError(f"File not found: '{source}' ({error})") from error
-    return dict(group.attrs.get(IMAGE_ATTR, {}))
 
 
 def open_zarr_image(
@@ -417,12 +425,9 @@ def open_zarr_image(
     import zarr
 
     location = _location(source)
-    if not isinstance(source, zarr.Group):
-        info = zarr_image_info(source, storage_options)
-        store: Any = source
-    else:
-        info = dict(source.attrs.get(IMAGE_ATTR, {}))
-        store = source.store
+    group = _open_group(source, storage_options)
+    info = dict(group.attrs.get(IMAGE_ATTR, {}))
+    store = group.store if isinstance(source, zarr.Group) else source
     if info and not info.get("complete", False):
         raise IncompleteStoreError(
             f"{location}: this Zarr image is incomplete (its conversion was interrupted). "
@@ -433,7 +438,9 @@ def open_zarr_image(
             store,
             chunks={} if chunks == "auto" else chunks,
             storage_options=_options_for(source, storage_options),
-            zarr_format=3,
+            # without consolidated metadata xarray would warn on every open
+            consolidated=group.metadata.consolidated_metadata is not None,
+            group=group.path or None,
         )
     variable = IMAGE_VARIABLE if IMAGE_VARIABLE in dataset else None
     if variable is None:
