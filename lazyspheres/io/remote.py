@@ -261,9 +261,11 @@ def _open(source: ByteSource, block_size: int, cache_type: str, *, check: bool):
         handle = fs.open(path, "rb", block_size=block_size, cache_type=cache_type)
     try:
         if check:
-            details = getattr(handle, "details", None)
-            if not isinstance(details, dict) or "size" not in details:
-                with translated_errors(source.location, source.storage_options, opened=True):
+            # s3fs files HEAD the object themselves (and pin its ETag): reuse that answer.
+            # Other files may hold fewer facts (HTTP: no ETag), so ask the filesystem then.
+            with translated_errors(source.location, source.storage_options, opened=True):
+                details = getattr(handle, "details", None)
+                if not isinstance(details, dict) or fingerprint(details) != source.fingerprint:
                     details = fs.info(path)
             _check_fingerprint(source, details)
     except BaseException:
