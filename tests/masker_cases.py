@@ -22,7 +22,7 @@ def bold(rng, n_volumes=30, dtype=np.float32, shape=SHAPE, affine=AFFINE):
     data = data + drift
     if np.dtype(dtype).kind in "iu":
         data = np.round(data)
-    return nib.Nifti1Image(data.astype(dtype), affine)
+    return nib.Nifti1Image(data.astype(dtype), affine, dtype=np.dtype(dtype))
 
 
 @dataclass
