@@ -1,0 +1,94 @@
+"""Sphinx configuration of the lazyspheres documentation.
+
+Build (warnings are errors; every code cell is executed)::
+
+    python -m sphinx -W --keep-going -b html docs docs/_build/html
+
+``tests/test_docs.py`` runs the same build into a temporary folder.
+"""
+
+from __future__ import annotations
+
+import os
+import pathlib
+
+import lazyspheres
+
+ROOT = pathlib.Path(__file__).resolve().parent.parent
+
+project = "lazyspheres"
+author = "lazyspheres developers"
+copyright = "lazyspheres developers"
+release = lazyspheres.__version__
+version = ".".join(release.split(".")[:2])
+
+extensions = [
+    "sphinx.ext.autodoc",
+    "sphinx.ext.autosummary",
+    "numpydoc",
+    "myst_nb",
+]
+
+exclude_patterns = ["_build", "**.ipynb_checkpoints", "Thumbs.db", ".DS_Store"]
+source_suffix = {".rst": "restructuredtext", ".md": "myst-nb", ".ipynb": "myst-nb"}
+root_doc = "index"
+
+# -- API reference -------------------------------------------------------------------------
+# Objects are documented by explicit autofunction/autoclass directives (docs/api/*.md); the
+# autosummary tables only link to them, so nothing is generated into the source tree.
+autosummary_generate = False
+autodoc_typehints = "none"  # numpydoc's Parameters sections carry the types
+autodoc_member_order = "bysource"
+numpydoc_show_class_members = False
+numpydoc_class_members_toctree = False
+numpydoc_attributes_as_param_list = False
+
+# -- MyST / myst-nb --------------------------------------------------------------------------
+myst_enable_extensions = ["colon_fence", "deflist"]
+myst_heading_anchors = 3
+# Pages are executed on every build (no cache to go stale), each in a fresh kernel and a
+# temporary working directory, so generated data never lands in the source tree. A failing
+# cell fails the build.
+nb_execution_mode = os.environ.get("LAZYSPHERES_DOCS_EXECUTION", "force")
+nb_execution_in_temp = True
+nb_execution_raise_on_error = True
+nb_execution_show_tb = True
+nb_execution_timeout = 300
+nb_merge_streams = True
+
+# -- HTML ------------------------------------------------------------------------------------
+html_theme = "alabaster"
+html_title = f"lazyspheres {release}"
+html_theme_options = {
+    "description": "Sphere time series from 4D fMRI, lazily, with nilearn's numbers",
+    "fixed_sidebar": True,
+    "page_width": "1240px",
+    "sidebar_width": "240px",
+}
+html_static_path: list[str] = []
+
+
+# -- The benchmark table ---------------------------------------------------------------------
+# The performance page includes benchmarks/README.md, so the figures live in one place. The
+# placeholder below is replaced by an include directive when the file exists (the benchmark
+# harness writes it), else by a note.
+_BENCHMARKS_README = ROOT / "benchmarks" / "README.md"
+_PLACEHOLDER = "<!-- benchmark-table -->"
+
+
+def _insert_benchmark_table(app, docname: str, source: list[str]) -> None:
+    if docname != "performance" or _PLACEHOLDER not in source[0]:
+        return
+    if _BENCHMARKS_README.is_file():
+        block = "```{include} ../benchmarks/README.md\n:heading-offset: 1\n```\n"
+    else:
+        block = (
+            "```{note}\nNo benchmark results are recorded yet: `benchmarks/README.md` is "
+            "written by the benchmark harness (see below).\n```\n"
+        )
+    source[0] = source[0].replace(_PLACEHOLDER, block)
+
+
+def setup(app):
+    """Register the build-time hooks of this configuration."""
+    app.connect("source-read", _insert_benchmark_table)
