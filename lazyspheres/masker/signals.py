@@ -37,6 +37,7 @@ NAN_IN_IMAGE = (
     "to zeroes."
 )
 NON_FINITE = "Non-finite values detected. These values will be replaced with zeros."
+_NON_FINITE_PREFIX = "Non-finite values detected."
 
 
 @dataclass(frozen=True)
@@ -191,7 +192,9 @@ def _non_finite_as_nilearn(warn_nan: bool) -> Iterator[None]:
         yield
     non_finite = False
     for item in caught:
-        if issubclass(item.category, UserWarning) and str(item.message).startswith(NON_FINITE):
+        if issubclass(item.category, UserWarning) and str(item.message).startswith(
+            _NON_FINITE_PREFIX
+        ):
             non_finite = True
             continue
         warn(str(item.message), item.category)

@@ -246,7 +246,7 @@ def _check_memory_level(level: Any) -> int:
     if isinstance(level, numbers.Integral) and not isinstance(level, bool | np.bool_):
         return int(level)
     raise ParameterValueError(
-        "Reference and user memory levels must be both None or both integers: "
+        "Reference and user memory levels must be both None or both integers. "
         f"'memory_level' must be an integer; got {level!r}."
     )
 
