@@ -147,9 +147,8 @@ class VoxelMoments:
         step = max(1024, _STEP_BYTES // (8 * max(1, count)))
         for lo in range(0, values.shape[1], step):
             hi = min(values.shape[1], lo + step)
-            part = values[:, lo:hi]
-            y = (part if scale is None else scale(part)).astype(np.float64)
-            y -= self.offset[lo:hi]
+            part = values[:, lo:hi] if scale is None else scale(values[:, lo:hi])
+            y = np.subtract(part, self.offset[lo:hi], dtype=np.float64)  # one pass, float64
             sums = times @ y
             self.sum[lo:hi] += sums[0]
             self.sum_t[lo:hi] += sums[1]
@@ -280,7 +279,7 @@ def confounds_from_gram(gram: np.ndarray, n_confounds: int, dtype: np.dtype) -> 
     reversed ``argsort``), at most ``T`` of them, cast to nilearn's working ``dtype``.
     """
     n_volumes = gram.shape[0]
-    symmetric = (gram + gram.T) / 2.0
-    values, vectors = scipy.linalg.eigh(symmetric / n_volumes)
+    # nilearn decomposes S Sᵀ / T as computed (eigh reads its lower triangle)
+    values, vectors = scipy.linalg.eigh(gram / n_volumes, overwrite_a=True)
     order = np.argsort(values)[::-1]
     return np.ascontiguousarray(vectors[:, order[:n_confounds]]).astype(dtype, copy=False)

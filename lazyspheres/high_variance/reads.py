@@ -41,9 +41,11 @@ from lazyspheres.io.reader import NiftiFile
 __all__ = ["confounds_from_dask", "confounds_from_file", "confounds_from_numpy"]
 
 # Float64 bytes of detrended rows handled at once when forming S Sᵀ (per block, per chunk).
-GRAM_BLOCK_BYTES = 32 * 2**20
-# Time blocks of pass 1 over a local uncompressed file (parallel tasks).
+GRAM_BLOCK_BYTES = 16 * 2**20
+# Time blocks of pass 1 over a local uncompressed file (parallel tasks), and the bytes of
+# volumes each task copies out of the memory map at a time.
 _LOCAL_TIME_BLOCKS = 4
+_LOCAL_BLOCK_BYTES = 8 * 2**20
 
 
 class Settings:
@@ -155,7 +157,8 @@ def _moments_of_volumes(
 ) -> VoxelMoments:
     moments = VoxelMoments.start(offset, nifti.layout.n_volumes, detrend)
     scale = _scale_of(nifti)
-    for t0, block in nifti.iter_volume_blocks(start, stop):
+    # small blocks: several of these tasks run at once, each holding a block copy
+    for t0, block in nifti.iter_volume_blocks(start, stop, block_bytes=_LOCAL_BLOCK_BYTES):
         moments.update(t0, block, scale)
     return moments
 
@@ -182,7 +185,7 @@ def _gram_of_kept_chunk(
     return gram_of_chunks([detrended], n_volumes)
 
 
-def _tree_sum(items: list[Any], fan_in: int = 4) -> Any:
+def _tree_sum(items: list[Any], fan_in: int = 2) -> Any:
     """Sum delayed values in a shallow tree (bounded fan-in, few partials alive at once)."""
     while len(items) > 1:
         items = [

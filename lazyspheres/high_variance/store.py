@@ -17,7 +17,7 @@ import numpy as np
 __all__ = ["STORE_MEMORY_BYTES", "RowStore"]
 
 #: Bytes of rows kept in memory before spilling to a temporary file.
-STORE_MEMORY_BYTES = 32 * 2**20
+STORE_MEMORY_BYTES = 16 * 2**20
 
 
 class RowStore:
