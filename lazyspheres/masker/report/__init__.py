@@ -13,6 +13,7 @@ MNI152 2 mm grid (no template is shipped or downloaded), with nilearn's warning.
 from __future__ import annotations
 
 import importlib.util
+import inspect
 import uuid
 from typing import Any
 
@@ -121,7 +122,9 @@ def _full_report(masker: Any, displayed_spheres: Any) -> HTMLReport:
             figures.append(sphere_figure(background, coords[index], masker.radius, index))
             labels.append(f"Sphere #{index}")
 
-    docstring = (type(masker).__doc__ or "").partition("Parameters\n    ----------\n")[0]
+    docstring = inspect.cleandoc(
+        (type(masker).__doc__ or "").partition("Parameters\n    ----------\n")[0]
+    )
     body = render_body(
         uid=uuid.uuid4().hex,
         title=type(masker).__name__,
@@ -150,7 +153,9 @@ def _background(volume: Any, mask: Any):
 
         labels = tissue_labels(MNI_2MM_SHAPE, MNI_2MM_AFFINE)
         intensity = np.array([0.0, 0.55, 0.85, 0.25])[labels]
-        return Background.from_volume(intensity, MNI_2MM_AFFINE, "synthetic brain, MNI152 grid")
+        return Background.from_volume(
+            intensity, MNI_2MM_AFFINE, "synthetic brain, MNI152 grid", display_range=(0.0, 1.0)
+        )
     values = np.asarray(volume.values, dtype=np.float64)
     affine = volume.nifti.grid_affine
     if mask is not None and not (mask.shape == values.shape and np.allclose(mask.affine, affine)):

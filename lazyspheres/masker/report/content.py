@@ -40,7 +40,10 @@ class DisplayedSpheresTypeError(TypeError):
 
 
 def check_displayed_spheres(displayed_spheres: Any) -> None:
-    """Apply nilearn's type check: "all", an int, or a list/array of integer indices.
+    """Apply nilearn's type check: "all", an int, or a list/array of numbers.
+
+    (Whether the numbers are valid sphere indices is checked by
+    :func:`resolve_displayed_spheres`, which knows the number of seeds.)
 
     Raises
     ------
@@ -53,23 +56,24 @@ def check_displayed_spheres(displayed_spheres: Any) -> None:
     if isinstance(displayed_spheres, int):
         return
     if isinstance(displayed_spheres, list | np.ndarray):
-        values = np.asarray(displayed_spheres).ravel()
-        if values.size == 0 or values.dtype.kind in "iu":
+        values = np.asarray(displayed_spheres, dtype=object).ravel().tolist()
+        if all(_is_number(v) for v in values):
             return
-        if (values.dtype.kind in "fb" or values.dtype == object) and all(
-            _is_integral(v) for v in values.tolist()
-        ):
-            return
-    raise DisplayedSpheresTypeError(
+    raise _type_error(displayed_spheres)
+
+
+def _type_error(displayed_spheres: Any) -> DisplayedSpheresTypeError:
+    detail = ""
+    if isinstance(displayed_spheres, list | np.ndarray):
+        detail = f" ({displayed_spheres!r} holds values that are not integer indices)"
+    return DisplayedSpheresTypeError(
         "Parameter ``displayed_spheres`` of ``generate_report()`` should be either 'all' or "
-        "an int, or a list/array of ints. You provided a "
-        f"{type(displayed_spheres)}"
-        + (
-            f" ({displayed_spheres!r} holds values that are not integer indices)"
-            if isinstance(displayed_spheres, list | np.ndarray)
-            else ""
-        )
+        f"an int, or a list/array of ints. You provided a {type(displayed_spheres)}{detail}"
     )
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, numbers.Real) and not isinstance(value, bool | np.bool_)
 
 
 def _is_integral(value: Any) -> bool:
@@ -113,8 +117,8 @@ def resolve_displayed_spheres(displayed_spheres: Any, n_seeds: int) -> tuple[lis
             )
             displayed_spheres = n_seeds
         return list(range(max(0, displayed_spheres))), displayed_spheres
-    indices = [int(v) for v in np.asarray(displayed_spheres).ravel().tolist()]
-    bad = [i for i in indices if i >= n_seeds or i < 0]
+    values = np.asarray(displayed_spheres, dtype=object).ravel().tolist()
+    bad = [v for v in values if v >= n_seeds or v < 0]
     if bad:
         shown = (
             displayed_spheres.tolist()
@@ -125,6 +129,9 @@ def resolve_displayed_spheres(displayed_spheres: Any, n_seeds: int) -> tuple[lis
             f"Report cannot display the following spheres {shown} because masker only has "
             f"{n_seeds} seeds. Valid indices are 0 to {n_seeds - 1}; {bad} are not."
         )
+    if not all(_is_integral(v) for v in values):
+        raise _type_error(displayed_spheres)
+    indices = [int(v) for v in values]
     return indices, displayed_spheres
 
 

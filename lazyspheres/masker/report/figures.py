@@ -29,6 +29,7 @@ _VIEWS = (  # (title, axis held fixed, horizontal world axis, vertical world axi
     ("axial (z = {:.1f} mm)", 2, 0, 1),
 )
 _AXIS_NAMES = "xyz"
+_MAX_LABELLED = 30
 _SEED_COLORS = ("#e6194b", "#3cb44b", "#4363d8", "#f58231", "#911eb4", "#42d4f4", "#f032e6")
 
 
@@ -40,15 +41,22 @@ class Background:
     origin: np.ndarray
     zooms: np.ndarray
     label: str
+    display_range: tuple[float, float] | None = None
 
     @classmethod
-    def from_volume(cls, data: np.ndarray, affine: np.ndarray, label: str) -> Background:
+    def from_volume(
+        cls,
+        data: np.ndarray,
+        affine: np.ndarray,
+        label: str,
+        display_range: tuple[float, float] | None = None,
+    ) -> Background:
         """Put a 3D volume on an axis-aligned RAS grid (a no-op for such grids)."""
         data = np.nan_to_num(np.asarray(data, dtype=np.float64), nan=0.0, posinf=0.0, neginf=0.0)
         affine = np.asarray(affine, dtype=np.float64)
         linear = affine[:3, :3]
         if np.allclose(linear, np.diag(np.diag(linear))) and (np.diag(linear) > 0).all():
-            return cls(data, affine[:3, 3].copy(), np.diag(linear).copy(), label)
+            return cls(data, affine[:3, 3].copy(), np.diag(linear).copy(), label, display_range)
         corners = np.array(
             [
                 [i, j, k, 1.0]
@@ -67,7 +75,7 @@ class Background:
         resampled = scipy.ndimage.affine_transform(
             data, mapping[:3, :3], offset=mapping[:3, 3], output_shape=shape, order=0
         )
-        return cls(resampled, low, np.full(3, zoom), label)
+        return cls(resampled, low, np.full(3, zoom), label, display_range)
 
     def index_of(self, point: np.ndarray) -> np.ndarray:
         """Nearest grid index of a world point, clipped into the grid."""
@@ -93,7 +101,10 @@ class Background:
 def _figure(width: float, height: float):
     from matplotlib.figure import Figure
 
-    return Figure(figsize=(width, height), dpi=100, facecolor="white")
+    figure = Figure(figsize=(width, height), dpi=90, facecolor="white")
+    # fixed margins: tight_layout would measure every tick label (the slowest step)
+    figure.subplots_adjust(left=0.05, right=0.99, bottom=0.13, top=0.84, wspace=0.22)
+    return figure
 
 
 def _encode(figure: Any) -> str:
@@ -155,13 +166,23 @@ def overview_figure(background: Background, seeds: np.ndarray, radius: float | N
             linewidths=0.5,
             zorder=3,
         )
+        if len(seeds) <= _MAX_LABELLED:  # seed numbers, as in the regions summary
+            for number, seed in enumerate(seeds):
+                axes.annotate(
+                    str(number),
+                    (seed[horizontal], seed[vertical]),
+                    textcoords="offset points",
+                    xytext=(5, 5),
+                    fontsize=7,
+                    zorder=4,
+                )
         axes.set_title(title.split(" (")[0] + " projection", fontsize=10)
         axes.set_xlabel(f"{_AXIS_NAMES[horizontal]} (mm)", fontsize=8)
         axes.set_ylabel(f"{_AXIS_NAMES[vertical]} (mm)", fontsize=8)
         axes.tick_params(labelsize=7)
+        axes.locator_params(nbins=5)
         axes.set_aspect("equal")
     figure.suptitle(f"All {len(seeds)} seeds ({background.label})", fontsize=11)
-    figure.tight_layout()
     return _encode(figure)
 
 
@@ -174,7 +195,7 @@ def sphere_figure(
     figure = _figure(12.0, 4.2)
     seed = np.asarray(seed, dtype=np.float64)
     index = background.index_of(seed)
-    low, high = _display_range(background.data)
+    low, high = background.display_range or _display_range(background.data)
     r = 0.0 if radius is None else float(radius)
     for position, (title, fixed, horizontal, vertical) in enumerate(_VIEWS):
         axes = figure.add_subplot(1, 3, position + 1)
@@ -219,9 +240,9 @@ def sphere_figure(
         axes.set_xlabel(f"{_AXIS_NAMES[horizontal]} (mm)", fontsize=8)
         axes.set_ylabel(f"{_AXIS_NAMES[vertical]} (mm)", fontsize=8)
         axes.tick_params(labelsize=7)
+        axes.locator_params(nbins=5)
         axes.set_aspect("equal")
     coords = ", ".join(f"{v:g}" for v in seed)
     radius_text = "nearest voxel" if radius is None else f"radius {float(radius):g} mm"
     figure.suptitle(f"Sphere #{number}: seed ({coords}) mm, {radius_text}", fontsize=11)
-    figure.tight_layout()
     return _encode(figure)
