@@ -124,7 +124,7 @@ def _full_report(masker: Any, displayed_spheres: Any) -> HTMLReport:
 
     docstring = inspect.cleandoc(
         (type(masker).__doc__ or "").partition("Parameters\n    ----------\n")[0]
-    )
+    ).replace("``", "")  # reST literals read better as plain text here
     body = render_body(
         uid=uuid.uuid4().hex,
         title=type(masker).__name__,
