@@ -27,6 +27,7 @@ _EXPORTS = {
     "clean": "lazyspheres.cleaning",
     "NiftiSpheresMasker": "lazyspheres.masker",
     "extract_many": "lazyspheres.batch",
+    "open_results": "lazyspheres.batch",
     "datasets": "lazyspheres.datasets",
     "errors": "lazyspheres.errors",
 }

@@ -228,10 +228,13 @@ class ResultStore:
         import zarr
 
         group = _open_group(self.store, self.storage_options, "r+")
-        old = group["time"].shape[0]
-        group["signals"].resize((group["signals"].shape[0], n_time, group["signals"].shape[2]))
-        group["time"].resize((n_time,))
-        group["time"][old:] = np.arange(old, n_time)
+        # One object per array: the group hands out arrays from its (consolidated) metadata,
+        # which still has the old shape until it is consolidated again.
+        signals, time = group["signals"], group["time"]
+        old = time.shape[0]
+        signals.resize((signals.shape[0], n_time, signals.shape[2]))
+        time.resize((n_time,))
+        time[old:] = np.arange(old, n_time)
         with _quiet():
             zarr.consolidate_metadata(group.store)
 

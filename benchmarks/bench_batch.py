@@ -1,0 +1,148 @@
+"""Batch throughput: 8 ``.nii.gz`` runs on a 2-worker LocalCluster vs 1 worker, same run.
+
+Usage::
+
+    python benchmarks/bench_batch.py                  # 8 runs T=300, 2 runs T=1200, 2 repeats
+    python benchmarks/bench_batch.py --quick          # 4 runs T=60, no T=1200 (smoke test)
+
+Data: synthetic MNI 2 mm float32 runs (91×109×91, Power 264 network structure) written once
+by ``lazyspheres.datasets.write_bold`` into ``bench-data/batch/`` (each run its own random
+state). Workload: ``extract_many(runs, "power2011", 5.0)`` into a fresh Zarr store.
+
+Each configuration gets its own ``distributed.LocalCluster`` of worker processes with one
+thread each (the baseline: 1 worker, i.e. the runs one after the other on one thread; the
+contender: 2 workers). Workers import lazyspheres before the clock starts, so the times are
+the batch only. Per-worker peak memory is each worker process's ``VmHWM`` (peak resident
+set) read from ``/proc`` at the end, so it includes the imports (~150-200 MB). Configurations
+alternate and repeat; the best time of each is used. The machine's load average is printed:
+on a shared machine other processes take cores from both sides.
+
+Printed as ``name: ratio (a s / b s)``; the throughput ratio is baseline time / contender
+time (target >= 1.7), the memory ratio T=1200 / T=300 per-worker peak (flat: about 1).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import pathlib
+import shutil
+import sys
+import tempfile
+import time
+
+HERE = pathlib.Path(__file__).resolve().parent
+SEEDS = "power2011"
+RADIUS = 5.0
+
+
+def ensure_runs(folder: pathlib.Path, n_runs: int, n_volumes: int) -> list[pathlib.Path]:
+    """Generate (once) ``n_runs`` runs of ``n_volumes`` volumes, random states 0..n-1."""
+    from lazyspheres import datasets
+
+    folder.mkdir(parents=True, exist_ok=True)
+    paths = []
+    for index in range(n_runs):
+        path = folder / f"sub-{index + 1:02d}_task-rest_T{n_volumes}_bold.nii.gz"
+        if not path.exists():
+            print(f"generating {path} ...", flush=True)
+            datasets.write_bold(path, n_volumes=n_volumes, random_state=index)
+        paths.append(path)
+    return paths
+
+
+def _warm() -> None:
+    import lazyspheres.batch.tasks  # noqa: F401  (imports out of the clock)
+
+
+def _peak_rss_mb() -> float:
+    with open("/proc/self/status") as status:
+        for line in status:
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+def run_batch(runs: list[pathlib.Path], n_workers: int, scratch: pathlib.Path) -> dict:
+    """Time one batch on a fresh cluster of ``n_workers`` single-thread worker processes."""
+    from distributed import Client, LocalCluster
+
+    import lazyspheres as ls
+
+    store = scratch / f"results-{n_workers}w-{time.monotonic_ns()}.zarr"
+    with (
+        LocalCluster(
+            n_workers=n_workers, threads_per_worker=1, processes=True, dashboard_address=None
+        ) as cluster,
+        Client(cluster) as client,
+    ):
+        client.run(_warm)
+        started = time.perf_counter()
+        ds = ls.extract_many(runs, SEEDS, RADIUS, store=store, client=client, progress=False)
+        seconds = time.perf_counter() - started
+        peaks = sorted(client.run(_peak_rss_mb).values())
+        assert bool(ds.complete.all()), "batch incomplete"
+        checksum = float(abs(ds.signals).sum())
+    shutil.rmtree(store, ignore_errors=True)
+    return {"seconds": seconds, "peaks_mb": peaks, "checksum": checksum}
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the benchmark and print ratio lines."""
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--runs", type=int, default=8)
+    parser.add_argument("--volumes", type=int, default=300)
+    parser.add_argument("--long-runs", type=int, default=2, help="runs at T=1200 (0: skip)")
+    parser.add_argument("--repeat", type=int, default=2)
+    parser.add_argument("--quick", action="store_true", help="4 runs of T=60, no T=1200")
+    parser.add_argument("--data", type=pathlib.Path, default=HERE.parent / "bench-data" / "batch")
+    args = parser.parse_args(argv)
+    if args.quick:
+        args.runs, args.volumes, args.long_runs, args.repeat = 4, 60, 0, 1
+    runs = ensure_runs(args.data, args.runs, args.volumes)
+    long_runs = ensure_runs(args.data, args.long_runs, 1200) if args.long_runs else []
+    print(f"load average before: {os.getloadavg()}, cores: {os.cpu_count()}", flush=True)
+    results: dict[int, list[dict]] = {1: [], 2: []}
+    with tempfile.TemporaryDirectory(prefix="bench-batch-") as folder:
+        scratch = pathlib.Path(folder)
+        for repeat in range(args.repeat):
+            for n_workers in (1, 2):
+                record = run_batch(runs, n_workers, scratch)
+                results[n_workers].append(record)
+                print(
+                    f"  repeat {repeat}: {n_workers} worker(s): {record['seconds']:.2f} s, "
+                    f"per-worker peak RSS {[round(p) for p in record['peaks_mb']]} MB",
+                    flush=True,
+                )
+        long = run_batch(long_runs, 2, scratch) if long_runs else None
+    print(f"load average after: {os.getloadavg()}")
+    one = min(results[1], key=lambda r: r["seconds"])
+    two = min(results[2], key=lambda r: r["seconds"])
+    assert one["checksum"] == two["checksum"], "1 and 2 workers disagree"
+    n = len(runs)
+    print()
+    print(
+        f"batch {n} runs T={args.volumes} nii.gz, 2 workers vs 1 worker throughput: "
+        f"{one['seconds'] / two['seconds']:.2f} ({one['seconds']:.2f} s / {two['seconds']:.2f} s)"
+    )
+    print(
+        f"runs per minute: 1 worker {60 * n / one['seconds']:.1f}, "
+        f"2 workers {60 * n / two['seconds']:.1f}"
+    )
+    print(
+        f"per-worker peak RSS T={args.volumes}: 1 worker {max(one['peaks_mb']):.0f} MB, "
+        f"2 workers {max(two['peaks_mb']):.0f} MB; ratio 2w/1w "
+        f"{max(two['peaks_mb']) / max(one['peaks_mb']):.2f}"
+    )
+    if long is not None:
+        print(
+            f"per-worker peak RSS 2 workers, T=1200 vs T={args.volumes}: "
+            f"{max(long['peaks_mb']) / max(two['peaks_mb']):.2f} "
+            f"({max(long['peaks_mb']):.0f} MB / {max(two['peaks_mb']):.0f} MB)"
+        )
+        print(f"  ({len(long_runs)} runs T=1200 on 2 workers: {long['seconds']:.2f} s)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,94 @@
+"""The result store itself: refusal of foreign stores, a longer resumed run, opening checks."""
+
+from __future__ import annotations
+
+import json
+import warnings
+
+import numpy as np
+import pytest
+import xarray as xr
+import zarr
+from batch_helpers import world_seeds
+
+import lazyspheres as ls
+from lazyspheres import datasets
+from lazyspheres.batch.store import ResultStore
+from lazyspheres.errors import IncompleteStoreError, StoreMismatchError
+
+
+@pytest.fixture
+def two_runs(tmp_path):
+    paths = []
+    for index, n_volumes in enumerate((12, 16)):
+        path = tmp_path / f"sub-0{index + 1}_task-rest_bold.nii.gz"
+        datasets.write_bold(path, n_volumes, shape=(20, 24, 20), seeds=None, random_state=index)
+        paths.append(path)
+    return paths
+
+
+@pytest.fixture
+def seeds(two_runs):
+    import nibabel as nib
+
+    return world_seeds(nib.load(two_runs[0]).affine)
+
+
+def test_a_resumed_run_longer_than_the_store_grows_its_time_axis(tmp_path, two_runs, seeds):
+    store = tmp_path / "r.zarr"
+    first = ls.extract_many(two_runs, seeds, 3.0, store=store, progress=False)
+    assert first.sizes["time"] == 16
+    datasets.write_bold(two_runs[0], 20, shape=(20, 24, 20), seeds=None, random_state=7)
+
+    ds = ls.extract_many(two_runs, seeds, 3.0, store=store, progress=False)
+    assert ds.sizes["time"] == 20
+    assert ds.n_volumes.values.tolist() == [20, 16]
+    np.testing.assert_array_equal(ds.signals.values[0], ls.extract(two_runs[0], seeds, 3.0).values)
+    np.testing.assert_array_equal(ds.signals.values[1, :16], first.signals.values[1])
+    assert np.isnan(ds.signals.values[1, 16:]).all()
+    assert ds.time.values.tolist() == list(range(20))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert xr.open_zarr(store).sizes["time"] == 20  # consolidated metadata follows
+
+
+def test_foreign_stores_are_refused_and_missing_ones_named(tmp_path, two_runs, seeds):
+    other = tmp_path / "other.zarr"
+    xr.Dataset({"v": ("x", np.arange(3))}).to_zarr(other, consolidated=False)
+    with pytest.raises(StoreMismatchError, match="is not a lazyspheres result store"):
+        ls.extract_many(two_runs, seeds, 3.0, store=other, progress=False)
+    with pytest.raises(StoreMismatchError, match="is not a lazyspheres result store"):
+        ls.open_results(other)
+    with pytest.raises(FileNotFoundError, match="no result store at"):
+        ls.open_results(tmp_path / "missing.zarr")
+    image = tmp_path / "image.zarr"
+    ls.to_zarr_image(two_runs[0], image)
+    with pytest.raises(StoreMismatchError, match="is not a lazyspheres result store"):
+        ls.extract_many(two_runs, seeds, 3.0, store=image, progress=False)
+
+
+def test_flags_are_the_truth_when_opening(tmp_path, two_runs, seeds):
+    store = tmp_path / "r.zarr"
+    ls.extract_many(two_runs, seeds, 3.0, store=store, progress=False)
+    ResultStore(store).clear_flags([1])  # as after a crash while rewriting run 1
+    ResultStore(store).set_attrs(complete=False)
+    with pytest.raises(IncompleteStoreError, match=r"1 of 2 run\(s\) are not complete"):
+        ls.open_results(store)
+    partial = ls.open_results(store, allow_partial=True)
+    assert np.isnan(partial.signals.values[1]).all()
+    assert not np.isnan(partial.signals.values[0, :12]).any()
+
+    ds = ls.extract_many(two_runs, seeds, 3.0, store=store, progress=False)
+    assert ds.attrs["complete"] is True
+    assert set(json.loads(ds.attrs["inputs"])) == {"sub-01_task-rest", "sub-02_task-rest"}
+
+
+def test_store_chunks_one_run_per_object(tmp_path, two_runs, seeds):
+    store = tmp_path / "r.zarr"
+    ls.extract_many(two_runs, seeds, 3.0, store=store, progress=False)
+    group = zarr.open_group(store, mode="r")
+    assert group["signals"].chunks == (1, 16, 4)
+    for name in ("n_volumes", "t_r", "fingerprint", "complete"):
+        assert group[name].chunks == (1,)
+    assert group["n_voxels"].chunks == (1, 4)
+    assert str(group["fingerprint"][0]).startswith('{"confounds": null, "image": {')
