@@ -37,6 +37,7 @@ def _executed(page: pathlib.Path) -> bool:
     return page.read_text().startswith("---\nfile_format: mystnb")
 
 
+@pytest.mark.slow
 def test_docs_build(tmp_path):
     env = dict(os.environ)
     env.pop("MPLBACKEND", None)  # the kernel's inline (Agg-based) backend embeds figures
