@@ -164,6 +164,20 @@ def test_a_mask_shifted_past_the_image_start_is_placed_where_its_affine_says(rng
     assert not np.allclose(theirs, correct)  # nilearn shifted the mask
 
 
+def test_unsigned_images_are_smoothed_in_floating_point(rng):
+    """0.12.1 smooths uint8 images in place in uint8, truncating after each axis pass
+    (deltas §5); lazyspheres smooths them in float32, as nilearn does signed integers."""
+    data = rng.integers(50, 200, (*SHAPE, 6)).astype(np.uint8)
+    img = nib.Nifti1Image(data, AFFINE, dtype=np.uint8)
+    params = {"seeds": SEEDS, "radius": 4.0, "smoothing_fwhm": 4.0}
+    ours = NiftiSpheresMasker(**params).fit_transform(img)
+    in_float = quiet(NilearnMasker(**params, dtype="float32").fit_transform, img)
+    theirs = quiet(NilearnMasker(**params).fit_transform, img)
+    assert ours.dtype == in_float.dtype == theirs.dtype == np.float32
+    np.testing.assert_allclose(ours, in_float, rtol=2e-6)
+    assert np.abs(theirs - in_float).max() > 0.5  # truncation in uint8 arithmetic
+
+
 @pytest.mark.parametrize("value", [1, np.True_])
 def test_standardize_one_standardizes(rng, value):
     img = bold(rng, 10, np.float64)

@@ -27,8 +27,10 @@ import xarray as xr
 
 from lazyspheres.cleaning import clean
 from lazyspheres.extraction import extract, output_dtype
+from lazyspheres.high_variance import high_variance_confounds as hv_confounds
 from lazyspheres.masker._logging import describe_images, log, warn
 from lazyspheres.masker.inputs import Images, open_images, target_dtype
+from lazyspheres.smoothing import smoothing_dtype
 
 __all__ = ["SignalSpec", "transform_signals", "working_dtype"]
 
@@ -107,8 +109,13 @@ def transform_signals(
     owner = logger if logger is not None else _Anonymous()
     log(owner, "wrapped", f"Loading data from {describe_images(imgs, verbose)}", verbose)
     images = open_images(imgs)
-    image = _converted(images, spec.dtype)
+    image = _converted(images, spec.dtype, spec.smoothing_fwhm is not None)
     nan_warning = spec.mask_img is None
+    hv = None
+    if high_variance_confounds:
+        # nilearn computes them first, from the raw input (all voxels, no mask, before the
+        # dtype conversion and smoothing); lazy here, computed with the signals
+        hv = hv_confounds(images.image)
     log(owner, "wrapped", "Extracting region signals", verbose)
     with _non_finite_as_nilearn(nan_warning):
         signals = extract(
@@ -117,16 +124,18 @@ def transform_signals(
             spec.radius,
             mask_img=spec.mask_img,
             allow_overlap=spec.allow_overlap,
+            smoothing_fwhm=spec.smoothing_fwhm,
         )
     if images.ndim == 3:
         signals = signals.expand_dims(time=[0], axis=0)
-    signals = signals.astype(working_dtype(_loaded_dtype(images, spec.dtype)))
+    loaded = _loaded_dtype(images, spec.dtype)
+    if spec.smoothing_fwhm is not None:
+        loaded = smoothing_dtype(loaded)  # nilearn smooths integer images as floats
+    signals = signals.astype(working_dtype(loaded))
 
     all_confounds = confounds
-    if high_variance_confounds:
-        from lazyspheres.masker.confounds import high_variance_confounds as hv_confounds
-
-        all_confounds = [hv_confounds(images.image), *_as_items(confounds)]
+    if hv is not None:
+        all_confounds = [hv, *_as_items(confounds)]
     elif wrap_confounds and confounds is not None:
         all_confounds = _as_items(confounds)
 
@@ -152,13 +161,14 @@ def _loaded_dtype(images: Images, dtype: Any) -> np.dtype:
     return target_dtype(images.image.dtype, dtype)
 
 
-def _converted(images: Images, dtype: Any) -> xr.DataArray:
+def _converted(images: Images, dtype: Any, smoothing: bool) -> xr.DataArray:
     """The image with nilearn's load-time dtype conversion, where it changes the numbers.
 
     Sphere means are computed in float64 from the stored values, so most conversions change
     nothing and are skipped (keeping the file's fast read paths). Applied, lazily: casts
-    that change voxel values (float to integer, narrowing integers), and float32 images
-    asked for in float64, whose means the extraction would otherwise round to float32.
+    that change voxel values (float to integer, narrowing integers), float32 images asked
+    for in float64 (whose means, or smoothing, would otherwise be in float32), and
+    smoothing in another float dtype than the image's (nilearn smooths the converted image).
     """
     image = images.image
     target = _loaded_dtype(images, dtype)
@@ -166,7 +176,8 @@ def _converted(images: Images, dtype: Any) -> xr.DataArray:
     changes_values = target.kind in "iu" and not np.can_cast(source, target, casting="safe")
     # TODO: ask extract() for float64 means instead (keeps the streaming/memmap paths).
     wider_means = target.kind == "f" and target.itemsize > output_dtype(source).itemsize
-    if changes_values or wider_means:
+    smoothed_otherwise = smoothing and target.kind == "f" and target != source
+    if changes_values or wider_means or smoothed_otherwise:
         return image.astype(target)
     return image
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 import numbers
 import os
 import warnings
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -24,6 +24,7 @@ from lazyspheres.cleaning.params import build_plan
 from lazyspheres.errors import LazySpheresError, SeedError
 from lazyspheres.masker.inputs import check_dtype
 from lazyspheres.seeds import as_seed_array, load_seeds
+from lazyspheres.smoothing import check_fwhm
 
 try:  # the exception nilearn surfaces for bad radii (scikit-learn's parameter validation)
     from sklearn.utils._param_validation import InvalidParameterError as _SklearnParamError
@@ -211,26 +212,16 @@ def _check_flag(name: str, value: Any) -> None:
 def _check_smoothing(fwhm: Any) -> None:
     """Check ``smoothing_fwhm``: None, a number, three per-axis numbers, or "fast".
 
-    0 warns at transform and negative values do nothing, as in nilearn 0.12.1, which also
-    accepts per-axis values and "fast".
+    The smoothing's own rules, without its 0-width warning (nilearn gives it at transform).
     """
-    if fwhm is None or (isinstance(fwhm, str) and fwhm == "fast"):
-        return
-    if isinstance(fwhm, numbers.Real) and not isinstance(fwhm, bool | np.bool_):
-        if np.isnan(fwhm):
-            raise ParameterValueError("'smoothing_fwhm' is NaN; give a number of mm or None.")
-        return
-    if (
-        isinstance(fwhm, Sequence | np.ndarray)
-        and not isinstance(fwhm, str)
-        and len(fwhm) == 3
-        and all(isinstance(v, numbers.Real) and not isinstance(v, bool | np.bool_) for v in fwhm)
-    ):
-        return
-    raise ParameterTypeError(
-        "'smoothing_fwhm' must be of type(s): 'float | int | None' (or three per-axis "
-        f"values, or 'fast').\nGot: '{type(fwhm).__name__}' ({fwhm!r})"
-    )
+    if isinstance(fwhm, bool | np.bool_):
+        raise ParameterTypeError(
+            f"'smoothing_fwhm' must be a number of mm, three per-axis numbers, 'fast' or None; "
+            f"got {fwhm!r}."
+        )
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        check_fwhm(fwhm)
 
 
 def _check_verbose(verbose: Any) -> None:
