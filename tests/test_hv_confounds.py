@@ -257,3 +257,35 @@ def test_memory_is_flat_in_the_number_of_volumes(tmp_path, rng, suffix, monkeypa
     matrices = 6 * 8 * (90**2 - 30**2)  # gram, its scaled copy, eigh work, partial sums
     assert peaks[90] < 1.2 * peaks[30] + matrices + 2**20, peaks
     assert peaks[90] < 0.75 * 40**3 * 90 * 4, peaks  # less than the image
+
+
+class CountingArray:
+    """A numpy array that counts how often Dask reads each of its chunks."""
+
+    def __init__(self, array):
+        self.array = array
+        self.shape, self.dtype, self.ndim = array.shape, array.dtype, array.ndim
+        self.reads = {}
+
+    def __getitem__(self, key):
+        box = tuple((k.start, k.stop) for k in key)
+        self.reads[box] = self.reads.get(box, 0) + 1
+        return self.array[key]
+
+
+def test_dask_images_are_read_twice_not_held(rng):
+    """Pass 2 re-reads every chunk: Dask does not keep pass 1's chunks for it."""
+    data = np.asarray(_run(rng, (12, 10, 8), 24).dataobj)
+    counting = CountingArray(data)
+    lazy = da.from_array(counting, chunks=(6, 5, 8, 8), meta=np.empty((0,) * 4, data.dtype))
+    image = ls.io.open.image_from_array(lazy, np.eye(4))
+    with raise_if_dask_computes():
+        result = high_variance_confounds(image)
+    with dask.config.set(scheduler="threads"):
+        values = result.compute()
+    assert len(counting.reads) == 2 * 2 * 1 * 3  # every chunk ...
+    assert set(counting.reads.values()) == {2}  # ... read once per pass
+    expected = high_variance_confounds(
+        ls.open_nifti(nib.Nifti1Image(data, np.eye(4)), chunks=None)
+    )
+    np.testing.assert_allclose(values @ values.T, expected @ expected.T, atol=1e-6)

@@ -85,7 +85,7 @@ def _paths(img, tmp_path):
     nib.save(img, nii)
     return {
         "numpy": ls.open_nifti(img, chunks=None),
-        "dask-small-chunks": ls.open_nifti(img, chunks={"i": 3, "j": 4, "k": 5, "time": 7}),
+        "dask-small-chunks": ls.open_nifti(img, chunks={"i": 5, "j": 6, "k": 4, "time": 16}),
         "nii.gz-stream": gz,
         "nii-memmap": nii,
     }

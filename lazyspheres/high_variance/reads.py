@@ -25,6 +25,8 @@ from typing import Any
 import dask
 import dask.array as da
 import numpy as np
+from dask.base import tokenize
+from dask.highlevelgraph import HighLevelGraph
 
 from lazyspheres.high_variance.moments import (
     SelectedSeries,
@@ -204,10 +206,15 @@ def _sum(*parts: Any) -> Any:
 
 # ------------------------------------------------------------------------------ dask arrays
 def confounds_from_dask(data: da.Array, settings: Settings) -> da.Array:
-    """Lazy ``(T, n)`` confounds of a Dask ``(X, Y, Z, T)`` array."""
+    """Lazy ``(T, n)`` confounds of a Dask ``(X, Y, Z, T)`` array.
+
+    Pass 1 maps the image's own chunks to per-voxel moments, summed over time chunks. Pass 2
+    reads a copy of the image graph under new keys (:func:`reread_copy`), rechunked to the
+    whole run per block of at most :data:`GRAM_BLOCK_BYTES`, and maps each block to the
+    ``S Sᵀ`` of its kept voxels; those are summed.
+    """
     n_volumes = data.shape[3]
     time_chunks = data.chunks[3]
-    starts = np.concatenate(([0], np.cumsum(time_chunks)[:-1]))
     offset = data[..., 0].astype(np.float64)  # first volume, data's spatial chunks
     if not settings.detrend:
         offset = da.zeros_like(offset)
@@ -229,30 +236,85 @@ def confounds_from_dask(data: da.Array, settings: Settings) -> da.Array:
         drop_axis=3,
         dtype=np.float64,
     )
-    threshold = dask.delayed(percentile_threshold, pure=True)(mean_square, settings.percentile)
-    blocks = data.to_delayed()
-    offsets, sum_blocks, squares = offset.to_delayed(), sums.to_delayed(), mean_square.to_delayed()
-    grams = []
-    for index in np.ndindex(*blocks.shape[:3]):
-        pieces = [
-            dask.delayed(_kept_piece, pure=True)(
-                blocks[(*index, a)],
-                offsets[index],
-                sum_blocks[(*index, 0)],
-                squares[index],
-                threshold,
-                int(starts[a]),
-                n_volumes,
-                settings.detrend,
-            )
-            for a in range(len(time_chunks))
-        ]
-        grams.append(dask.delayed(_gram_of_pieces, pure=True)(pieces, n_volumes))
-    gram = _tree_sum(grams)
-    task = dask.delayed(confounds_from_gram, pure=True)(gram, settings.n_confounds, settings.dtype)
-    return da.from_delayed(
-        task, shape=(n_volumes, _n_out(n_volumes, settings)), dtype=settings.dtype
+    # One task sees every voxel (V float64 values). Kept in array land (not a Delayed), so
+    # Dask optimises one graph and computes each image chunk once per pass.
+    threshold = mean_square.rechunk(-1).map_blocks(
+        _threshold_of_block,
+        settings.percentile,
+        drop_axis=(0, 1, 2),
+        chunks=(),
+        dtype=np.float64,
     )
+    voxels_per_block = max(1, GRAM_BLOCK_BYTES // (8 * n_volumes))
+    spatial = _spatial_chunks(data.shape[:3], voxels_per_block)
+    again = reread_copy(data).rechunk((*spatial, (n_volumes,)))
+    per_block = da.map_blocks(
+        _block_gram,
+        again,
+        offset.rechunk(spatial)[..., None],
+        sums.rechunk((*spatial, (3,))),
+        mean_square.rechunk(spatial)[..., None],
+        threshold,
+        detrend=settings.detrend,
+        new_axis=4,
+        chunks=(*(((1,) * len(c)) for c in spatial), (n_volumes,), (n_volumes,)),
+        dtype=np.float64,
+    )  # (blocks_i, blocks_j, blocks_k, T, T)
+    gram = per_block.sum(axis=(0, 1, 2), split_every=2)
+    return gram.map_blocks(
+        confounds_from_gram,
+        settings.n_confounds,
+        settings.dtype,
+        chunks=((n_volumes,), (_n_out(n_volumes, settings),)),
+        dtype=settings.dtype,
+    )
+
+
+def reread_copy(data: da.Array) -> da.Array:
+    """The same array computed by an independent copy of its graph (all keys renamed).
+
+    Pass 2 must read the image again: if it used pass 1's keys, Dask would keep every image
+    chunk in memory from pass 1 until the threshold (which needs all of pass 1) is known.
+    ``dask.graph_manipulation.clone`` does this too but fails on some graphs (those with
+    ``x[..., None]`` layers, dask 2026.8), so the low-level graph is copied here. If the
+    graph cannot be copied (a future Dask), the keys are shared: same numbers, more memory.
+    """
+    try:
+        from dask._task_spec import convert_legacy_graph
+
+        graph = convert_legacy_graph(dict(data.__dask_graph__()))
+        suffix = f"-reread-{tokenize(data, 'reread')}"
+
+        def rename(key: Any) -> Any:
+            return (f"{key[0]}{suffix}", *key[1:]) if isinstance(key, tuple) else f"{key}{suffix}"
+
+        copied = {
+            rename(key): node.substitute(
+                {d: rename(d) for d in node.dependencies}, key=rename(key)
+            )
+            for key, node in graph.items()
+        }
+    except Exception:  # pragma: no cover - depends on Dask internals
+        return data
+    name = rename(data.name)
+    layers = HighLevelGraph.from_collections(name, copied, dependencies=())
+    return da.Array(layers, name, data.chunks, meta=data._meta)
+
+
+def _spatial_chunks(shape: tuple[int, ...], voxels: int) -> tuple[tuple[int, ...], ...]:
+    """Chunks of a 3D grid with at most ``voxels`` voxels per block: k slabs, then j rows."""
+    x, y, z = (int(n) for n in shape)
+    if x * y <= voxels:
+        block = (x, y, min(z, voxels // (x * y)))
+    elif x <= voxels:
+        block = (x, voxels // x, 1)
+    else:
+        block = (voxels, 1, 1)
+    return da.core.normalize_chunks(block, shape=(x, y, z))
+
+
+def _threshold_of_block(mean_square: np.ndarray, percentile: float) -> np.ndarray:
+    return np.array(percentile_threshold(mean_square, percentile))
 
 
 def _chunk_moments(
@@ -277,24 +339,21 @@ def _chunk_mean_square(sums: np.ndarray, *, n_volumes: int, detrend: bool) -> np
     return moments.mean_square().reshape(sums.shape[:3])
 
 
-def _kept_piece(
+def _block_gram(
     block: np.ndarray,
     offset: np.ndarray,
     sums: np.ndarray,
     mean_square: np.ndarray,
-    threshold: float,
-    t0: int,
-    n_volumes: int,
+    threshold: np.ndarray,
+    *,
     detrend: bool,
 ) -> np.ndarray:
+    n_volumes = block.shape[3]
     keep = (mean_square > threshold).reshape(-1)  # NaN threshold: nothing kept
     series = _moments_of(offset, sums, n_volumes, detrend).selected(keep)
-    values = block.reshape(-1, block.shape[3])[keep].T  # (b, n kept in this chunk)
-    return series.detrended(t0, values)
-
-
-def _gram_of_pieces(pieces: list[np.ndarray], n_volumes: int) -> np.ndarray:
-    return gram_of_chunks([np.concatenate(pieces, axis=0)], n_volumes)
+    kept = block.reshape(-1, n_volumes)[keep].T  # (T, n kept in this block)
+    gram = gram_of_chunks([series.detrended(0, kept)], n_volumes)
+    return gram[None, None, None]
 
 
 # ------------------------------------------------------------------------------ numpy
