@@ -25,6 +25,7 @@ _EXPORTS = {
     "named_seeds": "lazyspheres.seeds",
     "extract": "lazyspheres.extraction",
     "clean": "lazyspheres.cleaning",
+    "high_variance_confounds": "lazyspheres.high_variance",
     "NiftiSpheresMasker": "lazyspheres.masker",
     "extract_many": "lazyspheres.batch",
     "open_results": "lazyspheres.batch",
