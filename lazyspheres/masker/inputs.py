@@ -17,6 +17,7 @@ import os
 from dataclasses import dataclass
 from typing import Any
 
+import dask
 import dask.array as da
 import nibabel as nib
 import numpy as np
@@ -157,6 +158,10 @@ def _open_any(imgs: Any) -> xr.DataArray | list[xr.DataArray]:
         return _checked_dataarray(open_nifti(imgs))
     if isinstance(imgs, nib.spatialimages.SpatialImage):
         _check_nibabel_shape(imgs.shape, "The image")
+        if isinstance(imgs.dataobj, np.ndarray):
+            # Already in memory: keep numpy (Dask's from_array would copy the whole array);
+            # the extraction then gathers the sphere voxels in place.
+            return open_nifti(imgs, chunks=None)
         return open_nifti(imgs)
     if isinstance(imgs, str | os.PathLike):
         return _open_path(imgs)
@@ -279,4 +284,11 @@ def _dask_data(volume: xr.DataArray) -> da.Array:
     data = volume.data
     if isinstance(data, da.Array):
         return data
-    return da.from_array(np.asarray(data), chunks=-1)
+    # An in-memory volume, wrapped without a copy (da.from_array copies numpy arrays).
+    array = np.asarray(data)
+    task = dask.delayed(_identity, pure=True)(array)
+    return da.from_delayed(task, shape=array.shape, dtype=array.dtype)
+
+
+def _identity(array: np.ndarray) -> np.ndarray:
+    return array
