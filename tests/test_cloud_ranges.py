@@ -116,7 +116,8 @@ def test_one_volume_of_sphere_voxels_is_few_requests():
 def test_gather_values_picks_the_right_values(seed):
     rng = np.random.default_rng(seed)
     dtype = np.dtype(rng.choice(["<f4", ">f4", "<i2", "<f8", "u1"]))
-    volume_voxels, n_volumes, vox_offset = 300, 4, 352
+    volume_voxels, n_volumes = 300, 4
+    vox_offset = int(rng.choice([352, 353, 1031]))  # odd offsets: buffers start off-grid
     data = rng.integers(0, 120, size=(n_volumes, volume_voxels)).astype(dtype)
     blob = b"\0" * vox_offset + data.tobytes()
     flat = rng.permutation(volume_voxels)[: rng.integers(1, 60)]
@@ -143,6 +144,8 @@ def test_gather_values_picks_the_right_values(seed):
 def test_gather_values_refuses_positions_outside_the_ranges():
     with pytest.raises(ValueError, match="outside the fetched byte ranges"):
         gather_values([b"abcd"], np.array([100]), np.array([[104]]), np.dtype("u1"))
+    with pytest.raises(ValueError, match="whole number of items"):
+        gather_values([b"abcdefgh"], np.array([100]), np.array([[102]]), np.dtype("<i4"))
 
 
 def test_split_and_merge_tile_exactly():

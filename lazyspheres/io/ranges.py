@@ -192,17 +192,21 @@ def gather_values(
     """
     itemsize = np.dtype(dtype).itemsize
     lengths = np.fromiter((len(b) for b in buffers), dtype=np.int64, count=len(buffers))
-    where = np.searchsorted(starts, positions, side="right") - 1
-    if positions.size and (
-        where.min() < 0 or np.any(positions + itemsize > starts[where] + lengths[where])
-    ):
+    flat = np.asarray(positions, dtype=np.int64).ravel()
+    where = np.searchsorted(starts, flat, side="right") - 1
+    if flat.size and (where.min() < 0 or np.any(flat + itemsize > starts[where] + lengths[where])):
         raise ValueError("A wanted value lies outside the fetched byte ranges.")
-    joined = b"".join(buffers) if len(buffers) != 1 else buffers[0]
-    offsets = np.cumsum(lengths) - lengths
-    within = positions - starts[where] + offsets[where]
-    values = np.frombuffer(joined, dtype=np.uint8)
-    if np.any(within % itemsize) or np.any(offsets % itemsize):
-        # Misaligned (a vox_offset that is not a multiple of the item size): copy bytes.
-        picked = values[within[..., None] + np.arange(itemsize)]
-        return np.ascontiguousarray(picked).view(dtype).reshape(positions.shape)
-    return np.frombuffer(joined, dtype=dtype, count=len(joined) // itemsize)[within // itemsize]
+    # Pick from each buffer in place (joining them first would copy every fetched byte).
+    order = np.argsort(where, kind="stable")
+    bounds = np.searchsorted(where[order], np.arange(len(buffers) + 1))
+    out = np.empty(flat.size, dtype=dtype)
+    for index, buffer in enumerate(buffers):
+        chosen = order[bounds[index] : bounds[index + 1]]
+        if chosen.size == 0:
+            continue
+        within = flat[chosen] - starts[index]
+        if np.any(within % itemsize):
+            raise ValueError("A wanted value is not a whole number of items into its range.")
+        values = np.frombuffer(buffer, dtype=dtype, count=len(buffer) // itemsize)
+        out[chosen] = values[within // itemsize]
+    return out.reshape(np.shape(positions))
