@@ -50,12 +50,14 @@ _FAST_NEIGHBOURS = ((0, 1), (0, -1), (1, 1), (1, -1), (2, 1), (2, -1))  # nilear
 
 @dataclass(frozen=True)
 class _Pass:
-    """One axis pass: gather runs, filter, keep the needed outputs."""
+    """One axis pass: gather its runs from the previous array, filter them."""
 
     axis: int
     sigma: float
-    gather: np.ndarray  # run-concatenated inputs, as positions in the previous value array
-    keep: np.ndarray  # positions of the needed outputs in the run-concatenated array
+    # Run-concatenated inputs, as positions in the previous pass's run array (the first
+    # pass: in the values read). Keeping the previous pass's needed outputs and gathering
+    # this pass's runs from them is one composed take.
+    gather: np.ndarray
 
 
 @dataclass(frozen=True, eq=False)
@@ -84,7 +86,7 @@ class SmoothingPlan:
     sigmas: np.ndarray
     n_out: int
     passes: tuple[_Pass, ...]
-    final: np.ndarray  # positions of the outputs (caller's order) in the last value array
+    final: np.ndarray  # positions of the outputs (caller's order) in the last array
     fast: np.ndarray | None  # (7, n_out) positions (centre + 6 neighbours; n_read = zero)
 
     @classmethod
@@ -132,10 +134,14 @@ class SmoothingPlan:
             needs.insert(0, _dilate(needs[0], axis, kernel_halo(sigmas[axis])))
         flats = [np.flatnonzero(need.ravel(order="F")) for need in needs]
         passes = []
+        keep = None  # where the previous pass's needed outputs are in its run array
         for n, axis in enumerate(active):
-            gather, keep = _runs(needs[n + 1], flats[n], axis, kernel_halo(sigmas[axis]))
-            passes.append(_Pass(axis, float(sigmas[axis]), _ro(gather), _ro(keep)))
-        final = _ro(np.searchsorted(flats[-1], out_flat))
+            gather, next_keep = _runs(needs[n + 1], flats[n], axis, kernel_halo(sigmas[axis]))
+            composed = gather if keep is None else keep[gather]
+            passes.append(_Pass(axis, float(sigmas[axis]), _ro(composed)))
+            keep = next_keep
+        final = np.searchsorted(flats[-1], out_flat)
+        final = _ro(final if keep is None else keep[final])
         return cls(
             shape, _ro(flats[0]), dtype, _ro(sigmas), len(voxels), tuple(passes), final, None
         )
@@ -191,7 +197,7 @@ class SmoothingPlan:
             gaussian_filter1d(
                 runs, step.sigma, axis=axis, output=runs, mode="reflect", truncate=TRUNCATE
             )
-            work = np.take(runs, step.keep, axis=axis)
+            work = runs
         return np.take(work, self.final, axis=axis)
 
 
