@@ -50,6 +50,7 @@ def extract(
     allow_overlap: bool = False,
     smoothing_fwhm: float | list[float] | str | None = None,
     storage_options: dict[str, Any] | None = None,
+    dtype: Any = None,
 ) -> xr.DataArray:
     """Mean signal in a sphere around each seed, lazily.
 
@@ -79,6 +80,9 @@ def extract(
         8-byte integer and scaled images.
     storage_options : dict, optional
         fsspec options when ``img`` or ``mask_img`` is a URL.
+    dtype : numpy dtype, optional
+        dtype of the returned signals (the means are accumulated in float64 either way).
+        Default: float32 for float32 (and smoothed float32/integer) images, else float64.
 
     Returns
     -------
@@ -112,6 +116,7 @@ def extract(
             allow_overlap=allow_overlap,
             smoothing_fwhm=smoothing_fwhm,
             storage_options=storage_options,
+            dtype=dtype,
         )
     fwhm = check_fwhm(smoothing_fwhm)
     image = open_nifti(img, storage_options=storage_options)
@@ -141,7 +146,9 @@ def extract(
     if fwhm is not None:
         smoother = SmoothingPlan.build(plan.voxels, shape, affine, fwhm, image.dtype)
     means = _sphere_means(image, plan, smoother)
-    dtype = output_dtype(image.dtype if smoother is None else smoother.dtype)
+    if dtype is None:
+        dtype = output_dtype(image.dtype if smoother is None else smoother.dtype)
+    dtype = np.dtype(dtype)
     if means.dtype != dtype:
         means = means.astype(dtype)
     signals = _label(

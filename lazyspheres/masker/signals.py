@@ -26,7 +26,7 @@ import pandas as pd
 import xarray as xr
 
 from lazyspheres.cleaning import clean
-from lazyspheres.extraction import extract, output_dtype
+from lazyspheres.extraction import extract
 from lazyspheres.high_variance import high_variance_confounds as hv_confounds
 from lazyspheres.masker._logging import describe_images, log, warn
 from lazyspheres.masker.inputs import Images, open_images, target_dtype
@@ -125,6 +125,7 @@ def transform_signals(
             mask_img=spec.mask_img,
             allow_overlap=spec.allow_overlap,
             smoothing_fwhm=spec.smoothing_fwhm,
+            dtype=np.float64,  # exact means; cast to nilearn's working dtype below
         )
     if images.ndim == 3:
         signals = signals.expand_dims(time=[0], axis=0)
@@ -166,18 +167,15 @@ def _converted(images: Images, dtype: Any, smoothing: bool) -> xr.DataArray:
 
     Sphere means are computed in float64 from the stored values, so most conversions change
     nothing and are skipped (keeping the file's fast read paths). Applied, lazily: casts
-    that change voxel values (float to integer, narrowing integers), float32 images asked
-    for in float64 (whose means, or smoothing, would otherwise be in float32), and
-    smoothing in another float dtype than the image's (nilearn smooths the converted image).
+    that change voxel values (float to integer, narrowing integers), and conversions to
+    another float dtype before smoothing (nilearn smooths the converted image).
     """
     image = images.image
     target = _loaded_dtype(images, dtype)
     source = np.dtype(image.dtype)
     changes_values = target.kind in "iu" and not np.can_cast(source, target, casting="safe")
-    # TODO: ask extract() for float64 means instead (keeps the streaming/memmap paths).
-    wider_means = target.kind == "f" and target.itemsize > output_dtype(source).itemsize
     smoothed_otherwise = smoothing and target.kind == "f" and target != source
-    if changes_values or wider_means or smoothed_otherwise:
+    if changes_values or smoothed_otherwise:
         return image.astype(target)
     return image
 
