@@ -262,3 +262,33 @@ def test_non_numeric_seeds_fail_at_fit(rng):
         quiet(NilearnMasker([("a", "b", "c")]).fit().transform, img)
     with pytest.raises(ValueError, match=r"Seed #0 has a non-numeric x coordinate 'a'"):
         NiftiSpheresMasker([("a", "b", "c")]).fit()
+
+
+def test_non_finite_values_are_only_seen_where_the_spheres_read(rng):
+    """Not in SPEC §3.5, a consequence of reading only the sphere voxels: nilearn tests the
+    whole image for NaN (and then zeroes every non-finite value); lazyspheres sees only the
+    voxels it reads. NaN outside the spheres: nilearn warns, lazyspheres does not (same
+    numbers). +inf alone inside a sphere: nilearn finds no NaN, keeps the inf and returns
+    inf; lazyspheres zeroes it like any non-finite value, with nilearn's two warnings."""
+    base = rng.standard_normal((*SHAPE, 6)) + 100
+    outside = base.copy()
+    outside[0, 0, 0, 2] = np.nan  # far from both spheres
+    inf_inside = base.copy()
+    inf_inside[5, 6, 4, 1] = np.inf  # (0, 0, 0) mm, the first seed's centre
+    params = {"seeds": SEEDS, "radius": 4.0}
+    results = {}
+    for name, data in (("outside", outside), ("inf", inf_inside)):
+        results[name] = [
+            run_masker(factory, params, None, nib.Nifti1Image(data.copy(), AFFINE))
+            for factory in (NiftiSpheresMasker, NilearnMasker)
+        ]
+    ours, theirs = results["outside"]
+    np.testing.assert_allclose(ours.output, theirs.output, rtol=1e-12)
+    assert len(theirs.warnings) == 2
+    assert len(ours.warnings) == 0
+    ours, theirs = results["inf"]
+    assert np.isinf(theirs.output[1, 0])
+    expected = exact_means(np.where(np.isfinite(inf_inside), inf_inside, 0.0), SEEDS, 4.0)
+    np.testing.assert_allclose(ours.output, expected, rtol=1e-12)
+    assert len(ours.warnings) == 2
+    assert len(theirs.warnings) == 0
