@@ -52,7 +52,13 @@ def ensure_runs(folder: pathlib.Path, n_runs: int, n_volumes: int) -> list[pathl
 
 
 def _warm() -> None:
-    import lazyspheres.batch.tasks  # noqa: F401  (imports out of the clock)
+    # imports out of the clock: everything a batch task touches
+    import xarray.backends.zarr  # noqa: F401
+    import zarr  # noqa: F401
+
+    import lazyspheres.batch.tasks
+    import lazyspheres.cleaning
+    import lazyspheres.extraction  # noqa: F401
 
 
 def _peak_rss_mb() -> float:
@@ -87,6 +93,34 @@ def run_batch(runs: list[pathlib.Path], n_workers: int, scratch: pathlib.Path) -
     return {"seconds": seconds, "peaks_mb": peaks, "checksum": checksum}
 
 
+_CONVERT = """
+import json, resource, sys, time
+import lazyspheres as ls
+source, target = sys.argv[1], sys.argv[2]
+started = time.perf_counter()
+ls.to_zarr_image(source, target, overwrite=True)
+seconds = time.perf_counter() - started
+peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+print(json.dumps({"seconds": seconds, "peak_rss_mb": peak}))
+"""
+
+
+def convert(source: pathlib.Path, scratch: pathlib.Path) -> dict:
+    """``to_zarr_image`` of one run in a fresh process: time and peak RSS."""
+    import json
+    import subprocess
+
+    target = scratch / (source.name + ".zarr")
+    done = subprocess.run(
+        [sys.executable, "-c", _CONVERT, str(source), str(target)],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    shutil.rmtree(target, ignore_errors=True)
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run the benchmark and print ratio lines."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
@@ -95,6 +129,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--long-runs", type=int, default=2, help="runs at T=1200 (0: skip)")
     parser.add_argument("--repeat", type=int, default=2)
     parser.add_argument("--quick", action="store_true", help="4 runs of T=60, no T=1200")
+    parser.add_argument(
+        "--no-convert", action="store_true", help="skip the to_zarr_image memory check"
+    )
     parser.add_argument("--data", type=pathlib.Path, default=HERE.parent / "bench-data" / "batch")
     args = parser.parse_args(argv)
     if args.quick:
@@ -115,6 +152,10 @@ def main(argv: list[str] | None = None) -> int:
                     flush=True,
                 )
         long = run_batch(long_runs, 2, scratch) if long_runs else None
+        conversions = {}
+        if not args.no_convert:
+            for run in (runs[0], *long_runs[:1]):
+                conversions[run.name] = convert(run, scratch)
     print(f"load average after: {os.getloadavg()}")
     one = min(results[1], key=lambda r: r["seconds"])
     two = min(results[2], key=lambda r: r["seconds"])
@@ -141,6 +182,11 @@ def main(argv: list[str] | None = None) -> int:
             f"({max(long['peaks_mb']):.0f} MB / {max(two['peaks_mb']):.0f} MB)"
         )
         print(f"  ({len(long_runs)} runs T=1200 on 2 workers: {long['seconds']:.2f} s)")
+    for name, record in conversions.items():
+        print(
+            f"to_zarr_image {name}: {record['seconds']:.1f} s, "
+            f"peak RSS {record['peak_rss_mb']:.0f} MB"
+        )
     return 0
 
 

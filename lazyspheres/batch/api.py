@@ -156,11 +156,11 @@ def extract_many(
     Examples
     --------
     >>> import lazyspheres as ls
-    >>> ds = ls.extract_many("derivatives/sub-*/func/*_bold.nii.gz", "power2011", 5,
-    ...                      store="power.zarr", confounds="bids",
-    ...                      confound_columns=["trans_*", "rot_*"],
-    ...                      clean={"detrend": True, "standardize": "zscore_sample"})
-    ... # doctest: +SKIP
+    >>> ds = ls.extract_many(  # doctest: +SKIP
+    ...     "derivatives/sub-*/func/*_desc-preproc_bold.nii.gz", "power2011", 5,
+    ...     store="power.zarr", confounds="bids", confound_columns=["trans_?", "rot_?"],
+    ...     clean={"detrend": True, "standardize": "zscore_sample"},
+    ... )
     >>> ds.signals.sel(run="sub-01_task-rest_run-1")  # doctest: +SKIP
     """
     from lazyspheres.seeds import load_seeds

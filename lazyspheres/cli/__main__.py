@@ -6,4 +6,5 @@ import sys
 
 from lazyspheres.cli.app import main
 
-sys.exit(main())
+if __name__ == "__main__":  # importing the module (e.g. doctest discovery) must not run it
+    sys.exit(main())
