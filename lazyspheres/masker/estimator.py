@@ -9,17 +9,18 @@ The public API (constructor, fitted attributes, methods, messages) is nilearn 0.
 
 from __future__ import annotations
 
-import functools
-from dataclasses import dataclass
-from typing import Any
-
 import nibabel as nib
 import numpy as np
 from sklearn.base import BaseEstimator, TransformerMixin
-from sklearn.utils import InputTags as _SklearnInputTags
 from sklearn.utils.validation import check_is_fitted
 
 from lazyspheres.masker._logging import describe_images, log, warn
+from lazyspheres.masker._sklearn import (
+    CACHE_LEVEL_WARNING,
+    InputTags,
+    cached,
+    fit_accepts_deprecated_x,
+)
 from lazyspheres.masker.inputs import open_images
 from lazyspheres.masker.inverse import as_signal_array, signals_to_image
 from lazyspheres.masker.output import check_container, wrap_output
@@ -28,44 +29,6 @@ from lazyspheres.masker.validation import check_memory, check_params
 from lazyspheres.masks import binarize_fit_mask
 
 __all__ = ["InputTags", "NiftiSpheresMasker"]
-
-_CACHE_LEVEL_WARNING = (
-    "memory_level is currently set to 0 but a Memory object has been provided. "
-    "Setting memory_level to 1."
-)
-_X_DEPRECATION = (
-    'The parameter "X" will be removed in 0.13.0 release of Nilearn. '
-    'Please use the parameter "imgs" instead.'
-)
-
-
-@dataclass(slots=True)
-class InputTags(_SklearnInputTags):
-    """scikit-learn input tags plus nilearn's (what kind of images an estimator takes)."""
-
-    niimg_like: bool = True
-    surf_img: bool = False
-    masker: bool = True
-    multi_masker: bool = False
-    glm: bool = False
-
-
-def _fit_accepts_deprecated_x(fit: Any) -> Any:
-    """Accept nilearn 0.12.1's ``fit(X=...)`` with a DeprecationWarning."""
-
-    @functools.wraps(fit)
-    def wrapper(self: Any, *args: Any, **kwargs: Any) -> Any:
-        if "X" in kwargs:
-            if args or "imgs" in kwargs:
-                raise TypeError(
-                    f"{type(self).__name__}.fit() got multiple values for argument 'imgs' "
-                    "('X' is its deprecated name)."
-                )
-            warn(_X_DEPRECATION, DeprecationWarning)
-            kwargs["imgs"] = kwargs.pop("X")
-        return fit(self, *args, **kwargs)
-
-    return wrapper
 
 
 class NiftiSpheresMasker(TransformerMixin, BaseEstimator, auto_wrap_output_keys=None):
@@ -223,7 +186,7 @@ class NiftiSpheresMasker(TransformerMixin, BaseEstimator, auto_wrap_output_keys=
         return hasattr(self, "seeds_") and hasattr(self, "n_elements_")
 
     # ------------------------------------------------------------------ fit
-    @_fit_accepts_deprecated_x
+    @fit_accepts_deprecated_x
     def fit(self, imgs=None, y=None):
         """Prepare signal extraction from regions.
 
@@ -255,7 +218,7 @@ class NiftiSpheresMasker(TransformerMixin, BaseEstimator, auto_wrap_output_keys=
         self.mask_img_ = self._load_mask()
         self.memory_ = check_memory(self.memory, verbose=int(self.verbose))
         if self.memory_level == 0 and self.memory_.location is not None:
-            warn(_CACHE_LEVEL_WARNING)
+            warn(CACHE_LEVEL_WARNING)
         images = None if imgs is None else open_images(imgs)
         self.seeds_ = checked.seeds_
         self._seed_coords = checked.coords
@@ -375,7 +338,7 @@ class NiftiSpheresMasker(TransformerMixin, BaseEstimator, auto_wrap_output_keys=
                 **self._clean_options,
             },
         )
-        func = self._cached(transform_signals, ignore=["verbose", "logger"])
+        func = cached(self, transform_signals, ignore=["verbose", "logger"])
         return func(
             imgs,
             spec,
@@ -386,19 +349,6 @@ class NiftiSpheresMasker(TransformerMixin, BaseEstimator, auto_wrap_output_keys=
             verbose=self.verbose,
             logger=self,
         )
-
-    def _cached(self, func, ignore):
-        """``func`` cached with ``memory_`` when ``memory_level >= 1`` (nilearn's rule)."""
-        level = max(1, self.memory_level) if self.memory_.location is not None else 0
-        if self.memory_.location is None and self.memory_level > 1:
-            warn(
-                f"Caching has been enabled (memory_level = {self.memory_level}) but no Memory "
-                "object or path has been provided (parameter memory). Caching deactivated "
-                f"for function {func.__name__}."
-            )
-        if level >= 1:
-            return self.memory_.cache(func, ignore=ignore)
-        return func
 
     # ------------------------------------------------------------------ inverse
     def inverse_transform(self, region_signals):
