@@ -478,3 +478,21 @@ def test_cache_level_without_memory_warns(img):
     )):  # fmt: skip
         out = NiftiSpheresMasker(**params).fit().transform(img)
     assert out.shape == (12, 3)
+
+
+def test_labelled_seed_tables_and_named_sets(img):
+    """lazyspheres extension: seeds as a DataFrame (labels kept) or a named seed set."""
+    table = pd.DataFrame({"x": [0.0, 6.0], "y": [0.0, -6.0], "z": [0.0, 4.0], "label": ["a", "b"]})
+    masker = NiftiSpheresMasker(table, radius=4.0).fit()
+    assert masker.seeds_ == [[0.0, 0.0, 0.0], [6.0, -6.0, 4.0]]
+    labelled = masker.set_output(transform="xarray").transform(img)
+    assert list(labelled["label"].values) == ["a", "b"]
+    np.testing.assert_array_equal(
+        labelled.values,
+        NiftiSpheresMasker([(0.0, 0.0, 0.0), (6.0, -6.0, 4.0)], radius=4.0).fit_transform(img),
+    )
+    power = NiftiSpheresMasker("power2011", radius=5.0).fit()
+    assert power.n_elements_ == 264
+    assert len(power.get_feature_names_out()) == 264
+    with pytest.raises(ValueError, match="Seeds must be a list of triplets"):
+        NiftiSpheresMasker("not-a-set").fit()
