@@ -43,11 +43,12 @@ def confounds_path(run):
 
 def _files_for_examples(folder, small_runs, seeds_csv):
     """Create every file the help examples name."""
-    datasets.write_bold(folder / "bold.nii.gz", 6)  # MNI 2 mm: named seed sets fit
+    # a 4 mm MNI grid: the named seed sets fit, and the files are small
+    datasets.write_bold(folder / "bold.nii.gz", 6, shape=(46, 55, 46))
     for name, run in zip(("run1.nii.gz", "run2.nii.gz"), small_runs, strict=True):
         (folder / name).write_bytes(run.read_bytes())
     (folder / "seeds.csv").write_bytes(seeds_csv[0].read_bytes())
-    datasets.write_dataset(folder / "derivatives", 2, 1, n_volumes=24)
+    datasets.write_dataset(folder / "derivatives", 2, 1, n_volumes=24, shape=(46, 55, 46))
 
 
 def test_every_help_example_runs_as_printed(tmp_path, monkeypatch, small_runs, seeds_csv, capsys):
