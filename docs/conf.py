@@ -62,8 +62,8 @@ html_title = f"lazyspheres {release}"
 html_theme_options = {
     "description": "Sphere time series from 4D fMRI, lazily, with nilearn's numbers",
     "fixed_sidebar": True,
-    "page_width": "1240px",
-    "sidebar_width": "240px",
+    "page_width": "1200px",
+    "sidebar_width": "220px",
 }
 html_static_path: list[str] = []
 
