@@ -496,3 +496,29 @@ def test_labelled_seed_tables_and_named_sets(img):
     assert len(power.get_feature_names_out()) == 264
     with pytest.raises(ValueError, match="Seeds must be a list of triplets"):
         NiftiSpheresMasker("not-a-set").fit()
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64, np.int32, np.int64, bool])
+def test_inverse_transform_is_float64_as_nilearn(mask, dtype):
+    params = {"seeds": SEEDS, "radius": 4.0, "mask_img": mask, "allow_overlap": True}
+    signals = (np.arange(12).reshape(4, 3) % 2).astype(dtype)
+    ours = NiftiSpheresMasker(**params).fit().inverse_transform(signals)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        theirs = NilearnMasker(**params).fit().inverse_transform(signals)
+    assert not [w for w in caught if issubclass(w.category, UserWarning)]
+    assert ours.get_data_dtype() == theirs.get_data_dtype() == np.float64
+    assert ours.shape == theirs.shape == (*SHAPE, 4)
+    np.testing.assert_array_equal(ours.get_fdata(), theirs.get_fdata())
+    np.testing.assert_array_equal(ours.affine, theirs.affine)
+
+
+def test_metadata_routing_in_a_pipeline(img, rng):
+    confounds = rng.standard_normal((12, 2))
+    params = {"seeds": SEEDS, "radius": 4.0, "detrend": True, "standardize_confounds": False}
+    direct = NiftiSpheresMasker(**params).fit().transform(img, confounds=confounds)
+    with config_context(enable_metadata_routing=True):
+        masker = NiftiSpheresMasker(**params).set_transform_request(confounds=True)
+        pipe = make_pipeline(masker).fit(img)
+        routed = pipe.transform(img, confounds=confounds)
+    np.testing.assert_array_equal(routed, direct)
