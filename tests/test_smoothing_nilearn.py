@@ -323,3 +323,31 @@ def test_sigma_is_nilearns_formula():
     expected = 6.0 / (np.sqrt(8 * np.log(2)) * np.array([1.5, 2.5, 3.0]))
     np.testing.assert_array_equal(sigmas, expected)
     assert [kernel_halo(s) for s in sigmas] == [int(4 * s + 0.5) for s in expected]
+
+
+@pytest.mark.parametrize("mask_kind", ["same-grid", "other-grid"])
+def test_smoothing_happens_before_masking(mask_kind, tmp_path):
+    """The whole image is smoothed (masked-out voxels contribute), then spheres are masked."""
+    rng = np.random.default_rng(16)
+    affine = np.diag([2.0, 2.0, 2.0, 1.0])
+    data = rng.standard_normal((12, 11, 10, 6)) * 30 + 400
+    img = nib.Nifti1Image(data, affine)
+    mask_data = (rng.random((12, 11, 10)) > 0.3).astype(np.uint8)
+    mask = nib.Nifti1Image(mask_data, affine)
+    if mask_kind == "other-grid":
+        coarse = np.diag([3.0, 3.0, 3.0, 1.0])
+        coarse[:3, 3] = [0.4, -0.3, 0.2]
+        mask = nib.Nifti1Image((rng.random((9, 8, 8)) > 0.3).astype(np.uint8), coarse)
+    seeds = [(4.0, 4.0, 4.0), (16.0, 12.0, 10.0), (0.0, 20.0, 18.0)]
+    path = tmp_path / "img.nii.gz"
+    nib.save(img, path)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        expected = nilearn_maskers.NiftiSpheresMasker(
+            seeds, radius=3.0, mask_img=mask, smoothing_fwhm=5.0
+        ).fit_transform(nib.load(path))
+    for source in (path, ls.open_nifti(nib.load(path), chunks={"i": 3, "k": 4, "time": 2})):
+        ours = ls.extract(source, seeds, 3.0, mask_img=mask, smoothing_fwhm=5.0).values
+        np.testing.assert_allclose(ours, expected, rtol=1e-12)
+    unsmoothed = ls.extract(path, seeds, 3.0, mask_img=mask).values
+    assert np.abs(unsmoothed - expected).max() > 1.0  # smoothing did something
