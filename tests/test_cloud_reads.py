@@ -236,6 +236,21 @@ def test_nii_gather_with_default_settings_is_few_large_requests(
     assert sum(r.body_bytes for r in gets) <= path.stat().st_size
 
 
+def test_environment_overrides_the_request_sizes(s3, urls, local_images, monkeypatch):
+    url = urls["big", ".nii"]
+    monkeypatch.setenv("LAZYSPHERES_RANGE_MAX_BLOCK", "20000")
+    signals = ls.extract(url, SEEDS, 6.0, storage_options=s3.storage_options)
+    with s3.log.watch() as seen:
+        values = signals.values
+    np.testing.assert_array_equal(
+        values, ls.extract(local_images["big", ".nii"], SEEDS, 6.0).values
+    )
+    assert max(r.body_bytes for r in data_gets(seen, url)) <= 20000
+    monkeypatch.setenv("LAZYSPHERES_RANGE_MAX_BLOCK", "8MB")
+    with pytest.raises(ValueError, match="LAZYSPHERES_RANGE_MAX_BLOCK='8MB' is not an integer"):
+        signals.compute()
+
+
 def test_gz_is_streamed_once_in_bounded_requests(s3, urls, local_images, monkeypatch):
     url, path = urls["big", ".nii.gz"], local_images["big", ".nii.gz"]
     size = path.stat().st_size

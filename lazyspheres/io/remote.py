@@ -31,22 +31,25 @@ exponential back-off, on top of botocore's retries of 5xx responses; gcsfs retri
 429 responses with back-off; fsspec's HTTP filesystem does not retry. lazyspheres adds no
 retry of its own: after those, the error is real.
 
-The knobs are module constants read at call time, so tests and benchmarks can vary them.
+The knobs are module constants read at call time (so tests and benchmarks can vary them),
+each overridable by an environment variable ``LAZYSPHERES_<NAME>`` (:func:`setting`).
+Errors are translated by :mod:`lazyspheres.io.remote_errors`; the file objects live in
+:mod:`lazyspheres.io.remote_files`.
 """
 
 from __future__ import annotations
 
-import collections
-import contextlib
 import io
+import os
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from lazyspheres.errors import LazySpheresError, SourceChangedError, TruncatedImageError
+from lazyspheres.errors import SourceChangedError, TruncatedImageError
 from lazyspheres.io.ranges import RangePlan, gather_values, merge_ranges, split_ranges
+from lazyspheres.io.remote_errors import translated_errors
 
 if TYPE_CHECKING:
     from lazyspheres.io.reader import NiftiFile
@@ -59,6 +62,7 @@ __all__ = [
     "RANGE_MAX_GAP",
     "STREAM_BLOCK_BYTES",
     "STREAM_PREFETCH",
+    "check_fingerprint",
     "ensure_unchanged",
     "fetch_ranges",
     "filesystem",
@@ -67,6 +71,7 @@ __all__ = [
     "open_probe",
     "open_stream",
     "read_volumes",
+    "setting",
     "stat",
     "translated_errors",
 ]
@@ -85,13 +90,23 @@ RANGE_MAX_BLOCK = 8 * 2**20
 # Bytes fetched per time block (memory in use, and the unit between consistency checks).
 RANGE_BLOCK_BYTES = 64 * 2**20
 
-_NO_CREDENTIALS = {
-    "NoCredentialsError",
-    "PartialCredentialsError",
-    "CredentialRetrievalError",
-    "DefaultCredentialsError",
-    "RefreshError",
-}
+
+def setting(name: str) -> int:
+    """A knob: ``$LAZYSPHERES_<NAME>`` if set (bytes or a count), else this module's value.
+
+    For example ``LAZYSPHERES_RANGE_MAX_GAP=65536`` trades more requests for fewer bytes
+    (where egress is billed), ``LAZYSPHERES_STREAM_PREFETCH=8`` keeps more requests in
+    flight on a fast link.
+    """
+    text = os.environ.get(f"LAZYSPHERES_{name}")
+    if text:
+        try:
+            return int(text)
+        except ValueError:
+            raise ValueError(
+                f"LAZYSPHERES_{name}={text!r} is not an integer number of bytes or requests."
+            ) from None
+    return int(globals()[name])
 
 
 # ---------------------------------------------------------------------------- filesystem
@@ -135,91 +150,6 @@ def stat(location: str, storage_options: dict[str, Any] | None = None) -> dict[s
     return info
 
 
-# ---------------------------------------------------------------------------- errors
-@contextlib.contextmanager
-def translated_errors(
-    location: str, storage_options: Any = (), *, opened: bool = False
-) -> Iterator[None]:
-    """Re-raise filesystem errors with the URL, the cause and what to set.
-
-    Parameters
-    ----------
-    location : str
-        The URL, for messages.
-    storage_options : dict or pairs
-        Used to tailor the hints (``anon`` already set or not).
-    opened : bool
-        Whether the object was seen before: then "not found" means it vanished while being
-        read (:class:`SourceChangedError`) rather than a wrong URL (``FileNotFoundError``).
-    """
-    try:
-        yield
-    except LazySpheresError:
-        raise
-    except Exception as error:
-        translated = _translate(error, location, dict(storage_options or {}), opened=opened)
-        if translated is None:
-            raise
-        raise translated from error
-
-
-def _translate(
-    error: BaseException, location: str, options: dict[str, Any], *, opened: bool
-) -> BaseException | None:
-    name = type(error).__name__
-    text = str(error) or name
-    if name == "FileExpired" or "PreconditionFailed" in text or "Precondition Failed" in text:
-        return SourceChangedError(
-            f"{location} changed while it was being read ({text}). Its bytes now belong to "
-            "another version of the object; open it again to read the new version."
-        )
-    if name in _NO_CREDENTIALS:
-        return PermissionError(
-            f"{location}: no credentials were found to sign the request ({text}). "
-            + _access_hint(location, options)
-        )
-    status = getattr(error, "status", None) or getattr(error, "code", None)
-    if isinstance(error, PermissionError) or status in (401, 403):
-        return PermissionError(
-            f"{location}: access denied ({text}). " + _access_hint(location, options)
-        )
-    if isinstance(error, FileNotFoundError) or status == 404:
-        if opened:
-            return SourceChangedError(
-                f"{location} no longer exists: it was deleted or moved after it was opened "
-                f"({text}). Check the URL, or open it again if it was replaced."
-            )
-        return FileNotFoundError(f"File not found: '{location}' ({text}).")
-    return None
-
-
-def _access_hint(location: str, options: dict[str, Any]) -> str:
-    protocol = location.split("::")[-1].split("://")[0].lower()
-    if protocol in ("s3", "s3a"):
-        public = (
-            "The object is refused even anonymously; it is not public. "
-            if options.get("anon")
-            else "For a public bucket (e.g. OpenNeuro's), pass storage_options={'anon': True}. "
-        )
-        return (
-            public + "Otherwise give credentials allowed to read it: AWS_ACCESS_KEY_ID and "
-            "AWS_SECRET_ACCESS_KEY (or AWS_PROFILE) in the environment, or "
-            "storage_options={'key': ..., 'secret': ...}; for another S3-compatible store "
-            "also storage_options={'client_kwargs': {'endpoint_url': ...}}."
-        )
-    if protocol in ("gs", "gcs"):
-        return (
-            "For a public bucket pass storage_options={'token': 'anon'}; otherwise set "
-            "GOOGLE_APPLICATION_CREDENTIALS or storage_options={'token': 'key.json'}."
-        )
-    if protocol in ("http", "https"):
-        return (
-            "The server refused the request; pass what it needs through storage_options "
-            "(e.g. {'headers': {'Authorization': ...}} or {'client_kwargs': {'auth': ...}})."
-        )
-    return "Check the credentials given in storage_options."
-
-
 # ---------------------------------------------------------------------------- consistency
 def ensure_unchanged(source: ByteSource) -> None:
     """Raise :class:`SourceChangedError` unless the object still has its fingerprint."""
@@ -227,10 +157,11 @@ def ensure_unchanged(source: ByteSource) -> None:
     with translated_errors(source.location, source.storage_options, opened=True):
         fs.invalidate_cache(path)
         info = fs.info(path)
-    _check_fingerprint(source, info)
+    check_fingerprint(source, info)
 
 
-def _check_fingerprint(source: ByteSource, info: dict[str, Any]) -> None:
+def check_fingerprint(source: ByteSource, info: dict[str, Any]) -> None:
+    """Raise :class:`SourceChangedError` unless ``info`` has the source's fingerprint."""
     now = fingerprint(info)
     if now != source.fingerprint:
         raise SourceChangedError(
@@ -247,9 +178,12 @@ def open_probe(source: ByteSource) -> io.RawIOBase:
     Reads are ranged GETs of at least :data:`PROBE_BLOCK_BYTES` through fsspec's read-ahead
     cache; with the size known from opening, no further HEAD request is made.
     """
+    from lazyspheres.io import remote_files
+
+    block = setting("PROBE_BLOCK_BYTES")
     if source.size is None:
-        return _open(source, PROBE_BLOCK_BYTES, "readahead", check=False)
-    return _ProbeReader(source)
+        return remote_files.open_checked(source, block, "readahead", check=False)
+    return remote_files.probe_reader(source, block)
 
 
 def open_stream(source: ByteSource) -> io.RawIOBase:
@@ -258,186 +192,11 @@ def open_stream(source: ByteSource) -> io.RawIOBase:
     The returned reader fetches blocks of :data:`STREAM_BLOCK_BYTES` ahead of the reader,
     :data:`STREAM_PREFETCH` at a time, so the network keeps busy while the inflater works.
     """
-    handle = _open(source, STREAM_BLOCK_BYTES, "none", check=True)
-    return _PrefetchReader(handle, source)
+    from lazyspheres.io import remote_files
 
-
-def _open(source: ByteSource, block_size: int, cache_type: str, *, check: bool):
-    fs, path = filesystem(source.location, source.storage_options)
-    with translated_errors(source.location, source.storage_options, opened=check):
-        if check:
-            fs.invalidate_cache(path)
-        handle = fs.open(path, "rb", block_size=block_size, cache_type=cache_type)
-    try:
-        if check:
-            # s3fs files HEAD the object themselves (and pin its ETag): reuse that answer.
-            # Other files may hold fewer facts (HTTP: no ETag), so ask the filesystem then.
-            with translated_errors(source.location, source.storage_options, opened=True):
-                details = getattr(handle, "details", None)
-                if not isinstance(details, dict) or fingerprint(details) != source.fingerprint:
-                    details = fs.info(path)
-            _check_fingerprint(source, details)
-    except BaseException:
-        handle.close()
-        raise
-    return _CheckedReader(handle, source)
-
-
-class _ProbeReader(io.RawIOBase):
-    """Sequential small reads by ranged ``cat_file`` calls through a read-ahead cache."""
-
-    def __init__(self, source: ByteSource) -> None:
-        from fsspec.caching import ReadAheadCache
-
-        super().__init__()
-        self._source = source
-        self._fs, self._path = filesystem(source.location, source.storage_options)
-        self._cache = ReadAheadCache(PROBE_BLOCK_BYTES, self._fetch, source.size)
-        self._position = 0
-
-    def _fetch(self, start: int, end: int) -> bytes:
-        with translated_errors(self._source.location, self._source.storage_options):
-            return self._fs.cat_file(self._path, start=start, end=end)
-
-    def readable(self) -> bool:
-        return True
-
-    def read(self, size: int = -1) -> bytes:
-        total = self._source.size
-        end = total if size is None or size < 0 else min(total, self._position + size)
-        if end <= self._position:
-            return b""
-        data = self._cache._fetch(self._position, end)
-        self._position += len(data)
-        return data
-
-    def readinto(self, buffer: Any) -> int:
-        view = memoryview(buffer).cast("B")
-        data = self.read(len(view))
-        view[: len(data)] = data
-        return len(data)
-
-
-class _PrefetchReader(io.RawIOBase):
-    """Sequential reads served from blocks fetched ahead, concurrently, in helper threads.
-
-    Blocks are fetched with the open file's own range fetcher (for s3fs, GETs pinned to the
-    ETag seen at open with ``If-Match``), else with ``fs.cat_file``. At most
-    ``STREAM_PREFETCH + 1`` blocks are held in memory.
-    """
-
-    def __init__(self, checked: _CheckedReader, source: ByteSource) -> None:
-        super().__init__()
-        self._checked = checked
-        self._source = source
-        handle = checked._handle
-        self._size = int(getattr(handle, "size", None) or source.size or 0)
-        fetcher = getattr(handle, "_fetch_range", None)
-        if fetcher is None:
-            fs, path = filesystem(source.location, source.storage_options)
-
-            def fetcher(start: int, end: int) -> bytes:
-                return fs.cat_file(path, start=start, end=end)
-
-        self._fetcher = fetcher
-        self._block = max(1, int(STREAM_BLOCK_BYTES))
-        self._pool = ThreadPoolExecutor(max_workers=max(1, STREAM_PREFETCH))
-        self._pending: collections.deque = collections.deque()
-        self._next = 0  # first byte not yet requested
-        self._buffer = memoryview(b"")
-        self._position = 0
-        for _ in range(max(1, STREAM_PREFETCH)):
-            self._request()
-
-    def _request(self) -> None:
-        if self._next >= self._size:
-            return
-        start, end = self._next, min(self._size, self._next + self._block)
-        self._pending.append((start, end, self._pool.submit(self._fetcher, start, end)))
-        self._next = end
-
-    def readable(self) -> bool:
-        return True
-
-    def readinto(self, buffer: Any) -> int:
-        view = memoryview(buffer).cast("B")
-        if not len(self._buffer):
-            if not self._pending:
-                return 0
-            start, end, future = self._pending.popleft()
-            with translated_errors(
-                self._source.location, self._source.storage_options, opened=True
-            ):
-                data = future.result()
-            if len(data) != end - start:
-                raise TruncatedImageError(
-                    f"{self._source.location}: bytes {start}-{end} were asked but only "
-                    f"{len(data)} came back. The object is truncated or changing."
-                )
-            self._request()
-            self._buffer = memoryview(data)
-        count = min(len(view), len(self._buffer))
-        view[:count] = self._buffer[:count]
-        self._buffer = self._buffer[count:]
-        self._position += count
-        return count
-
-    def read(self, size: int = -1) -> bytes:
-        if size is None or size < 0:
-            size = self._size - self._position
-        out = bytearray(size)
-        filled = 0
-        while filled < size:
-            count = self.readinto(memoryview(out)[filled:])
-            if not count:
-                break
-            filled += count
-        return bytes(out[:filled])
-
-    def close(self) -> None:
-        if not self.closed:
-            for _, _, future in self._pending:
-                future.cancel()
-            self._pool.shutdown(wait=False, cancel_futures=True)
-            self._pending.clear()
-            self._checked.close()
-        super().close()
-
-
-class _CheckedReader(io.RawIOBase):
-    """A remote file whose read errors are translated (changed object, access denied ...)."""
-
-    def __init__(self, handle: Any, source: ByteSource) -> None:
-        super().__init__()
-        self._handle = handle
-        self._source = source
-
-    def readable(self) -> bool:
-        return True
-
-    def seekable(self) -> bool:
-        return bool(self._handle.seekable())
-
-    def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
-        return self._handle.seek(offset, whence)
-
-    def tell(self) -> int:
-        return self._handle.tell()
-
-    def read(self, size: int = -1) -> bytes:
-        with translated_errors(self._source.location, self._source.storage_options, opened=True):
-            return self._handle.read(size)
-
-    def readinto(self, buffer: Any) -> int:
-        view = memoryview(buffer).cast("B")
-        data = self.read(len(view))
-        view[: len(data)] = data
-        return len(data)
-
-    def close(self) -> None:
-        if not self.closed:
-            self._handle.close()
-        super().close()
+    block = setting("STREAM_BLOCK_BYTES")
+    checked = remote_files.open_checked(source, block, "none", check=True)
+    return remote_files.prefetch_reader(checked, source, block, setting("STREAM_PREFETCH"))
 
 
 # ---------------------------------------------------------------------------- ranges
@@ -490,10 +249,10 @@ def iter_gathered(
         itemsize=itemsize,
         volume_voxels=layout.volume_voxels,
         vox_offset=layout.vox_offset,
-        max_gap=RANGE_MAX_GAP,
-        max_block=RANGE_MAX_BLOCK,
+        max_gap=setting("RANGE_MAX_GAP"),
+        max_block=setting("RANGE_MAX_BLOCK"),
     )
-    per_block = max(1, RANGE_BLOCK_BYTES // max(1, plan.bytes_per_volume))
+    per_block = max(1, setting("RANGE_BLOCK_BYTES") // max(1, plan.bytes_per_volume))
     within = flat * itemsize
     blocks = [(t0, min(stop, t0 + per_block)) for t0 in range(start, stop, per_block)]
 
@@ -531,7 +290,7 @@ def read_volumes(
     starts, ends = merge_ranges(
         origins + first_voxel * itemsize, origins + stop_voxel * itemsize, max_gap=0
     )
-    starts, ends = split_ranges(starts, ends, RANGE_MAX_BLOCK)
+    starts, ends = split_ranges(starts, ends, setting("RANGE_MAX_BLOCK"))
     buffers = fetch_ranges(nifti.source, starts, ends)
     ensure_unchanged(nifti.source)
     joined = bytearray().join(buffers)  # writable: the caller owns the block

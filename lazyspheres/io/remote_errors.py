@@ -1,0 +1,110 @@
+"""Translate fsspec/s3fs/gcsfs/HTTP errors into messages naming the URL and the fix.
+
+A missing object becomes ``FileNotFoundError("File not found: '<url>' ...")`` (nilearn's
+phrase); a refusal, ``PermissionError`` saying what to set for that store (``anon`` for a
+public S3 bucket, credentials, endpoint); missing credentials, the same; an object that
+changed or vanished after it was opened, :class:`~lazyspheres.errors.SourceChangedError`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator
+from typing import Any
+
+from lazyspheres.errors import LazySpheresError, SourceChangedError
+
+__all__ = ["translated_errors"]
+
+# Exception class names (botocore, google-auth) meaning "no credentials to sign with".
+_NO_CREDENTIALS = {
+    "NoCredentialsError",
+    "PartialCredentialsError",
+    "CredentialRetrievalError",
+    "DefaultCredentialsError",
+    "RefreshError",
+}
+
+
+@contextlib.contextmanager
+def translated_errors(
+    location: str, storage_options: Any = (), *, opened: bool = False
+) -> Iterator[None]:
+    """Re-raise filesystem errors with the URL, the cause and what to set.
+
+    Parameters
+    ----------
+    location : str
+        The URL, for messages.
+    storage_options : dict or pairs
+        Used to tailor the hints (``anon`` already set or not).
+    opened : bool
+        Whether the object was seen before: then "not found" means it vanished while being
+        read (:class:`SourceChangedError`) rather than a wrong URL (``FileNotFoundError``).
+    """
+    try:
+        yield
+    except LazySpheresError:
+        raise
+    except Exception as error:
+        translated = _translate(error, location, dict(storage_options or {}), opened=opened)
+        if translated is None:
+            raise
+        raise translated from error
+
+
+def _translate(
+    error: BaseException, location: str, options: dict[str, Any], *, opened: bool
+) -> BaseException | None:
+    name = type(error).__name__
+    text = str(error) or name
+    if name == "FileExpired" or "PreconditionFailed" in text or "Precondition Failed" in text:
+        return SourceChangedError(
+            f"{location} changed while it was being read ({text}). Its bytes now belong to "
+            "another version of the object; open it again to read the new version."
+        )
+    if name in _NO_CREDENTIALS:
+        return PermissionError(
+            f"{location}: no credentials were found to sign the request ({text}). "
+            + _access_hint(location, options)
+        )
+    status = getattr(error, "status", None) or getattr(error, "code", None)
+    if isinstance(error, PermissionError) or status in (401, 403):
+        return PermissionError(
+            f"{location}: access denied ({text}). " + _access_hint(location, options)
+        )
+    if isinstance(error, FileNotFoundError) or status == 404:
+        if opened:
+            return SourceChangedError(
+                f"{location} no longer exists: it was deleted or moved after it was opened "
+                f"({text}). Check the URL, or open it again if it was replaced."
+            )
+        return FileNotFoundError(f"File not found: '{location}' ({text}).")
+    return None
+
+
+def _access_hint(location: str, options: dict[str, Any]) -> str:
+    protocol = location.split("::")[-1].split("://")[0].lower()
+    if protocol in ("s3", "s3a"):
+        public = (
+            "The object is refused even anonymously; it is not public. "
+            if options.get("anon")
+            else "For a public bucket (e.g. OpenNeuro's), pass storage_options={'anon': True}. "
+        )
+        return (
+            public + "Otherwise give credentials allowed to read it: AWS_ACCESS_KEY_ID and "
+            "AWS_SECRET_ACCESS_KEY (or AWS_PROFILE) in the environment, or "
+            "storage_options={'key': ..., 'secret': ...}; for another S3-compatible store "
+            "also storage_options={'client_kwargs': {'endpoint_url': ...}}."
+        )
+    if protocol in ("gs", "gcs"):
+        return (
+            "For a public bucket pass storage_options={'token': 'anon'}; otherwise set "
+            "GOOGLE_APPLICATION_CREDENTIALS or storage_options={'token': 'key.json'}."
+        )
+    if protocol in ("http", "https"):
+        return (
+            "The server refused the request; pass what it needs through storage_options "
+            "(e.g. {'headers': {'Authorization': ...}} or {'client_kwargs': {'auth': ...}})."
+        )
+    return "Check the credentials given in storage_options."
