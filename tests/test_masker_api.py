@@ -422,14 +422,25 @@ def test_verbose_messages_as_nilearn(img, mask, tmp_path, capsys, verbose):
     img.to_filename(path)
     mask_path = tmp_path / "m.nii"
     mask.to_filename(mask_path)
+    volumes = []
+    for t in range(4):
+        volumes.append(tmp_path / f"vol{t}.nii")
+        nib.Nifti1Image(np.asanyarray(img.dataobj)[..., t], AFFINE).to_filename(volumes[-1])
     outputs = []
     for factory in (NilearnMasker, NiftiSpheresMasker):
         masker = quiet(factory(SEEDS, radius=4.0, mask_img=str(mask_path), verbose=verbose).fit)
         quiet(masker.transform, str(path))
         quiet(masker.inverse_transform, np.zeros(3))
+        quiet(masker.transform_single_imgs, img)
+        quiet(masker.fit_transform, volumes)
+        quiet(make_pipeline(clone(masker)).fit_transform, img)
         outputs.append(_normalise(capsys.readouterr().out))
     assert outputs[1] == outputs[0]
     assert bool(outputs[1]) == (verbose > 0)
+    if verbose:  # the prefixes name the outermost method, as nilearn's logger does
+        for prefix in ("fit", "wrapped", "inverse_transform", "transform_single_imgs"):
+            assert f"[NiftiSpheresMasker.{prefix}]" in outputs[1]
+        assert "[Pipeline.fit_transform] Loading data from" in outputs[1]
 
 
 # ---------------------------------------------------------------------------- caching

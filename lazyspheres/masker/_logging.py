@@ -1,8 +1,9 @@
 """Verbose messages of the masker, worded and prefixed as nilearn 0.12.1 prints them.
 
-nilearn prints ``[<Class>.<method>] <message>`` on stdout when ``verbose >= 1``. Its
-transform-time messages carry the method name ``wrapped`` (the name of scikit-learn's output
-wrapper around ``transform``); we print the same prefix so that logs read the same.
+nilearn prints ``[<Class>.<method>] <message>`` on stdout when ``verbose >= 1``, naming the
+outermost scikit-learn estimator method on the call stack (a Pipeline's, when the masker
+runs inside one). Its masker's ``transform`` and ``fit_transform`` show as ``wrapped``, the
+name of scikit-learn's output wrapper around them. :func:`log` finds the same name.
 """
 
 from __future__ import annotations
@@ -15,21 +16,23 @@ from typing import Any
 
 __all__ = ["describe_images", "log", "short_path", "warn"]
 
-# nilearn shortens file names longer than this many characters, and folder chains to fit it.
+# nilearn 0.12.1's masker methods wrapped by scikit-learn's set_output machinery
+_WRAPPED = {"transform", "fit_transform"}
+# our own decorators' frames, which stand for the method they wrap
+_DECORATOR_FRAMES = {"wrapper"}
+# nilearn truncates file names longer than this many characters, and folder chains to fit it
 _TRUNCATE = 20
-# nilearn prints at most this many items of a list of images in full.
+# nilearn prints at most this many items of a list of images in full
 _LIST_MAX_DISPLAY = 3
 
 
-def log(masker: Any, method: str, message: str, verbose: Any) -> None:
-    """Print ``[ClassName.method] message`` if ``verbose >= 1``.
+def log(masker: Any, message: str, verbose: Any) -> None:
+    """Print ``[Class.method] message`` if ``verbose >= 1`` (nilearn's prefix).
 
     Parameters
     ----------
     masker : object
-        The estimator (its class name is printed).
-    method : str
-        Method name shown in the prefix.
+        The estimator logging (named if no estimator method is found on the stack).
     message : str
         The message.
     verbose : int or bool
@@ -37,7 +40,29 @@ def log(masker: Any, method: str, message: str, verbose: Any) -> None:
     """
     if verbose is None or verbose < 1:
         return
-    print(f"[{type(masker).__name__}.{method}] {message}")
+    print(f"[{_caller(masker)}] {message}")
+
+
+def _caller(masker: Any) -> str:
+    """``Class.method`` of the outermost estimator method on the call stack."""
+    from sklearn.base import BaseEstimator
+
+    frames = []
+    frame = sys._getframe(2)
+    while frame is not None:
+        owner = frame.f_locals.get("self")
+        if isinstance(owner, BaseEstimator):
+            frames.append((owner, frame.f_code.co_name))
+        frame = frame.f_back
+    if not frames:
+        return f"{type(masker).__name__}.wrapped"
+    owner, name = frames[-1]
+    if name in _DECORATOR_FRAMES:  # the method our decorator wraps, just inside it
+        inner = [n for o, n in frames if o is owner and n not in _DECORATOR_FRAMES]
+        name = inner[-1] if inner else name
+    if owner is masker or type(owner) is type(masker):
+        name = "wrapped" if name in _WRAPPED else name
+    return f"{type(owner).__name__}.{name}"
 
 
 def short_path(path: Any) -> str:

@@ -230,7 +230,7 @@ class NiftiSpheresMasker(TransformerMixin, BaseEstimator, auto_wrap_output_keys=
 
             self._reporting_data = reporting_data(self.seeds_, self.mask_img_, images)
         self.n_elements_ = len(self.seeds_)
-        log(self, "fit", "Finished fit", self.verbose)
+        log(self, "Finished fit", self.verbose)
         return self
 
     def _load_mask(self) -> nib.Nifti1Image | None:
@@ -238,10 +238,7 @@ class NiftiSpheresMasker(TransformerMixin, BaseEstimator, auto_wrap_output_keys=
         if self.mask_img is None:
             return None
         log(
-            self,
-            "fit",
-            f"Loading mask from {describe_images(self.mask_img, self.verbose)}",
-            self.verbose,
+            self, f"Loading mask from {describe_images(self.mask_img, self.verbose)}", self.verbose
         )
         mask = open_images(self.mask_img).image
         binary = binarize_fit_mask(np.asarray(mask.values), context="mask_img")
@@ -371,7 +368,7 @@ class NiftiSpheresMasker(TransformerMixin, BaseEstimator, auto_wrap_output_keys=
         """
         check_is_fitted(self)
         signals = as_signal_array(region_signals, self.n_elements_)
-        log(self, "inverse_transform", "Computing image from signals", self.verbose)
+        log(self, "Computing image from signals", self.verbose)
         if self.mask_img_ is None:
             raise ValueError(
                 "Please provide mask_img at initialization to provide a reference for the "

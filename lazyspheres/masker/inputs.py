@@ -65,13 +65,6 @@ class Images:
     image: xr.DataArray
     ndim: int
 
-    @property
-    def as_4d(self) -> xr.DataArray:
-        """The image with a time axis (a 3D image becomes one volume)."""
-        if "time" in self.image.dims:
-            return self.image
-        return self.image.expand_dims(time=[0], axis=-1)
-
 
 def open_images(imgs: Any) -> Images:
     """Open a niimg-like input lazily (headers only).

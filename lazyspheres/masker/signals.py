@@ -107,7 +107,7 @@ def transform_signals(
         3 if ``imgs`` was a single 3D image, else 4.
     """
     owner = logger if logger is not None else _Anonymous()
-    log(owner, "wrapped", f"Loading data from {describe_images(imgs, verbose)}", verbose)
+    log(owner, f"Loading data from {describe_images(imgs, verbose)}", verbose)
     images = open_images(imgs)
     image = _converted(images, spec.dtype, spec.smoothing_fwhm is not None)
     nan_warning = spec.mask_img is None
@@ -116,7 +116,7 @@ def transform_signals(
         # nilearn computes them first, from the raw input (all voxels, no mask, before the
         # dtype conversion and smoothing); lazy here, computed with the signals
         hv = hv_confounds(images.image)
-    log(owner, "wrapped", "Extracting region signals", verbose)
+    log(owner, "Extracting region signals", verbose)
     with _non_finite_as_nilearn(nan_warning):
         signals = extract(
             image,
@@ -140,7 +140,7 @@ def transform_signals(
     elif wrap_confounds and confounds is not None:
         all_confounds = _as_items(confounds)
 
-    log(owner, "wrapped", "Cleaning extracted signals", verbose)
+    log(owner, "Cleaning extracted signals", verbose)
     cleaned = clean(signals, confounds=all_confounds, sample_mask=sample_mask, **spec.clean_kwargs)
     with _non_finite_as_nilearn(nan_warning):
         cleaned = cleaned.compute()
