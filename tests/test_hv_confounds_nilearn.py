@@ -273,3 +273,21 @@ def test_extract_hv_clean_equals_the_masker(dtype, tmp_path):
     assert 0 < spread < 1e-3
     assert np.abs(values - exact).max() <= spread
     assert np.abs(values - expected).max() <= 2 * spread
+
+
+def test_without_detrend_integer_images_do_not_overflow():
+    """Documented difference: with ``detrend=False`` nilearn squares int16 values in int16.
+
+    Its variances and ``S Sᵀ`` then wrap around (garbage); lazyspheres computes in float64,
+    which equals nilearn given the same values as floats.
+    """
+    rng = np.random.default_rng(9)
+    img = make_run(rng, (9, 9, 9), 20, np.int16)  # values ~800: squares overflow int16
+    as_float = nib.Nifti1Image(img.get_fdata(), img.affine)
+    ours = compute(high_variance_confounds(img, detrend=False))
+    assert ours.dtype == np.float32  # as with detrend; nilearn's overflowed result is float64
+    assert_confounds_close(ours, nilearn_hv(as_float, detrend=False), 1e-6)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        overflowed = nilearn_image.high_variance_confounds(img, detrend=False)
+    assert np.abs(projector(overflowed) - projector(ours)).max() > 0.1

@@ -18,7 +18,8 @@ image gives. Padding beyond a true image border takes the reflected voxels (scip
 padding inside the image is real data. Outputs in the pads are discarded.
 
 For the 264 Power seeds at 2 mm and FWHM 6 mm this filters ~0.5 M samples per volume
-instead of 2.7 M for the whole volume (``benchmarks/run.py`` measures the gain).
+instead of 2.7 M for the whole volume; ``benchmarks/bench_smoothing.py`` measures the
+gain (about 4x per volume there).
 
 The plan is pure NumPy/SciPy: readers gather :attr:`SmoothingPlan.read_voxels` (raw values,
 any layout) and call :meth:`SmoothingPlan.smooth`.
