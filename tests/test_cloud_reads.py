@@ -111,9 +111,33 @@ def test_xarray_engine_reads_urls(s3, urls, local_images):
         box = image.isel(i=slice(3, 9), time=slice(2, 6))
     expected = nib.load(str(local_images["f4", ".nii.gz"])).get_fdata(dtype=np.float32)
     np.testing.assert_array_equal(box.values, expected[3:9, :, :, 2:6])
-    signals = ls.extract(image, SEEDS[:1], 4.0)
     local = ls.extract(local_images["f4", ".nii.gz"], SEEDS[:1], 4.0)
-    np.testing.assert_array_equal(signals.values, local.values)
+    np.testing.assert_array_equal(ls.extract(image, SEEDS[:1], 4.0).values, local.values)
+    # Dask-chunked through xarray: extraction still streams the object once.
+    chunked = xr.open_dataarray(url, engine="nifti", chunks={}, storage_options=s3.storage_options)
+    signals = ls.extract(chunked, SEEDS[:1], 4.0)
+    with s3.log.watch() as seen:
+        np.testing.assert_array_equal(signals.values, local.values)
+    size = local_images["f4", ".nii.gz"].stat().st_size
+    assert sorted(r.span for r in data_gets(seen, url)) == [(0, size)]
+
+
+@pytest.mark.parametrize("suffix", [".nii", ".nii.gz"])
+def test_a_local_copy_only_when_asked_with_simplecache(s3, urls, local_images, tmp_path, suffix):
+    url = urls["big", suffix]
+    options = {"s3": s3.storage_options, "simplecache": {"cache_storage": str(tmp_path)}}
+    with s3.log.watch() as seen:
+        signals = ls.extract("simplecache::" + url, SEEDS, 6.0, storage_options=options)
+        values = signals.values
+    np.testing.assert_array_equal(
+        values, ls.extract(local_images["big", suffix], SEEDS, 6.0).values
+    )
+    # fsspec downloads the object once (one GET, no range) into the cache folder.
+    gets = [r for r in seen if r.method == "GET"]
+    assert [r.range for r in gets] == [None]
+    assert [p.stat().st_size for p in tmp_path.iterdir()] == [
+        local_images["big", suffix].stat().st_size
+    ]
 
 
 def test_memory_filesystem_urls(local_images):
