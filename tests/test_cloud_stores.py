@@ -195,3 +195,28 @@ def test_batch_with_a_vanished_input_fails_that_run_then_resumes(
         assert streams == Counter({urls[2]: 1})
     np.testing.assert_array_equal(ds.signals.values[2], ls.extract(runs[2], seeds, 3.0).values)
     assert nib.load(str(runs[2])).shape[3] == int(ds.n_volumes.values[2])
+
+
+def test_cli_extracts_from_s3_into_an_s3_store(s3, dataset_on_s3, tmp_path, capsys):
+    import json
+
+    import pandas as pd
+
+    from lazyspheres.cli import main
+
+    runs, urls, seeds = dataset_on_s3
+    table = tmp_path / "seeds.csv"
+    pd.DataFrame(seeds, columns=["x", "y", "z"]).to_csv(table, index=False)
+    options = [f"--storage-option={k}={json.dumps(v)}" for k, v in s3.storage_options.items()]
+    store = f"s3://{BUCKET}/{s3.key('cli.zarr')}"
+    argv = ["extract", urls[0], "--seeds", str(table), "--radius", "3", "--out", store]
+    assert main([*argv, "--no-progress", *options]) == 0
+    capsys.readouterr()
+    assert main(["info", store, "--json", *options]) == 0
+    facts = json.loads(capsys.readouterr().out)
+    assert facts["source"] == store
+    assert facts["complete"] is True
+    results = open_results(store, storage_options=s3.storage_options)
+    np.testing.assert_array_equal(
+        results.signals.values[0], ls.extract(runs[0], seeds, 3.0).values
+    )
