@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 import pathlib
+import re
 
 import lazyspheres
 
@@ -69,18 +70,36 @@ html_static_path: list[str] = []
 
 
 # -- The benchmark table ---------------------------------------------------------------------
-# The performance page includes benchmarks/README.md, so the figures live in one place. The
-# placeholder below is replaced by an include directive when the file exists (the benchmark
-# harness writes it), else by a note.
+# The performance page shows benchmarks/README.md, so the figures live in one place: the
+# benchmark harness records them there. The placeholder below is replaced by that file's
+# text at build time, its headings moved one level down and its links to files of the
+# repository (which are not pages of this site) turned into plain paths; without the file, a
+# note says that no results are recorded yet.
 _BENCHMARKS_README = ROOT / "benchmarks" / "README.md"
 _PLACEHOLDER = "<!-- benchmark-table -->"
+_LINK = re.compile(r"(?<!!)\[([^\]]+)\]\((?![a-z][a-z0-9+.-]*:|#)([^)\s]+)\)")
+_IMAGE = re.compile(r"!\[([^\]]*)\]\((?![a-z][a-z0-9+.-]*:|/)([^)\s]+)\)")
+
+
+def _benchmark_text(readme: pathlib.Path) -> str:
+    lines, fenced = [], False
+    for line in readme.read_text(encoding="utf-8").splitlines():
+        if line.lstrip().startswith(("```", "~~~")):
+            fenced = not fenced
+        elif not fenced:
+            if line.startswith("#"):
+                line = "#" + line
+            line = _LINK.sub(lambda m: f"{m[1]} (`benchmarks/{m[2]}`)", line)
+            line = _IMAGE.sub(lambda m: f"![{m[1]}](../benchmarks/{m[2]})", line)
+        lines.append(line)
+    return "\n".join(lines) + "\n"
 
 
 def _insert_benchmark_table(app, docname: str, source: list[str]) -> None:
     if docname != "performance" or _PLACEHOLDER not in source[0]:
         return
     if _BENCHMARKS_README.is_file():
-        block = "```{include} ../benchmarks/README.md\n:heading-offset: 1\n```\n"
+        block = _benchmark_text(_BENCHMARKS_README)
     else:
         block = (
             "```{note}\nNo benchmark results are recorded yet: `benchmarks/README.md` is "
