@@ -11,6 +11,7 @@ import base64
 import re
 import warnings
 from html.parser import HTMLParser
+from pathlib import Path
 
 import nibabel as nib
 import numpy as np
@@ -293,7 +294,9 @@ def test_report_object(stub_figures, image, tmp_path, monkeypatch):
     assert opened == [(tmp_path / "opened.html").resolve().as_uri()]
     report.open_in_browser(temp_file_lifetime=None)
     assert opened[1].startswith("file://")
-    assert report._temp_file is not None
+    temporary = Path(report._temp_file)
+    assert temporary.read_text(encoding="utf-8") == page
+    temporary.unlink()
 
 
 def test_two_reports_differ_only_by_identifiers(stub_figures, image):
