@@ -261,7 +261,8 @@ def _means_from_file(
     nifti: NiftiFile, plan: GatherPlan, smoother: SmoothingPlan | None
 ) -> da.Array:
     n_volumes = nifti.layout.n_volumes
-    if nifti.source.compression is None and nifti.source.is_local:
+    if nifti.source.compression is None:
+        # uncompressed (local or remote): time blocks can be read independently, in parallel
         step = max(1, math.ceil(n_volumes / _LOCAL_TIME_BLOCKS))
     else:
         step = n_volumes  # one sequential pass: the only sane way through a gzip stream
