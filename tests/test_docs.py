@@ -42,6 +42,9 @@ def test_docs_build(tmp_path):
     env = dict(os.environ)
     env.pop("MPLBACKEND", None)  # the kernel's inline (Agg-based) backend embeds figures
     env["PYTHONHASHSEED"] = "0"
+    # `!lazyspheres ...` cells run the console script installed next to this interpreter
+    bin_dir = os.path.dirname(sys.executable)
+    env["PATH"] = os.pathsep.join([bin_dir, env.get("PATH", "")])
     cmd = [
         sys.executable,
         "-m",
