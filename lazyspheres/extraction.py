@@ -155,6 +155,8 @@ def extract(
         means, image, coords, labels, spheres.n_voxels, radius, allow_overlap, mask_img
     )
     signals.attrs["smoothing_fwhm"] = _describe_fwhm(smoothing_fwhm)
+    # netCDF cannot store None: an absent attribute means "not set" (e.g. radius None).
+    signals.attrs = {key: value for key, value in signals.attrs.items() if value is not None}
     return signals
 
 

@@ -194,3 +194,15 @@ def test_bad_input_messages(files, rng):
         ls.extract(plain, SEEDS, 4.0)
     with pytest.raises(FileNotFoundError, match="File not found"):
         ls.extract(files["gz"].with_name("nope.nii.gz"), SEEDS, 4.0)
+
+
+def test_result_saves_to_netcdf_and_zarr(tmp_path, files):
+    """No None-valued attrs (netCDF cannot store them): radius None is an absent attr."""
+    out = ls.extract(files["nii"], SEEDS, None)
+    assert "radius" not in out.attrs
+    out.to_netcdf(tmp_path / "signals.nc")
+    back = xr.open_dataarray(tmp_path / "signals.nc")
+    np.testing.assert_array_equal(back.values, out.values)
+    out.to_dataset().to_zarr(tmp_path / "signals.zarr", consolidated=False)
+    reopened = xr.open_zarr(tmp_path / "signals.zarr", consolidated=False)["signals"]
+    np.testing.assert_array_equal(reopened.values, out.values)

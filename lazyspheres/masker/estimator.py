@@ -32,66 +32,64 @@ __all__ = ["InputTags", "NiftiSpheresMasker"]
 
 
 class NiftiSpheresMasker(TransformerMixin, BaseEstimator, auto_wrap_output_keys=None):
-    """Class for masking of Niimg-like objects using seeds.
+    """Mean signal in spheres around seed coordinates: nilearn 0.12.1's masker, out of core.
 
-    NiftiSpheresMasker is useful when data from given seeds should be extracted: it
-    averages the signal in a sphere around each seed, then cleans it. A drop-in for
-    nilearn 0.12.1's ``nilearn.maskers.NiftiSpheresMasker`` that reads images lazily
-    (only the voxels the spheres need, a ``.nii.gz`` file in one streaming pass).
+    Drop-in replacement for ``nilearn.maskers.NiftiSpheresMasker`` (0.12.1): same
+    constructor, attributes, methods, numbers, warnings and errors, but images are read
+    lazily (only the voxels the spheres need; a ``.nii.gz`` in one streaming pass).
 
     Parameters
     ----------
     seeds : list of triplet of coordinates in native space or None, default=None
-        Seed definitions. List of coordinates of the seeds in the same space as the images
-        (typically MNI or TAL). lazyspheres also accepts an ``(n, 3)`` array, a DataFrame
-        with ``x, y, z`` columns (other columns label the seeds) and the named seed sets
-        ``"power2011"``, ``"dosenbach2010"`` and ``"seitzman2018"``.
+        Sphere centres, in the world (mm) space of the images, e.g. MNI coordinates. Also
+        accepted: an ``(n, 3)`` array, a DataFrame with ``x, y, z`` columns (its other
+        columns label the seeds) and the named sets ``"power2011"``, ``"dosenbach2010"``
+        and ``"seitzman2018"``.
     radius : float, default=None
-        Indicates, in millimeters, the radius for the sphere around the seed. By default
-        signal is extracted on a single voxel.
+        Sphere radius in mm. ``None`` uses the voxel nearest each seed (nilearn's rules can
+        add a second voxel for an off-centre seed).
     mask_img : Niimg-like object, default=None
-        Mask to apply to regions before extracting signals.
+        Only voxels inside this mask are averaged. It is resampled to each image's grid
+        with nearest-neighbour interpolation.
     allow_overlap : bool, default=False
-        If False, an error is raised if the maps overlaps (ie at least two maps have a
-        non-zero value for the same voxel).
+        Whether two spheres may share voxels; if False, shared voxels raise an error.
     smoothing_fwhm : float or int or None, optional.
-        If smoothing_fwhm is not None, it gives the full-width at half maximum in
-        millimeters of the spatial smoothing to apply to the signal.
+        Width (full width at half maximum, mm) of a Gaussian smoothing applied to the image
+        before averaging; ``None`` does not smooth.
     standardize : {'zscore_sample', 'zscore', 'psc', True, False}, default=False
-        Strategy to standardize the signal: ``'zscore_sample'`` (sample std),
-        ``'zscore'`` (population std), ``'psc'`` (percent signal change), ``True`` (same
-        as ``'zscore'``), ``False`` (no standardization).
+        How each signal is rescaled after cleaning: ``'zscore_sample'`` centres it and
+        divides by the sample standard deviation; ``'zscore'`` (and ``True``) by the
+        population standard deviation; ``'psc'`` expresses it in percent of its original
+        mean; ``False`` leaves it as is.
     standardize_confounds : bool, default=True
-        If set to True, the confounds are z-scored: their mean is put to 0 and their
-        variance to 1 in the time dimension.
+        Whether confound columns are centred and scaled to unit variance before they are
+        regressed out.
     high_variance_confounds : bool, default=False
-        If True, high variance confounds are computed on provided image and regressed out.
+        Whether to compute 5 confounds from the highest-variance voxels of the whole image
+        (nilearn's ``high_variance_confounds``) and regress them out.
     detrend : bool, optional
-        Whether to detrend signals or not.
+        Whether to remove a linear trend from each signal.
     low_pass : float or int or None, default=None
-        Low cutoff frequency in Hertz. If specified, signals above this frequency will be
-        filtered out. If None, no low-pass filtering will be performed.
+        Frequencies above this cutoff (Hz) are filtered out; ``None`` for none.
     high_pass : float or int or None, default=None
-        High cutoff frequency in Hertz. If specified, signals below this frequency will be
-        filtered out.
+        Frequencies below this cutoff (Hz) are filtered out; ``None`` for none.
     t_r : float or int or None, default=None
-        Repetition time, in seconds (sampling period). Set to None if not provided.
+        Time between volumes, in seconds; needed by the filters.
     dtype : dtype like, "auto" or None, default=None
-        Data type toward which the data should be converted. If "auto", the data will be
-        converted to int32 if dtype is discrete and float32 if it is continuous.
+        Convert the image to this type before extraction; ``"auto"`` means int32 for
+        integer images and float32 otherwise; ``None`` keeps the stored type.
     memory : None, instance of joblib.Memory, str, or pathlib.Path
-        Used to cache the masking process. By default, no caching is done. If a str is
-        given, it is the path to the caching directory.
+        Cache for the extraction (a joblib ``Memory`` or a cache folder); ``None`` does not
+        cache.
     memory_level : int, default=1
-        Rough estimator of the amount of memory used by caching. Higher value means more
-        memory for caching. Zero means no caching.
+        How much to cache: higher levels cache more intermediate steps, 0 caches nothing.
     verbose : int, default=0
-        Verbosity level (0 means no message).
+        Amount of progress messages printed (0 prints none).
     reports : bool, default=True
-        If set to True, data is saved in order to produce a report.
+        Whether ``fit`` keeps what :meth:`generate_report` needs.
     clean_args : dict or None, default=None
-        Keyword arguments to be passed to ``clean`` called within the masker (``filter``,
-        ``ensure_finite``, ``extrapolate``, ``butterworth__order`` ...).
+        Extra keyword arguments of the cleaning step (``filter``, ``ensure_finite``,
+        ``extrapolate``, ``butterworth__order`` ...).
     **kwargs : dict
         Deprecated: keyword arguments prefixed with ``clean__`` are passed to ``clean``.
         Use ``clean_args`` instead; the two are mutually exclusive.
@@ -103,15 +101,14 @@ class NiftiSpheresMasker(TransformerMixin, BaseEstimator, auto_wrap_output_keys=
     clean_kwargs_ : dict
         The deprecated ``clean__*`` keyword arguments without their prefix.
     mask_img_ : nibabel.nifti1.Nifti1Image or None
-        The mask of the data: None without ``mask_img``, otherwise its binarised version
-        (uint8, in the mask's grid), where each voxel is 1 if all its values across
-        samples are finite and different from 0.
+        None without ``mask_img``; otherwise the mask made binary (uint8, on the mask's own
+        grid): 1 where every volume of the mask is finite and non-zero.
     memory_ : joblib.Memory
         The cache used.
     n_elements_ : int
-        The number of seeds in the masker.
+        Number of seeds.
     seeds_ : list of list
-        The coordinates of the seeds in the masker.
+        Seed coordinates, one ``[x, y, z]`` list per seed.
 
     See Also
     --------
