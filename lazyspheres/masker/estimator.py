@@ -185,7 +185,7 @@ class NiftiSpheresMasker(TransformerMixin, BaseEstimator, auto_wrap_output_keys=
     # ------------------------------------------------------------------ fit
     @fit_accepts_deprecated_x
     def fit(self, imgs=None, y=None):
-        """Prepare signal extraction from regions.
+        """Validate the parameters and seeds, and load the mask (no image data is read).
 
         All parameters are unused; they are for scikit-learn compatibility. ``imgs`` is
         checked (and its middle volume kept for the report when ``reports=True``).
@@ -265,7 +265,7 @@ class NiftiSpheresMasker(TransformerMixin, BaseEstimator, auto_wrap_output_keys=
         return self.fit(imgs).transform(imgs, confounds=confounds, sample_mask=sample_mask)
 
     def transform(self, imgs, confounds=None, sample_mask=None):
-        """Apply mask, spatial and temporal preprocessing.
+        """Extract and clean the sphere signals of images.
 
         Parameters
         ----------
@@ -289,7 +289,7 @@ class NiftiSpheresMasker(TransformerMixin, BaseEstimator, auto_wrap_output_keys=
         return wrap_output(self, signals, ndim, imgs)
 
     def transform_single_imgs(self, imgs, confounds=None, sample_mask=None):
-        """Extract signals from a single 4D niimg.
+        """Extract and clean the sphere signals of one image (or one list of 3D images).
 
         Unlike :meth:`transform`, confounds are passed to the cleaning as given and no
         high-variance confounds are added. The output is always an ndarray.
@@ -346,7 +346,7 @@ class NiftiSpheresMasker(TransformerMixin, BaseEstimator, auto_wrap_output_keys=
 
     # ------------------------------------------------------------------ inverse
     def inverse_transform(self, region_signals):
-        """Compute voxel signals from spheres signals.
+        """Paint sphere signals back into an image on the mask grid.
 
         Any mask given at initialization is taken into account. Throws an error if
         ``mask_img==None``.
