@@ -98,6 +98,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--data", type=pathlib.Path, default=HERE.parent / "bench-data")
     parser.add_argument("--skip-nilearn", action="store_true")
     parser.add_argument("--skip-geometry", action="store_true")
+    parser.add_argument("--skip-engines", action="store_true", help="skip the inflate engines")
+    parser.add_argument("--skip-batch", action="store_true", help="skip bench_batch.py")
     parser.add_argument("--json", type=pathlib.Path, default=None, help="write results here")
     args = parser.parse_args(argv)
     if args.quick:
@@ -161,8 +163,12 @@ def main(argv: list[str] | None = None) -> int:
                     f"peak RSS growth {key} T={low}->{high}: {growth:.3f} "
                     f"({rss[(key, high)]:.0f} MB / {rss[(key, low)]:.0f} MB)"
                 )
+    if not args.skip_engines:
+        lines += engine_lines(args.data, min(args.volumes), args.repeat)
     if not args.skip_geometry:
         lines += geometry_lines(args.skip_nilearn)
+    if not args.skip_batch:
+        lines += batch_lines(args.quick)
     print()
     print("| case | file | T | min s | median s | process wall s | peak RSS MB |")
     print("|---|---|---|---|---|---|---|")
@@ -191,6 +197,29 @@ def ensure_zarr(nii: pathlib.Path) -> pathlib.Path | None:
         print(f"converting {store} ...", flush=True)
         to_zarr_image(nii, store)
     return store
+
+
+def engine_lines(data: pathlib.Path, n_volumes: int, repeat: int) -> list[str]:
+    """Extraction from the .nii.gz with each installed inflate engine, vs the stdlib floor."""
+    from lazyspheres.io.inflate import available_engines
+
+    files = ensure_data(data, n_volumes)
+    floor = run_case("inflate_zlib", files["gz"], repeat)
+    lines = []
+    for engine in available_engines():
+        ours = run_case("lazyspheres", files["gz"], repeat, engine=engine)
+        lines.append(
+            ratio_line(f"nii.gz T={n_volumes} engine {engine} vs zlib floor", ours, floor)
+        )
+    return lines
+
+
+def batch_lines(quick: bool) -> list[str]:
+    """Run benchmarks/bench_batch.py (2-worker LocalCluster vs 1 worker) and keep its lines."""
+    argv = [sys.executable, str(HERE / "bench_batch.py")] + (["--quick"] if quick else [])
+    done = subprocess.run(argv, capture_output=True, text=True, check=True)
+    keep = ("batch ", "runs per minute", "per-worker peak", "to_zarr_image")
+    return [line for line in done.stdout.splitlines() if line.startswith(keep)]
 
 
 def geometry_lines(skip_nilearn: bool) -> list[str]:
