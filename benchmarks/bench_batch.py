@@ -17,8 +17,10 @@ set) read from ``/proc`` at the end, so it includes the imports (~150-200 MB). C
 alternate and repeat; the best time of each is used. The machine's load average is printed:
 on a shared machine other processes take cores from both sides.
 
-Printed as ``name: ratio (a s / b s)``; the throughput ratio is baseline time / contender
-time (target >= 1.7), the memory ratio T=1200 / T=300 per-worker peak (flat: about 1).
+Before each batch two busy-loop processes measure how many cores are free (2.00 on an idle
+two-core machine). Printed as ``name: ratio (a s / b s)``; the throughput ratio is baseline
+time / contender time (target >= 1.7), the memory ratio T=1200 / T=300 per-worker peak
+(flat: about 1).
 """
 
 from __future__ import annotations
@@ -61,6 +63,28 @@ def _warm() -> None:
     import lazyspheres.extraction  # noqa: F401
 
 
+def _burn(seconds: float) -> float:
+    started = time.perf_counter()
+    while time.perf_counter() - started < seconds:
+        pass
+    return time.process_time()
+
+
+def available_cores(seconds: float = 1.0) -> float:
+    """CPU time two busy processes get in ``seconds`` of wall time: the free cores now."""
+    from concurrent.futures import ProcessPoolExecutor
+
+    with ProcessPoolExecutor(2) as pool:
+        return sum(pool.map(_burn, [seconds, seconds])) / seconds
+
+
+def _cpu_seconds() -> float:
+    import resource
+
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
 def _peak_rss_mb() -> float:
     with open("/proc/self/status") as status:
         for line in status:
@@ -83,14 +107,16 @@ def run_batch(runs: list[pathlib.Path], n_workers: int, scratch: pathlib.Path) -
         Client(cluster) as client,
     ):
         client.run(_warm)
+        cpu_before = sum(client.run(_cpu_seconds).values())
         started = time.perf_counter()
         ds = ls.extract_many(runs, SEEDS, RADIUS, store=store, client=client, progress=False)
         seconds = time.perf_counter() - started
+        cpu = sum(client.run(_cpu_seconds).values()) - cpu_before
         peaks = sorted(client.run(_peak_rss_mb).values())
         assert bool(ds.complete.all()), "batch incomplete"
         checksum = float(abs(ds.signals).sum())
     shutil.rmtree(store, ignore_errors=True)
-    return {"seconds": seconds, "peaks_mb": peaks, "checksum": checksum}
+    return {"seconds": seconds, "cpu": cpu, "peaks_mb": peaks, "checksum": checksum}
 
 
 _CONVERT = """
@@ -144,11 +170,15 @@ def main(argv: list[str] | None = None) -> int:
         scratch = pathlib.Path(folder)
         for repeat in range(args.repeat):
             for n_workers in (1, 2):
+                free = available_cores()
                 record = run_batch(runs, n_workers, scratch)
                 results[n_workers].append(record)
                 print(
-                    f"  repeat {repeat}: {n_workers} worker(s): {record['seconds']:.2f} s, "
-                    f"per-worker peak RSS {[round(p) for p in record['peaks_mb']]} MB",
+                    f"  repeat {repeat}: {n_workers} worker(s): {record['seconds']:.2f} s "
+                    f"(workers' CPU {record['cpu']:.1f} s = "
+                    f"{record['cpu'] / record['seconds']:.2f} cores), per-worker peak RSS "
+                    f"{[round(p) for p in record['peaks_mb']]} MB, "
+                    f"free cores before {free:.2f}",
                     flush=True,
                 )
         long = run_batch(long_runs, 2, scratch) if long_runs else None

@@ -92,3 +92,39 @@ def test_store_chunks_one_run_per_object(tmp_path, two_runs, seeds):
         assert group[name].chunks == (1,)
     assert group["n_voxels"].chunks == (1, 4)
     assert str(group["fingerprint"][0]).startswith('{"confounds": null, "image": {')
+
+
+class FakeLibc:
+    def __init__(self):
+        self.calls = []
+
+    def mallopt(self, option, value):
+        self.calls.append(("mallopt", option, value))
+        return 1
+
+    def malloc_trim(self, pad):
+        self.calls.append(("malloc_trim", pad))
+        return 1
+
+
+def test_recycle_buffers_only_under_distributed_malloc_settings(monkeypatch):
+    from lazyspheres.batch import _malloc
+
+    fake = FakeLibc()
+    monkeypatch.setattr(_malloc, "_libc", fake)
+    monkeypatch.delenv("MALLOC_TRIM_THRESHOLD_", raising=False)
+    monkeypatch.delenv("MALLOC_MMAP_THRESHOLD_", raising=False)
+    with _malloc.recycle_buffers():
+        pass
+    assert fake.calls == []  # glibc's dynamic thresholds already recycle: leave them
+
+    monkeypatch.setenv("MALLOC_TRIM_THRESHOLD_", "65536")  # what distributed sets
+    with _malloc.recycle_buffers():
+        with _malloc.recycle_buffers():  # a second reading task in the same process
+            pass
+        assert fake.calls == [("mallopt", -3, 32 * 2**20), ("mallopt", -1, 256 * 2**20)]
+    assert fake.calls[2:] == [
+        ("mallopt", -3, 128 * 1024),  # glibc's fixed threshold once the variable is set
+        ("mallopt", -1, 65536),
+        ("malloc_trim", 0),  # freed memory back to the OS, as distributed wants
+    ]

@@ -20,6 +20,7 @@ from typing import Any
 
 import numpy as np
 
+from lazyspheres.batch._malloc import recycle_buffers
 from lazyspheres.batch.reading import ImageFacts, block_means, file_fingerprint, open_image
 from lazyspheres.batch.runs import RunSpec
 from lazyspheres.batch.spheres import RunSpheres, run_spheres
@@ -169,7 +170,8 @@ def read_block(spec: RunSpec, config: BatchConfig, start: int, stop: int | None)
         if spheres.plan is None:
             means, n_bad = np.zeros((stop - start, 0)), 0
         else:
-            means, n_bad = block_means(image, facts, spheres.plan, start, stop, smoother)
+            with recycle_buffers():  # distributed's malloc settings make each block fault
+                means, n_bad = block_means(image, facts, spheres.plan, start, stop, smoother)
         dtype = np.dtype(facts.dtype) if smoother is None else smoother.dtype
         return {"facts": facts, "spheres": spheres, "means": means, "n_bad": n_bad, "dtype": dtype}
     except Exception as error:
