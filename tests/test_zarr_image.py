@@ -135,7 +135,7 @@ def test_interrupted_conversion_is_refused_then_overwritten(tmp_path, bold_gz, m
     def crash(*args, **kwargs):
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(zarr_image, "_write_blocks", crash)
+    monkeypatch.setattr(zarr_image, "write_blocks", crash)
     with pytest.raises(KeyboardInterrupt):
         ls.to_zarr_image(bold_gz, store)
     monkeypatch.undo()

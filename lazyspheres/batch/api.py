@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import builtins
-import inspect
 import itertools
 import json
 import warnings
@@ -15,6 +14,13 @@ from dask import delayed
 from dask.base import tokenize
 
 from lazyspheres.batch.execute import Progress, active_client, compute_all, n_workers
+from lazyspheres.batch.params import (
+    check_clean,
+    dry_run_clean,
+    seed_coords,
+    split_mask,
+    store_parameters,
+)
 from lazyspheres.batch.runs import RunSpec, build_runs
 from lazyspheres.batch.spheres import check_radii
 from lazyspheres.batch.store import ResultStore, open_results
@@ -169,7 +175,7 @@ def extract_many(
         raise ValueError(f"on_empty must be 'raise' or 'nan'; got {on_empty!r}.")
     if errors not in ("raise", "warn"):
         raise ValueError(f"errors must be 'raise' or 'warn'; got {errors!r}.")
-    shared_mask, per_run_masks = _split_mask(mask_img)
+    shared_mask, per_run_masks = split_mask(mask_img)
     runs = build_runs(
         sources,
         confounds=confounds,
@@ -180,7 +186,7 @@ def extract_many(
     )
     coords, labels = load_seeds(seeds)
     radii = check_radii(radius, coords.shape[0])
-    clean_kwargs = _check_clean(clean)
+    clean_kwargs = check_clean(clean)
     fwhm = check_fwhm(smoothing_fwhm)
     handle = ResultStore(store, storage_options)
     exists = handle.exists()
@@ -198,7 +204,7 @@ def extract_many(
     facts = [p[0] for p in opened]
     dtype = "float32" if all(f.dtype == "float32" for f in facts) else "float64"
     has_confounds = any(run.confounds is not None for run in runs)
-    known = _dry_run_clean(clean_kwargs, facts[0].n_volumes, dtype, has_confounds)
+    known = dry_run_clean(clean_kwargs, facts[0].n_volumes, dtype, has_confounds)
     config = BatchConfig(
         coords=coords,
         radii=radii,
@@ -217,13 +223,14 @@ def extract_many(
         from lazyspheres.batch.tasks import spheres_for
 
         spheres_for(facts[0], shared_mask, config)
-    parameters = _parameters(radius, config, confounds, sample_mask, mask_img, storage_options)
-    parameters["smoothing_fwhm"] = _jsonable_fwhm(smoothing_fwhm)
-    seed_coords = _seed_coords(coords, radii, labels)
+    recorded = store_parameters(
+        radius, smoothing_fwhm, config, confounds, sample_mask, mask_img, storage_options
+    )
+    seeds_table = seed_coords(coords, radii, labels)
     n_time = max(f.n_volumes for f in facts)
     if exists and not overwrite:
         handle.check(
-            parameters=parameters, run_ids=[r.run_id for r in runs], seed_coords=seed_coords
+            parameters=recorded, run_ids=[r.run_id for r in runs], seed_coords=seeds_table
         )
         if n_time > handle.n_time():
             handle.grow_time(n_time)
@@ -233,9 +240,9 @@ def extract_many(
             run_ids=[r.run_id for r in runs],
             sources=[r.source for r in runs],
             n_time=n_time,
-            seed_coords=seed_coords,
+            seed_coords=seeds_table,
             dtype=np.dtype(dtype),
-            parameters=parameters,
+            parameters=recorded,
             overwrite=overwrite,
         )
         complete = {}
@@ -251,67 +258,6 @@ def extract_many(
 
 
 # ---------------------------------------------------------------------------- steps
-def _split_mask(mask_img: Any) -> tuple[Any, Any]:
-    """(shared mask, per-run masks spec)."""
-    if mask_img is None:
-        return None, None
-    if isinstance(mask_img, (list, tuple, dict)) or (
-        isinstance(mask_img, str) and mask_img == "bids"
-    ):
-        return None, mask_img
-    return mask_img, None
-
-
-def _check_clean(clean: dict[str, Any] | None) -> dict[str, Any]:
-    from lazyspheres.cleaning import clean as clean_function
-
-    if clean is None:
-        return {}
-    if not isinstance(clean, dict):
-        raise TypeError(f"clean must be a dict of lazyspheres.clean keywords; got {clean!r}.")
-    allowed = set(inspect.signature(clean_function).parameters) - {"signals"}
-    per_run = {"confounds", "sample_mask"} & set(clean)
-    if per_run:
-        raise TypeError(
-            f"clean={{...}} cannot hold {sorted(per_run)}: they differ per run. Pass "
-            "confounds=[...] / sample_mask=[...] (one per run) to extract_many."
-        )
-    unknown = sorted(set(clean) - allowed)
-    if unknown:
-        raise TypeError(
-            f"clean got unexpected keyword(s) {unknown}; lazyspheres.clean accepts "
-            f"{sorted(allowed - {'confounds', 'sample_mask'})}."
-        )
-    return dict(clean)
-
-
-def _dry_run_clean(
-    kwargs: dict[str, Any], n_volumes: int, dtype: str, confounds: bool
-) -> set[tuple[str, str]]:
-    """Validate cleaning parameters now, and show their data-independent warnings once.
-
-    The tasks report only warnings not seen here, so a batch of 1000 runs does not repeat a
-    parameter's DeprecationWarning 1000 times.
-    """
-    if not kwargs and not confounds:
-        return set()
-    from lazyspheres.cleaning import clean
-
-    rng = np.random.default_rng(0)
-    probe = (100.0 + rng.standard_normal((n_volumes, 3))).astype(dtype)
-    regressors = rng.standard_normal((n_volumes, 1)) if confounds else None
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
-        clean(probe, confounds=regressors, **kwargs)
-    seen = set()
-    for record in caught:
-        item = (record.category.__name__, str(record.message))
-        if item not in seen:
-            seen.add(item)
-            warnings.warn(str(record.message), record.category, stacklevel=3)
-    return seen
-
-
 def _probe(runs: list[RunSpec], client: Any, options: dict[str, Any] | None) -> list[Any]:
     """Header facts of every run, read by the workers (a Failure per unreadable run)."""
     token = tokenize(object())
@@ -428,67 +374,3 @@ def _failure_message(failures: dict[str, str], store: Any, *, written: bool) -> 
     else:
         lines.append("No run could be opened; nothing was written.")
     return "\n".join(lines)
-
-
-def _parameters(radius, config: BatchConfig, confounds, sample_mask, mask_img, options):
-    from lazyspheres.batch.reading import file_fingerprint
-
-    if isinstance(mask_img, (list, tuple, dict)) or mask_img == "bids":
-        mask = "per-run" if mask_img != "bids" else "bids"
-    else:
-        mask = file_fingerprint(config.mask, options)
-    return {
-        "radius": _radius_parameter(radius, config.radii),
-        "allow_overlap": config.allow_overlap,
-        "on_empty": config.on_empty,
-        "mask_img": mask,
-        "clean": {k: _jsonable(v) for k, v in sorted((config.clean or {}).items())},
-        "confounds": None if confounds is None else ("bids" if confounds == "bids" else "per-run"),
-        "confound_columns": list(config.confound_columns or ()) or None,
-        "sample_mask": None if sample_mask is None else "per-run",
-    }
-
-
-def _radius_parameter(radius: Any, radii: np.ndarray) -> Any:
-    if radius is None or np.ndim(radius) == 0:
-        return None if radius is None else float(radius)
-    return [None if np.isnan(r) else float(r) for r in radii]
-
-
-def _jsonable_fwhm(fwhm: Any) -> Any:
-    if fwhm is None or isinstance(fwhm, str) or np.ndim(fwhm) == 0:
-        return _jsonable(fwhm)
-    return [_jsonable(v) for v in np.asarray(fwhm, dtype=object).ravel()]
-
-
-def _jsonable(value: Any) -> Any:
-    if isinstance(value, np.generic):
-        return value.item()
-    if isinstance(value, (str, int, float, bool)) or value is None:
-        return value
-    return repr(value)
-
-
-def _seed_coords(coords: np.ndarray, radii: np.ndarray, labels: Any) -> dict[str, Any]:
-    n = coords.shape[0]
-    out: dict[str, Any] = {
-        "seed": ("seed", np.arange(n)),
-        "x": ("seed", coords[:, 0].astype(np.float64), {"units": "mm"}),
-        "y": ("seed", coords[:, 1].astype(np.float64), {"units": "mm"}),
-        "z": ("seed", coords[:, 2].astype(np.float64), {"units": "mm"}),
-        "radius": ("seed", radii, {"units": "mm", "note": "NaN: nearest voxel only"}),
-    }
-    if labels is not None:
-        for column in labels.columns:
-            name = str(column)
-            if name in ("x", "y", "z") or name in out:
-                continue
-            values = labels[column].to_numpy()
-            if values.dtype.kind in "USO":
-                values = np.array(["" if _missing(v) else str(v) for v in values], dtype=object)
-            out[name] = ("seed", values)
-    return out
-
-
-def _missing(value: Any) -> bool:
-    return value is None or (isinstance(value, float) and np.isnan(value))

@@ -18,13 +18,14 @@ import warnings
 from collections.abc import Iterator, Sequence
 from typing import Any
 
-__all__ = ["main", "version"]
+__all__ = ["main", "storage_options", "version"]
 
 log = logging.getLogger("lazyspheres")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; returns the process exit code."""
+    from lazyspheres.cli.info import info
     from lazyspheres.cli.parser import build_parser
 
     parser = build_parser()
@@ -32,7 +33,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     logging.basicConfig(
         level=logging.WARNING - 10 * min(args.verbose, 2), format="%(levelname)s %(message)s"
     )
-    handlers = {"demo": _demo, "info": _info, "extract": _extract}
+    handlers = {"demo": _demo, "info": info, "extract": _extract}
     # Warnings (nilearn's DeprecationWarnings, non-finite values ...) are shown once each
     # as plain lines on stderr, after the command's own output.
     with warnings.catch_warnings(record=True) as caught:
@@ -151,120 +152,6 @@ def _print_networks(corr: Any, network: Any) -> None:
 
 
 # ---------------------------------------------------------------------------- info
-def _info(args: argparse.Namespace) -> int:
-    from lazyspheres.io.zarr_image import is_zarr_source
-
-    options = _storage_options(args.storage_option)
-    if is_zarr_source(args.source):
-        facts = _zarr_facts(args.source, options)
-    else:
-        facts = _nifti_facts(args.source, options)
-    if args.json:
-        print(json.dumps(facts, indent=2, default=str))
-        return 0
-    width = max(len(key) for key in facts)
-    for key, value in facts.items():
-        if key == "affine":
-            print(f"{key:<{width}}  " + ("\n" + " " * (width + 2)).join(map(str, value)))
-        else:
-            print(f"{key:<{width}}  {value}")
-    return 0
-
-
-def _nifti_facts(source: str, options: dict[str, Any]) -> dict[str, Any]:
-    import numpy as np
-
-    from lazyspheres.io.inflate import choose_engine
-    from lazyspheres.io.open import image_from_file
-    from lazyspheres.io.reader import NiftiFile
-
-    nifti = NiftiFile.open(source, options or None)
-    layout = nifti.layout
-    image = image_from_file(nifti)
-    return {
-        "source": nifti.source.location,
-        "format": "nifti",
-        "shape": list(layout.shape),
-        "dims": list(image.dims),
-        "dtype": str(layout.raw_dtype.newbyteorder("=")),
-        "values_dtype": str(layout.dtype),
-        "scaling": None
-        if not layout.is_scaled
-        else {"slope": layout.slope, "inter": layout.inter},
-        "voxel_size_mm": [round(float(v), 6) for v in image.nifti.voxel_size],
-        "t_r_s": layout.t_r,
-        "affine": np.round(layout.affine, 6).tolist(),
-        "sform_code": layout.sform_code,
-        "qform_code": layout.qform_code,
-        "compression": nifti.source.compression or "none",
-        "inflate_engine": choose_engine() if nifti.source.compression else None,
-        "size_bytes": nifti.source.size,
-        "data_bytes": layout.data_bytes,
-        "chunks": [list(c) for c in image.chunks],
-    }
-
-
-def _zarr_facts(source: str, options: dict[str, Any]) -> dict[str, Any]:
-    import zarr
-
-    from lazyspheres.batch.store import STORE_FORMAT
-
-    group = zarr.open_group(source, mode="r", storage_options=options or None)
-    if group.attrs.get("store_format") == STORE_FORMAT:
-        return _results_facts(source, group)
-    import numpy as np
-
-    from lazyspheres.io.zarr_image import IMAGE_ATTR, IMAGE_VARIABLE, open_zarr_image
-
-    image = open_zarr_image(source, storage_options=options or None)
-    array = group[IMAGE_VARIABLE]
-    meta = image.coords["nifti_meta"].attrs
-    info = dict(group.attrs.get(IMAGE_ATTR, {}))
-    return {
-        "source": source,
-        "format": "zarr image (lazyspheres.to_zarr_image)",
-        "shape": list(image.shape),
-        "dims": list(image.dims),
-        "dtype": str(array.dtype),
-        "values_dtype": str(image.dtype),
-        "scaling": None
-        if meta.get("scl_slope") is None
-        else {"slope": meta["scl_slope"], "inter": meta["scl_inter"]},
-        "voxel_size_mm": [round(float(v), 6) for v in image.nifti.voxel_size],
-        "t_r_s": image.nifti.t_r,
-        "affine": np.round(image.nifti.affine, 6).tolist(),
-        "sform_code": meta.get("sform_code"),
-        "qform_code": meta.get("qform_code"),
-        "compression": [type(c).__name__ for c in array.compressors] or "none",
-        "chunks": list(array.chunks),
-        "complete": info.get("complete"),
-        "converted_from": info.get("source"),
-    }
-
-
-def _results_facts(source: str, group: Any) -> dict[str, Any]:
-    import numpy as np
-
-    flags = np.asarray(group["complete"][:], dtype=bool)
-    runs = [str(r) for r in group["run"][:]]
-    failed = json.loads(group.attrs.get("failed") or "{}")
-    return {
-        "source": source,
-        "format": f"result store ({group.attrs['store_format']})",
-        "runs": len(runs),
-        "complete_runs": int(flags.sum()),
-        "incomplete": [r for r, ok in zip(runs, flags, strict=True) if not ok][:20],
-        "failed": failed,
-        "complete": bool(group.attrs.get("complete")),
-        "seeds": int(group["seed"].shape[0]),
-        "time": int(group["time"].shape[0]),
-        "dtype": str(group["signals"].dtype),
-        "parameters": json.loads(group.attrs["parameters"]),
-        "lazyspheres_version": group.attrs.get("lazyspheres_version"),
-    }
-
-
-# ---------------------------------------------------------------------------- extract
 def _extract(args: argparse.Namespace) -> int:
     import lazyspheres as ls
     from lazyspheres.batch.runs import expand_sources, strip_image_suffix
@@ -282,7 +169,7 @@ def _extract(args: argparse.Namespace) -> int:
         )
     if tables and args.resume:
         raise ValueError("--resume applies to .zarr stores, not to .tsv/.csv tables.")
-    options = _storage_options(args.storage_option) or None
+    options = storage_options(args.storage_option) or None
     kwargs = {
         "mask_img": args.mask,
         "allow_overlap": args.allow_overlap,
@@ -396,7 +283,8 @@ def _write_table(values: Any, columns: list[str], target: pathlib.Path) -> None:
     frame.to_csv(target, sep=sep, index=False)
 
 
-def _storage_options(pairs: list[str]) -> dict[str, Any]:
+def storage_options(pairs: list[str]) -> dict[str, Any]:
+    """``--storage-option KEY=VALUE`` pairs as a dict (values parsed as JSON when they can be)."""
     options: dict[str, Any] = {}
     for pair in pairs:
         key, sep, value = pair.partition("=")
