@@ -31,7 +31,6 @@ import io
 import logging
 import os
 import pathlib
-import shutil
 import threading
 import time
 from collections.abc import Iterator
@@ -48,22 +47,11 @@ SEEDS, RADIUS = "power2011", 5.0
 
 # ---------------------------------------------------------------------------- data
 def ensure_data(folder: pathlib.Path, n_volumes: int) -> dict[str, pathlib.Path]:
-    """The .nii.gz and .nii files of a T=n_volumes run (generated once)."""
-    from lazyspheres import datasets
+    """The .nii.gz and .nii files of a T=n_volumes run (generated once, as run.py does)."""
+    from run import ensure_data as ensure_run_data  # benchmarks/ is on sys.path
 
-    folder.mkdir(parents=True, exist_ok=True)
-    gz, nii = folder / f"bold_T{n_volumes}.nii.gz", folder / f"bold_T{n_volumes}.nii"
-    if not gz.exists():
-        print(f"generating {gz} ...", flush=True)
-        datasets.write_bold(gz, n_volumes=n_volumes, random_state=0)
-    if not nii.exists():
-        import gzip
-
-        print(f"inflating {nii} ...", flush=True)
-        with gzip.open(gz, "rb") as source, open(nii.with_suffix(".part"), "wb") as target:
-            shutil.copyfileobj(source, target, 1 << 22)
-        nii.with_suffix(".part").rename(nii)
-    return {".nii.gz": gz, ".nii": nii}
+    files = ensure_run_data(folder, n_volumes)
+    return {".nii.gz": files["gz"], ".nii": files["nii"]}
 
 
 # ---------------------------------------------------------------------------- server
