@@ -98,7 +98,7 @@ def _demo(args: argparse.Namespace) -> int:
         if "network" in signals.coords:
             corr = np.corrcoef(signals.values.T)
             _print_networks(corr, signals["network"].values)
-        print(f"  signals written to {table}")
+        print(f"  signals written to {table}{_kept_note(args.out)}")
     return 0
 
 
@@ -136,8 +136,18 @@ def _demo_batch(args: argparse.Namespace) -> int:
         if "network" in ds.coords:
             corr = np.corrcoef(ds.signals.isel(run=0).values.T)
             _print_networks(corr, ds["network"].values)
-        print(f"  results: xr.open_zarr({str(store)!r}) or lazyspheres info {store}")
+        if args.out is None:
+            print(f"  results were in {store}{_kept_note(args.out)}")
+        else:
+            print(f"  results: xr.open_zarr({str(store)!r}) or lazyspheres info {store}")
     return 0
+
+
+def _kept_note(out: pathlib.Path | None) -> str:
+    """Say so when the demo's output folder is temporary."""
+    if out is not None:
+        return ""
+    return " (a temporary folder, removed on exit: pass --out DIR to keep the files)"
 
 
 def _print_networks(corr: Any, network: Any) -> None:
