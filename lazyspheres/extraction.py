@@ -34,7 +34,7 @@ from lazyspheres.masks import binarize_mask_values, resample_mask_to_grid
 from lazyspheres.seeds import load_seeds
 from lazyspheres.smoothing import SmoothingPlan, check_fwhm
 
-__all__ = ["extract", "load_mask_on_grid", "output_dtype"]
+__all__ = ["extract", "file_block_means", "load_mask_on_grid", "output_dtype"]
 
 # Local uncompressed files are gathered in this many time blocks, so that a threaded or
 # distributed scheduler can read them in parallel.
@@ -280,6 +280,24 @@ def _means_from_file(
 def _file_block_means(
     nifti: NiftiFile, plan: GatherPlan, smoother: SmoothingPlan | None, start: int, stop: int
 ) -> np.ndarray:
+    out, n_bad = file_block_means(nifti, plan, start, stop, smoother)
+    _warn_nonfinite(n_bad, where=nifti.source.location)
+    return out
+
+
+def file_block_means(
+    nifti: NiftiFile,
+    plan: GatherPlan,
+    start: int,
+    stop: int,
+    smoother: SmoothingPlan | None = None,
+) -> tuple[np.ndarray, int]:
+    """``(stop - start, n_seeds)`` float64 sphere means of volumes ``start:stop`` of a file.
+
+    Streams the file's blocks (one pass for gzip). With a ``smoother``, its read set
+    (sphere voxels plus kernel halo) is gathered and smoothed first. Returns the means and
+    the number of non-finite values met (counted as 0, nilearn's rule).
+    """
     layout = nifti.layout
     scale = layout.scale if layout.is_scaled else None
     out = np.empty((stop - start, plan.n_seeds), dtype=np.float64)
@@ -293,8 +311,7 @@ def _file_block_means(
             means, bad = sphere_means(values, plan, scale=scale)
         out[t0 - start : t0 - start + means.shape[0]] = means
         n_bad += bad
-    _warn_nonfinite(n_bad, where=nifti.source.location)
-    return out
+    return out, n_bad
 
 
 def _means_from_dask(data: da.Array, plan: GatherPlan, smoother: SmoothingPlan | None) -> da.Array:

@@ -16,6 +16,7 @@ from typing import Any
 
 import numpy as np
 
+from lazyspheres.extraction import file_block_means
 from lazyspheres.gather import GatherPlan, sphere_means
 from lazyspheres.io.reader import NiftiFile
 from lazyspheres.io.sources import resolve_source
@@ -107,21 +108,8 @@ def block_means(
     smoothed to the sphere voxels first. Returns the means and the number of non-finite
     values met (counted as 0, nilearn's rule).
     """
-    out = np.empty((stop - start, plan.n_seeds), dtype=np.float64)
-    n_bad = 0
     if isinstance(image, NiftiFile):
-        layout = image.layout
-        scale = layout.scale if layout.is_scaled else None
-        read = plan if smoother is None else smoother
-        for t0, values in image.iter_gathered(read.flat_indices("F"), start, stop):
-            if smoother is not None:
-                values = smoother.smooth(values if scale is None else scale(values), axis=1)
-                means, bad = sphere_means(values, plan)
-            else:
-                means, bad = sphere_means(values, plan, scale=scale)
-            out[t0 - start : t0 - start + means.shape[0]] = means
-            n_bad += bad
-        return out, n_bad
+        return file_block_means(image, plan, start, stop, smoother)
     import dask
 
     vi, vj, vk = (plan.voxels if smoother is None else smoother.read_voxels).T
@@ -131,8 +119,7 @@ def block_means(
     if smoother is not None:
         gathered = smoother.smooth(gathered, axis=0)
     means, n_bad = sphere_means(gathered.T, plan)
-    out[:] = means
-    return out, n_bad
+    return np.ascontiguousarray(means, dtype=np.float64), n_bad
 
 
 def file_fingerprint(value: Any, storage_options: dict[str, Any] | None) -> Any:
