@@ -147,7 +147,14 @@ CASES = {
 # Modules each case imports before its clock starts: import time is not what is compared.
 PREPARE = {
     # dask imports distributed (when installed) on the first compute of a process
-    "lazyspheres": ["lazyspheres.extraction", "dask.array", "scipy.sparse", "distributed"],
+    "lazyspheres": [
+        "lazyspheres.extraction",
+        "dask.array",
+        "scipy.sparse",
+        "distributed",
+        "zarr",
+        "xarray.backends.zarr",
+    ],
     "lazyspheres_clean": [
         "lazyspheres.extraction",
         "lazyspheres.cleaning",

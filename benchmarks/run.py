@@ -187,16 +187,50 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def ensure_zarr(nii: pathlib.Path) -> pathlib.Path | None:
-    """Convert the .nii run to a Zarr image once, if this lazyspheres has ``to_zarr_image``."""
+    """The .nii run as a Zarr image in ``to_zarr_image``'s current default layout.
+
+    A store left by an older lazyspheres with another layout (chunks or codec) is converted
+    again, so that the row always measures today's default.
+    """
     try:
         from lazyspheres.io.zarr_image import to_zarr_image
     except ImportError:
         return None
     store = nii.with_suffix(".zarr")
-    if not (store / "zarr.json").exists():
+    if not _default_layout(store):
         print(f"converting {store} ...", flush=True)
-        to_zarr_image(nii, store)
+        to_zarr_image(nii, store, overwrite=True)
     return store
+
+
+def _default_layout(store: pathlib.Path) -> bool:
+    """Whether ``store`` exists, is complete, and has the default chunks and codec."""
+    if not (store / "zarr.json").exists():
+        return False
+    import zarr
+
+    from lazyspheres.io.zarr_image import (
+        DEFAULT_EDGE,
+        DEFAULT_TIME_CHUNK,
+        IMAGE_ATTR,
+        default_compressors,
+    )
+
+    group = zarr.open_group(store, mode="r")
+    array = group["image"]
+    expected = (DEFAULT_EDGE,) * 3 + (min(DEFAULT_TIME_CHUNK, array.shape[3]),)
+    return (
+        group.attrs.get(IMAGE_ATTR, {}).get("complete", False)
+        and tuple(array.chunks) == expected
+        and [_codec(c) for c in array.compressors] == [_codec(c) for c in default_compressors()]
+    )
+
+
+def _codec(codec) -> dict:
+    """A codec's settings, without the ones zarr fills in from the dtype."""
+    settings = codec.to_dict()
+    settings.get("configuration", {}).pop("typesize", None)
+    return settings
 
 
 def engine_lines(data: pathlib.Path, n_volumes: int, repeat: int) -> list[str]:

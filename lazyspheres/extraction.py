@@ -6,8 +6,9 @@ How the voxels are read depends on what backs the image:
   file's own fastest route: one streaming inflate pass for ``.nii.gz`` (never a task per
   chunk that re-inflates from the start, which is O(T²)), a memory-mapped voxel gather in
   time blocks for local ``.nii``;
-* any other Dask-backed image (Zarr, rechunked, sliced, computed) is gathered with a
-  point-wise ``vindex`` that reads only the chunks holding sphere voxels;
+* any other Dask-backed image (Zarr, rechunked, sliced, computed) is gathered by
+  :func:`~lazyspheres.dask_gather.gather_voxels`: one task per chunk holding sphere voxels,
+  one ``(voxels, time)`` block per time chunk;
 * a numpy-backed image is gathered eagerly.
 
 In every case the means are computed by :func:`lazyspheres.gather.sphere_means` (float64
@@ -25,11 +26,13 @@ import dask.array as da
 import numpy as np
 import xarray as xr
 
+from lazyspheres.dask_gather import gather_voxels
 from lazyspheres.errors import DimensionError, ImageFormatError
 from lazyspheres.gather import GatherPlan, sphere_means
 from lazyspheres.geometry import sphere_voxels
 from lazyspheres.io.open import NIFTI_META, ImageSource, nifti_file_of, open_nifti
 from lazyspheres.io.reader import NiftiFile
+from lazyspheres.io.zarr_chunks import ZarrChunkReader, zarr_reader_of
 from lazyspheres.masks import binarize_mask_values, resample_mask_to_grid
 from lazyspheres.seeds import load_seeds
 from lazyspheres.smoothing import SmoothingPlan, check_fwhm
@@ -248,7 +251,7 @@ def _sphere_means(
         return means[0] if image.ndim == 3 else means
     data = image.data
     if isinstance(data, da.Array):
-        return _means_from_dask(data, plan, smoother)
+        return _means_from_dask(data, plan, smoother, zarr_reader_of(image))
     read = plan.voxels if smoother is None else smoother.read_voxels
     vi, vj, vk = (xr.Variable("voxel", v) for v in read.T)
     gathered = np.asarray(image.isel(i=vi, j=vj, k=vk).values)
@@ -314,9 +317,15 @@ def file_block_means(
     return out, n_bad
 
 
-def _means_from_dask(data: da.Array, plan: GatherPlan, smoother: SmoothingPlan | None) -> da.Array:
-    vi, vj, vk = (plan.voxels if smoother is None else smoother.read_voxels).T
-    gathered = data.vindex[vi, vj, vk]  # (n_read[, T]); reads only chunks holding voxels
+def _means_from_dask(
+    data: da.Array,
+    plan: GatherPlan,
+    smoother: SmoothingPlan | None,
+    source: ZarrChunkReader | None = None,
+) -> da.Array:
+    # (n_read[, T]): one task per chunk holding voxels, one block per time chunk
+    voxels = plan.voxels if smoother is None else smoother.read_voxels
+    gathered = gather_voxels(data, voxels, source)
     if data.ndim == 3:
         return gathered.rechunk(-1).map_blocks(
             _union_major_means, plan, smoother, dtype=np.float64, chunks=((plan.n_seeds,),)

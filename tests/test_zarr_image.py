@@ -1,4 +1,4 @@
-"""to_zarr_image: NIfTI runs as Zarr v3 images (whole-time chunks), read back by open_nifti."""
+"""to_zarr_image: NIfTI runs as Zarr v3 images chunked for time series, read by open_nifti."""
 
 from __future__ import annotations
 

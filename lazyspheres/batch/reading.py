@@ -16,10 +16,12 @@ from typing import Any
 
 import numpy as np
 
+from lazyspheres.dask_gather import gather_voxels
 from lazyspheres.extraction import file_block_means
 from lazyspheres.gather import GatherPlan, sphere_means
 from lazyspheres.io.reader import NiftiFile
 from lazyspheres.io.sources import resolve_source
+from lazyspheres.io.zarr_chunks import zarr_reader_of
 from lazyspheres.io.zarr_image import is_zarr_source, open_zarr_image, zarr_image_info
 from lazyspheres.smoothing import SmoothingPlan
 
@@ -112,10 +114,11 @@ def block_means(
         return file_block_means(image, plan, start, stop, smoother)
     import dask
 
-    vi, vj, vk = (plan.voxels if smoother is None else smoother.read_voxels).T
-    data = image.isel(time=slice(start, stop)).data
-    # vindex keeps only the chunks holding the voxels; the task computes it in place.
-    gathered = np.asarray(dask.compute(data.vindex[vi, vj, vk], scheduler="synchronous")[0])
+    voxels = plan.voxels if smoother is None else smoother.read_voxels
+    # One small task per chunk holding voxels (read straight from the files of a local
+    # Zarr image); computed in this task, so no chunk travels between workers.
+    gathered = gather_voxels(image.data, voxels, zarr_reader_of(image))
+    gathered = np.asarray(dask.compute(gathered[:, start:stop], scheduler="synchronous")[0])
     if smoother is not None:
         gathered = smoother.smooth(gathered, axis=0)
     means, n_bad = sphere_means(gathered.T, plan)
