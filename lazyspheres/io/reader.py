@@ -114,10 +114,24 @@ class NiftiFile:
             for t0 in range(start, stop, per_block):
                 yield t0, remote.read_volumes(self, t0, min(stop, t0 + per_block))
             return
+        yield from self._streamed_blocks(start, stop, per_block, reuse=False)
+
+    def _streamed_blocks(
+        self, start: int, stop: int, per_block: int, *, reuse: bool
+    ) -> Iterator[tuple[int, np.ndarray]]:
+        """Blocks of volumes from one sequential pass over the (inflated) stream.
+
+        With ``reuse``, every block is read into the same buffer: the caller must be done
+        with a block before asking for the next one. A fresh buffer per block instead makes
+        the heap grow and shrink by a block at a time, which showed as a 60 MB sawtooth in
+        the peak RSS of long runs.
+        """
+        size = min(per_block, max(0, stop - start)) * self.layout.volume_bytes
+        buffer = bytearray(size) if reuse else None
         with self._stream_from(start) as stream:
             for t0 in range(start, stop, per_block):
                 t1 = min(stop, t0 + per_block)
-                yield t0, self._read_volumes(stream, t0, t1)
+                yield t0, self._read_volumes(stream, t0, t1, into=buffer)
         if self._is_url():
             # s3fs pins the ETag on every GET; other stores are checked once at the end.
             remote.ensure_unchanged(self.source)
@@ -154,8 +168,9 @@ class NiftiFile:
             # Only the byte ranges holding the voxels, coalesced into few large requests.
             yield from remote.iter_gathered(self, flat_indices, start, stop)
             return
-        for t0, block in self.iter_volume_blocks(start, stop, block_bytes=block_bytes):
-            yield t0, block[:, flat_indices]
+        per_block = max(1, block_bytes // layout.volume_bytes)
+        for t0, block in self._streamed_blocks(start, stop, per_block, reuse=True):
+            yield t0, block[:, flat_indices]  # a copy: the block's buffer is reused
 
     def read_region(self, i: slice, j: slice, k: slice, t: slice | None = None) -> np.ndarray:
         """Read raw values of a box, returned with axes ``(i, j, k[, t])``.
@@ -227,12 +242,15 @@ class NiftiFile:
                 _skip(stream, offset, where=self.source.location)
             yield stream
 
-    def _read_volumes(self, stream: IO[bytes], t0: int, t1: int) -> np.ndarray:
+    def _read_volumes(
+        self, stream: IO[bytes], t0: int, t1: int, *, into: bytearray | None = None
+    ) -> np.ndarray:
         layout = self.layout
-        buffer = bytearray((t1 - t0) * layout.volume_bytes)
+        size = (t1 - t0) * layout.volume_bytes
+        buffer = into if into is not None and len(into) >= size else bytearray(size)
         read_exactly(
             stream,
-            memoryview(buffer),
+            memoryview(buffer)[:size],
             where=self.source.location,
             offset=layout.vox_offset + t0 * layout.volume_bytes,
         )
@@ -241,7 +259,9 @@ class NiftiFile:
             # a corrupt file must fail here, not pass with wrong values.
             end = layout.vox_offset + layout.data_bytes
             drain(stream, where=self.source.location, offset=end)
-        return np.frombuffer(buffer, dtype=layout.raw_dtype).reshape(t1 - t0, -1)
+        return np.frombuffer(
+            buffer, dtype=layout.raw_dtype, count=size // layout.raw_dtype.itemsize
+        ).reshape(t1 - t0, -1)
 
 
 @contextlib.contextmanager
