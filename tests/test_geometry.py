@@ -531,7 +531,7 @@ def test_batching_gives_the_same_result(monkeypatch):
     mask = rng.random(shape) < 0.8
     whole = sphere_voxels(seeds, affine, shape, 4.5, mask=mask, allow_overlap=True)
     clear_cache()
-    monkeypatch.setattr(geometry, "_BATCH_VOXELS", 50)
+    monkeypatch.setattr(geometry.rules, "_BATCH_VOXELS", 50)
     pieces = sphere_voxels(seeds, affine, shape, 4.5, mask=mask, allow_overlap=True)
     assert pieces is not whole
     np.testing.assert_array_equal(pieces.voxels, whole.voxels)

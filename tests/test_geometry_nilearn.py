@@ -337,7 +337,7 @@ def test_world_coordinates_round_like_nilearn():
     """Bit-level: our per-box world coordinates equal nilearn's full-grid ``coord_transform``."""
     from nilearn.image.resampling import coord_transform
 
-    from lazyspheres.geometry import _world
+    from lazyspheres.geometry.rules import _world
 
     rng = np.random.default_rng(11)
     shape = (13, 11, 12)
@@ -361,7 +361,7 @@ def test_nearest_voxel_rounds_like_nilearn():
     """Seeds at half-voxel positions of oblique grids: the last bit decides the rounding."""
     from nilearn.image.resampling import coord_transform
 
-    from lazyspheres.geometry import _nearest_voxels
+    from lazyspheres.geometry.rules import _nearest_voxels
 
     rng = np.random.default_rng(12)
     batched_differs = 0
