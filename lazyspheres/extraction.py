@@ -8,7 +8,9 @@ How the voxels are read depends on what backs the image:
   time blocks for local ``.nii``;
 * any other Dask-backed image (Zarr, rechunked, sliced, computed) is gathered by
   :func:`~lazyspheres.dask_gather.gather_voxels`: one task per chunk holding sphere voxels,
-  one ``(voxels, time)`` block per time chunk;
+  one ``(voxels, time)`` block per time chunk. An unmodified local Zarr image from
+  :func:`~lazyspheres.to_zarr_image` has its chunk files read directly
+  (:mod:`lazyspheres.io.zarr_chunks`) instead of through its Dask graph;
 * a numpy-backed image is gathered eagerly.
 
 In every case the means are computed by :func:`lazyspheres.gather.sphere_means` (float64
