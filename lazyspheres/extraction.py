@@ -28,6 +28,7 @@ import dask.array as da
 import numpy as np
 import xarray as xr
 
+from lazyspheres._malloc import recycle_buffers
 from lazyspheres.dask_gather import gather_voxels
 from lazyspheres.errors import DimensionError, ImageFormatError
 from lazyspheres.gather import GatherPlan, sphere_means
@@ -285,7 +286,8 @@ def _means_from_file(
 def _file_block_means(
     nifti: NiftiFile, plan: GatherPlan, smoother: SmoothingPlan | None, start: int, stop: int
 ) -> np.ndarray:
-    out, n_bad = file_block_means(nifti, plan, start, stop, smoother)
+    with recycle_buffers():  # on distributed workers, each block's buffers would page-fault
+        out, n_bad = file_block_means(nifti, plan, start, stop, smoother)
     _warn_nonfinite(n_bad, where=nifti.source.location)
     return out
 

@@ -9,6 +9,8 @@ import json
 import os
 import pathlib
 import sys
+import time
+import traceback
 
 import cloudpickle
 import dask
@@ -167,3 +169,22 @@ def test_cli_extract_on_a_scheduler_address(cluster, runs, seeds, tmp_path, caps
     for i, run in enumerate(runs[:2]):
         expected = ls.clean(ls.extract(run, seeds, 3.0).values, detrend=True)
         np.testing.assert_array_equal(ds.signals.values[i], expected)
+
+
+def test_a_store_that_cannot_be_created_cancels_the_reads(cluster, runs, seeds, tmp_path):
+    """On a cluster the reads start before the store is created; if creating it fails, the
+    error reaches the caller, the reads are cancelled and nothing is left behind."""
+    blocker = tmp_path / "not-a-folder"
+    blocker.write_text("a file where the store's parent folder should be")
+    store = blocker / "results.zarr"
+    with Client(cluster) as client:
+        with pytest.raises(NotADirectoryError) as caught:
+            ls.extract_many(runs, seeds, 3.0, store=store, client=client, progress=False)
+        raised_in = [frame.name for frame in traceback.extract_tb(caught.value.__traceback__)]
+        assert "prepare_store" in raised_in  # after the reads were submitted
+        deadline = time.monotonic() + 10
+        while client.who_has() and time.monotonic() < deadline:  # cancellation is async
+            time.sleep(0.05)
+        assert not client.who_has()  # no read result is kept anywhere
+        assert not any(client.processing().values())
+    assert not store.exists()

@@ -108,7 +108,7 @@ class FakeLibc:
 
 
 def test_recycle_buffers_only_under_distributed_malloc_settings(monkeypatch):
-    from lazyspheres.batch import _malloc
+    from lazyspheres import _malloc
 
     fake = FakeLibc()
     monkeypatch.setattr(_malloc, "_libc", fake)

@@ -13,7 +13,7 @@ import xarray as xr
 from dask import delayed
 from dask.base import tokenize
 
-from lazyspheres.batch.execute import Progress, active_client, compute_all, n_workers
+from lazyspheres.batch.execute import Progress, active_client, collect, compute_all, n_workers
 from lazyspheres.batch.params import (
     check_clean,
     dry_run_clean,
@@ -228,32 +228,37 @@ def extract_many(
     )
     seeds_table = seed_coords(coords, radii, labels)
     n_time = max(f.n_volumes for f in facts)
-    if exists and not overwrite:
+    resuming = exists and not overwrite
+    if resuming:
         handle.check(
             parameters=recorded, run_ids=[r.run_id for r in runs], seed_coords=seeds_table
         )
         if n_time > handle.n_time():
             handle.grow_time(n_time)
-        complete = handle.complete_runs()
-    else:
-        handle.create(
-            run_ids=[r.run_id for r in runs],
-            sources=[r.source for r in runs],
-            n_time=n_time,
-            seed_coords=seeds_table,
-            dtype=np.dtype(dtype),
-            parameters=recorded,
-            overwrite=overwrite,
-        )
-        complete = {}
+    complete = handle.complete_runs() if resuming else {}
     todo = [
         (run, probe)
         for run, probe in zip(runs, probes, strict=True)
         if isinstance(probe, Failure) or complete.get(run.run_id) != probe[1]
     ]
-    handle.clear_flags([run.index for run, _ in todo if run.run_id in complete])
-    handle.set_attrs(complete=False)
-    outcomes = _run(todo, config, client, progress, time_blocks)
+
+    def prepare_store() -> None:
+        # Runs while the workers already read (on a cluster): nothing is written to the
+        # store before this, and no run is written before it is marked incomplete.
+        if not resuming:
+            handle.create(
+                run_ids=[r.run_id for r in runs],
+                sources=[r.source for r in runs],
+                n_time=n_time,
+                seed_coords=seeds_table,
+                dtype=np.dtype(dtype),
+                parameters=recorded,
+                overwrite=overwrite,
+            )
+        handle.clear_flags([run.index for run, _ in todo if run.run_id in complete])
+        handle.set_attrs(complete=False)
+
+    outcomes = _run(todo, config, client, progress, time_blocks, prepare_store)
     return _finish(handle, runs, outcomes, errors)
 
 
@@ -287,12 +292,16 @@ def _n_blocks(facts: Any, n_runs: int, workers: int, time_blocks: int | None) ->
     return max(1, min(workers, facts.n_volumes // _MIN_BLOCK_VOLUMES))
 
 
-def _run(todo, config, client, progress, time_blocks) -> list[RunOutcome]:
+def _run(todo, config, client, progress, time_blocks, prepare) -> list[RunOutcome]:
+    """Read and finish every run of ``todo``; ``prepare()`` runs before any run is finished.
+
+    On a cluster the block reads are submitted first and ``prepare`` (creating the store)
+    overlaps with them; locally it simply runs first.
+    """
     outcomes: list[RunOutcome] = []
-    tasks = []
     workers = n_workers(client)
     token = tokenize(object())
-    submitted = []
+    submitted, reads = [], []
     for run, probe in todo:
         if isinstance(probe, Failure):
             outcomes.append(RunOutcome(run.index, run.run_id, run.source, failure=probe))
@@ -300,19 +309,16 @@ def _run(todo, config, client, progress, time_blocks) -> list[RunOutcome]:
         n_volumes = probe[0].n_volumes
         n = _n_blocks(probe[0], len(todo), workers, time_blocks)
         edges = np.linspace(0, n_volumes, n + 1).astype(int)
-        blocks = [
-            delayed(read_block, pure=False)(
-                run, config, int(a), int(b), dask_key_name=f"read-{run.run_id}-{k}-{token}"
-            )
-            for k, (a, b) in enumerate(itertools.pairwise(edges))
-        ]
-        tasks.append(
-            delayed(finish_run, pure=False)(
-                run, config, *blocks, dask_key_name=f"run-{run.run_id}-{token}"
-            )
+        reads.append(
+            [
+                delayed(read_block, pure=False)(
+                    run, config, int(a), int(b), dask_key_name=f"read-{run.run_id}-{k}-{token}"
+                )
+                for k, (a, b) in enumerate(itertools.pairwise(edges))
+            ]
         )
         submitted.append(run)
-    bar = Progress(len(tasks), enabled=progress)
+    bar = Progress(len(submitted), enabled=progress)
 
     def done(i: int, outcome: RunOutcome) -> None:
         outcomes.append(outcome)
@@ -323,7 +329,29 @@ def _run(todo, config, client, progress, time_blocks) -> list[RunOutcome]:
         outcomes.append(RunOutcome(run.index, run.run_id, run.source, failure=Failure.of(exc)))
         bar.update(failed=True)
 
-    compute_all(tasks, client=client, on_done=done, on_error=error)
+    keys = [f"run-{run.run_id}-{token}" for run in submitted]
+    if client is None:
+        prepare()
+        tasks = [
+            delayed(finish_run, pure=False)(run, config, *blocks, dask_key_name=key)
+            for run, blocks, key in zip(submitted, reads, keys, strict=True)
+        ]
+        compute_all(tasks, client=None, on_done=done, on_error=error)
+        return outcomes
+    block_futures = [client.compute(blocks) for blocks in reads]
+    try:
+        prepare()
+    except BaseException:
+        client.cancel([future for futures in block_futures for future in futures])
+        raise
+    finals = [
+        client.submit(finish_run, run, config, *futures, key=key, pure=False)
+        for run, futures, key in zip(submitted, block_futures, keys, strict=True)
+    ]
+    # Only the finishing tasks need the blocks now: without our references the scheduler
+    # frees each run's blocks as soon as its finishing task has run.
+    del block_futures
+    collect(finals, client=client, on_done=done, on_error=error)
     return outcomes
 
 

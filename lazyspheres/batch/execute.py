@@ -18,7 +18,7 @@ from typing import Any
 import dask
 from dask.callbacks import Callback
 
-__all__ = ["Progress", "active_client", "compute_all", "n_workers"]
+__all__ = ["Progress", "active_client", "collect", "compute_all", "n_workers"]
 
 
 def active_client(client: Any = None) -> Any:
@@ -112,9 +112,23 @@ def compute_all(
         with _Finished({task.key: i for i, task in enumerate(tasks)}, on_done):
             dask.compute(*tasks)
         return
+    collect(client.compute(list(tasks)), client=client, on_done=on_done, on_error=on_error)
+
+
+def collect(
+    futures: Sequence[Any],
+    *,
+    client: Any,
+    on_done: Callable[[int, Any], None],
+    on_error: Callable[[int, BaseException], None],
+) -> None:
+    """Wait for ``distributed`` futures, calling ``on_done(i, result)`` as each finishes.
+
+    A future that raises calls ``on_error(i, exc)`` and the others continue; an
+    interruption cancels them all and propagates.
+    """
     from distributed import as_completed
 
-    futures = client.compute(list(tasks))
     position = {future.key: i for i, future in enumerate(futures)}
     try:
         for future in as_completed(futures):

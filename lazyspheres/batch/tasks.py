@@ -20,7 +20,7 @@ from typing import Any
 
 import numpy as np
 
-from lazyspheres.batch._malloc import recycle_buffers
+from lazyspheres._malloc import recycle_buffers
 from lazyspheres.batch.reading import ImageFacts, block_means, file_fingerprint, open_image
 from lazyspheres.batch.runs import RunSpec
 from lazyspheres.batch.spheres import RunSpheres, run_spheres

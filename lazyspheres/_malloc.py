@@ -1,4 +1,4 @@
-"""Recycle freed buffers while a batch task streams a run (glibc on Linux only).
+"""Recycle freed buffers while a task streams a run (glibc on Linux only).
 
 ``dask.distributed`` starts worker processes with ``MALLOC_TRIM_THRESHOLD_=65536`` so that
 freed memory goes back to the OS quickly. Setting that variable also switches off glibc's
