@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import threading
 
 import nibabel as nib
 import numpy as np
@@ -51,3 +52,18 @@ def random_image(
 def write(img, path):
     nib.save(img, str(path))
     return path
+
+
+class CountingArray:
+    """A numpy array that records the boxes Dask reads from it, as ``((start, stop), ...)``."""
+
+    def __init__(self, array):
+        self.array = array
+        self.shape, self.dtype, self.ndim = array.shape, array.dtype, array.ndim
+        self.reads = []
+        self._lock = threading.Lock()
+
+    def __getitem__(self, key):
+        with self._lock:
+            self.reads.append(tuple((k.start, k.stop) for k in key))
+        return self.array[key]

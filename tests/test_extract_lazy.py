@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import pickle
-import threading
 import tracemalloc
 
 import dask
@@ -12,7 +11,7 @@ import nibabel as nib
 import numpy as np
 import pytest
 import xarray as xr
-from conftest import random_image, write
+from conftest import CountingArray, random_image, write
 
 import lazyspheres as ls
 from lazyspheres.errors import DimensionError, SeedError
@@ -53,23 +52,6 @@ def test_building_the_graph_computes_nothing(files, kind):
     expected = ls.extract(files["img"], SEEDS, 4.0, mask_img=None).values.mean(axis=0)
     if kind != "dask-mask":
         np.testing.assert_allclose(lazy.values, expected, rtol=1e-6)
-
-
-class CountingArray:
-    """A numpy array that records which boxes Dask reads from it."""
-
-    def __init__(self, array):
-        self.array = array
-        self.shape = array.shape
-        self.dtype = array.dtype
-        self.ndim = array.ndim
-        self.reads = []
-        self._lock = threading.Lock()
-
-    def __getitem__(self, key):
-        with self._lock:
-            self.reads.append(tuple((k.start, k.stop) for k in key))
-        return self.array[key]
 
 
 def test_only_chunks_holding_sphere_voxels_are_read(rng):
