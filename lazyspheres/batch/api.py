@@ -283,7 +283,7 @@ def _probe(runs: list[RunSpec], client: Any, options: dict[str, Any] | None) -> 
 
 
 def _n_blocks(facts: Any, n_runs: int, workers: int, time_blocks: int | None) -> int:
-    if facts.kind != "nifti":  # gzip: one stream; Zarr: chunks hold the whole time axis
+    if facts.kind != "nifti":  # gzip: one stream; Zarr: one task reads the chunks it needs
         return 1
     if time_blocks is not None:
         return max(1, min(int(time_blocks), facts.n_volumes))
