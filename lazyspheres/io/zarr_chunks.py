@@ -29,8 +29,6 @@ from lazyspheres.errors import ImageFormatError
 
 __all__ = ["ZarrChunkReader", "register_reader", "zarr_reader_of"]
 
-_DECODERS = ("blosc", "zstd", "gzip")
-
 
 @dataclass(frozen=True)
 class ZarrChunkReader:
