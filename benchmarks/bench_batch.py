@@ -33,6 +33,8 @@ import sys
 import tempfile
 import time
 
+from _cases import peak_rss_mb  # benchmarks/ is on sys.path (the script's folder)
+
 HERE = pathlib.Path(__file__).resolve().parent
 SEEDS = "power2011"
 RADIUS = 5.0
@@ -85,14 +87,6 @@ def _cpu_seconds() -> float:
     return usage.ru_utime + usage.ru_stime
 
 
-def _peak_rss_mb() -> float:
-    with open("/proc/self/status") as status:
-        for line in status:
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1]) / 1024
-    return float("nan")
-
-
 def run_batch(runs: list[pathlib.Path], n_workers: int, scratch: pathlib.Path) -> dict:
     """Time one batch on a fresh cluster of ``n_workers`` single-thread worker processes."""
     from distributed import Client, LocalCluster
@@ -112,7 +106,7 @@ def run_batch(runs: list[pathlib.Path], n_workers: int, scratch: pathlib.Path) -
         ds = ls.extract_many(runs, SEEDS, RADIUS, store=store, client=client, progress=False)
         seconds = time.perf_counter() - started
         cpu = sum(client.run(_cpu_seconds).values()) - cpu_before
-        peaks = sorted(client.run(_peak_rss_mb).values())
+        peaks = sorted(client.run(peak_rss_mb).values())
         assert bool(ds.complete.all()), "batch incomplete"
         checksum = float(abs(ds.signals).sum())
     shutil.rmtree(store, ignore_errors=True)

@@ -27,17 +27,10 @@ import time
 from pathlib import Path
 
 import numpy as np
+from _cases import peak_rss_mb  # benchmarks/ is on sys.path (the script's folder)
 
 HERE = Path(__file__).resolve()
 LENGTHS = (300, 1200)
-
-
-def _peak_rss_mb() -> float:
-    with open("/proc/self/status") as status:
-        for line in status:
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1]) / 1024.0
-    raise RuntimeError("VmHWM not found in /proc/self/status")
 
 
 def _run_case(engine: str, path: str, out: str) -> None:
@@ -60,7 +53,7 @@ def _run_case(engine: str, path: str, out: str) -> None:
             confounds = np.asarray(high_variance_confounds(path).compute())
     seconds = time.perf_counter() - start
     np.save(out, confounds)
-    print(json.dumps({"seconds": seconds, "peak_rss_mb": _peak_rss_mb()}))
+    print(json.dumps({"seconds": seconds, "peak_rss_mb": peak_rss_mb()}))
 
 
 def _ensure_file(data_dir: Path, n_volumes: int, suffix: str) -> Path:

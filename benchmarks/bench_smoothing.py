@@ -27,17 +27,10 @@ import time
 from pathlib import Path
 
 import numpy as np
+from _cases import peak_rss_mb  # benchmarks/ is on sys.path (the script's folder)
 
 HERE = Path(__file__).resolve()
 SEEDS, RADIUS, FWHM = "power2011", 5.0, 6.0
-
-
-def _peak_rss_mb() -> float:
-    with open("/proc/self/status") as status:
-        for line in status:
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1]) / 1024.0
-    raise RuntimeError("VmHWM not found")
 
 
 def _whole_volume_means(path: str, fwhm: float) -> np.ndarray:
@@ -89,7 +82,7 @@ def _run_case(case: str, path: str) -> None:
             values = ls.extract(path, SEEDS, RADIUS, smoothing_fwhm=fwhm).values
     seconds = time.perf_counter() - start
     checksum = float(np.asarray(values, dtype=np.float64).sum())
-    print(json.dumps({"seconds": seconds, "peak_rss_mb": _peak_rss_mb(), "checksum": checksum}))
+    print(json.dumps({"seconds": seconds, "peak_rss_mb": peak_rss_mb(), "checksum": checksum}))
 
 
 def _kernel_rows(n_volumes: int = 8) -> None:
