@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import os
 import threading
+import tracemalloc
 
+import dask
 import nibabel as nib
 import numpy as np
 import pytest
@@ -67,3 +69,31 @@ class CountingArray:
         with self._lock:
             self.reads.append(tuple((k.start, k.stop) for k in key))
         return self.array[key]
+
+
+@pytest.fixture
+def inflate_opens(monkeypatch):
+    """The inflated streams the NIfTI reader opens during the test, in order."""
+    from lazyspheres.io import inflate, reader
+
+    opened = []
+    real = inflate.open_inflated
+
+    def counting_open(raw, **kwargs):
+        stream = real(raw, **kwargs)
+        opened.append(stream)
+        return stream
+
+    monkeypatch.setattr(reader, "open_inflated", counting_open)
+    return opened
+
+
+def peak_traced_bytes(lazy):
+    """Peak Python-traced memory while ``lazy`` is computed on the synchronous scheduler."""
+    tracemalloc.start()
+    try:
+        with dask.config.set(scheduler="sync"):
+            lazy.compute()
+        return tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import pickle
-import tracemalloc
 
 import dask
 import dask.array as da
@@ -11,11 +10,11 @@ import nibabel as nib
 import numpy as np
 import pytest
 import xarray as xr
-from conftest import CountingArray, random_image, write
+from conftest import CountingArray, peak_traced_bytes, random_image, write
 
 import lazyspheres as ls
 from lazyspheres.errors import DimensionError, SeedError
-from lazyspheres.io import inflate, reader
+from lazyspheres.io import reader
 from lazyspheres.io.open import image_from_array
 from lazyspheres.testing import raise_if_dask_computes
 
@@ -81,16 +80,8 @@ def test_only_chunks_holding_sphere_voxels_are_read(rng):
 
 
 @pytest.mark.parametrize("opener", ["path", "open_nifti", "xarray-engine"])
-def test_gzip_is_inflated_exactly_once(files, monkeypatch, opener):
-    opened = []
-    real = inflate.open_inflated
-
-    def counting_open(raw, **kwargs):
-        stream = real(raw, **kwargs)
-        opened.append(stream)
-        return stream
-
-    monkeypatch.setattr(reader, "open_inflated", counting_open)
+def test_gzip_is_inflated_exactly_once(files, inflate_opens, opener):
+    opened = inflate_opens
     image = {
         "path": lambda: files["gz"],
         "open_nifti": lambda: ls.open_nifti(files["gz"], chunks={"time": 3}),
@@ -104,14 +95,7 @@ def test_gzip_is_inflated_exactly_once(files, monkeypatch, opener):
 
 
 def _peak_bytes(path, seeds):
-    out = ls.extract(path, seeds, 4.0)
-    tracemalloc.start()
-    try:
-        with dask.config.set(scheduler="sync"):
-            out.values  # noqa: B018
-        return tracemalloc.get_traced_memory()[1]
-    finally:
-        tracemalloc.stop()
+    return peak_traced_bytes(ls.extract(path, seeds, 4.0))
 
 
 @pytest.mark.parametrize(

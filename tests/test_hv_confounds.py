@@ -6,13 +6,13 @@ Values against nilearn are in ``test_hv_confounds_nilearn.py``.
 from __future__ import annotations
 
 import pickle
-import tracemalloc
 
 import dask
 import dask.array as da
 import nibabel as nib
 import numpy as np
 import pytest
+from conftest import peak_traced_bytes
 
 import lazyspheres as ls
 from lazyspheres.errors import DimensionError
@@ -24,7 +24,7 @@ from lazyspheres.high_variance.moments import (
     select_voxels,
 )
 from lazyspheres.high_variance.store import RowStore
-from lazyspheres.io import inflate, reader
+from lazyspheres.io import reader
 from lazyspheres.testing import raise_if_dask_computes
 
 
@@ -175,15 +175,8 @@ def test_building_the_graph_computes_nothing(files, kind):
     np.testing.assert_allclose(projector, expected.astype(float) @ expected.T, atol=1e-6)
 
 
-def test_gzip_is_one_task_and_two_inflates(files, monkeypatch):
-    opened = []
-    real = inflate.open_inflated
-
-    def counting_open(raw, **kwargs):
-        opened.append(1)
-        return real(raw, **kwargs)
-
-    monkeypatch.setattr(reader, "open_inflated", counting_open)
+def test_gzip_is_one_task_and_two_inflates(files, inflate_opens):
+    opened = inflate_opens
     result = high_variance_confounds(files["gz"])
     graph = dict(result.__dask_graph__())
     reading = [key for key in graph if "_stream_confounds" in str(key)]
@@ -227,14 +220,7 @@ def test_kept_voxels_spill_to_disk_beyond_the_budget(files, monkeypatch):
 
 
 def _peak_bytes(path):
-    result = high_variance_confounds(path)
-    tracemalloc.start()
-    try:
-        with dask.config.set(scheduler="sync"):
-            result.compute()
-        return tracemalloc.get_traced_memory()[1]
-    finally:
-        tracemalloc.stop()
+    return peak_traced_bytes(high_variance_confounds(path))
 
 
 @pytest.mark.parametrize("suffix", [".nii.gz", ".nii"])

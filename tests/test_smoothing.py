@@ -9,7 +9,6 @@ memory bounded.
 from __future__ import annotations
 
 import pickle
-import tracemalloc
 import warnings
 
 import dask
@@ -17,11 +16,11 @@ import dask.array as da
 import nibabel as nib
 import numpy as np
 import pytest
-from conftest import CountingArray, random_image, write
+from conftest import CountingArray, peak_traced_bytes, random_image, write
 from scipy import ndimage
 
 import lazyspheres as ls
-from lazyspheres.io import inflate, reader
+from lazyspheres.io import reader
 from lazyspheres.io.open import image_from_array
 from lazyspheres.smoothing import (
     SmoothingPlan,
@@ -249,15 +248,8 @@ def test_uncompressed_file_gathers_only_the_read_set(files, monkeypatch):
     assert plan.n_read < 14 * 13 * 12
 
 
-def test_gzip_is_inflated_exactly_once_with_smoothing(files, monkeypatch):
-    opened = []
-    real = inflate.open_inflated
-
-    def counting_open(raw, **kwargs):
-        opened.append(1)
-        return real(raw, **kwargs)
-
-    monkeypatch.setattr(reader, "open_inflated", counting_open)
+def test_gzip_is_inflated_exactly_once_with_smoothing(files, inflate_opens):
+    opened = inflate_opens
     out = ls.extract(files["gz"], SEEDS, 4.0, smoothing_fwhm=6.0)
     assert opened == []
     with dask.config.set(scheduler="threads"):
@@ -276,14 +268,8 @@ def test_graph_pickles_and_records_the_width(files):
 
 
 def _peak_bytes(path):
-    out = ls.extract(path, [(20.0, 20.0, 20.0), (8.0, 30.0, 12.0)], 3.0, smoothing_fwhm=5.0)
-    tracemalloc.start()
-    try:
-        with dask.config.set(scheduler="sync"):
-            out.values  # noqa: B018
-        return tracemalloc.get_traced_memory()[1]
-    finally:
-        tracemalloc.stop()
+    seeds = [(20.0, 20.0, 20.0), (8.0, 30.0, 12.0)]
+    return peak_traced_bytes(ls.extract(path, seeds, 3.0, smoothing_fwhm=5.0))
 
 
 @pytest.mark.parametrize("suffix", [".nii.gz", ".nii"])
