@@ -90,6 +90,23 @@ def image():
     return nib.Nifti1Image(np.random.default_rng(0).random((7, 8, 9, 5)), np.eye(4))
 
 
+def _stub_nilearn_plotting(monkeypatch):
+    """Replace nilearn's report figures by stubs: its table logic is what is compared."""
+    import nilearn.plotting
+    import nilearn.reporting.html_report
+
+    class Display:
+        def add_markers(self, **kwargs):
+            pass
+
+        def close(self):
+            pass
+
+    monkeypatch.setattr(nilearn.plotting, "plot_markers", lambda *a, **k: Display())
+    monkeypatch.setattr(nilearn.plotting, "plot_img", lambda *a, **k: Display())
+    monkeypatch.setattr(nilearn.reporting.html_report, "embed_img", lambda display: "x")
+
+
 def quiet(func, *args, **kwargs):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
@@ -147,8 +164,6 @@ def test_report_errors_as_nilearn(image, displayed, error, phrase):
 def test_index_arrays_and_the_last_index(stub_figures, image, monkeypatch):
     """SPEC §3.5: arrays of indices work (nilearn: numpy's ambiguous truth value), and an
     index equal to the seed count is nilearn's ValueError (nilearn: a bare AssertionError)."""
-    import nilearn.plotting
-    import nilearn.reporting.html_report
 
     theirs = quiet(NilearnMasker(SIX_SEEDS).fit, image)
     with pytest.raises(ValueError, match="truth value of an array with more than one element"):
@@ -156,16 +171,7 @@ def test_index_arrays_and_the_last_index(stub_figures, image, monkeypatch):
     ours = NiftiSpheresMasker(SIX_SEEDS).fit(image)
     assert len(parse(ours.generate_report(np.array([1, 3]))).images) == 3
 
-    class Display:  # nilearn's plotting replaced by a stub (its table logic is the point)
-        def add_markers(self, **kwargs):
-            pass
-
-        def close(self):
-            pass
-
-    monkeypatch.setattr(nilearn.plotting, "plot_markers", lambda *a, **k: Display())
-    monkeypatch.setattr(nilearn.plotting, "plot_img", lambda *a, **k: Display())
-    monkeypatch.setattr(nilearn.reporting.html_report, "embed_img", lambda display: "x")
+    _stub_nilearn_plotting(monkeypatch)
     with pytest.raises(AssertionError):
         quiet(theirs.generate_report, [0, 6])
     with pytest.raises(ValueError, match=re.escape("Report cannot display the following")):
@@ -213,19 +219,7 @@ def test_without_matplotlib_the_report_has_tables_and_a_warning(image, monkeypat
 # ---------------------------------------------------------------------------- tables
 def _nilearn_summary(masker_args, fit_img, monkeypatch):
     """nilearn's regions-summary values, with its plotting replaced by stubs."""
-    import nilearn.plotting
-    import nilearn.reporting.html_report
-
-    class Display:
-        def add_markers(self, **kwargs):
-            pass
-
-        def close(self):
-            pass
-
-    monkeypatch.setattr(nilearn.plotting, "plot_markers", lambda *a, **k: Display())
-    monkeypatch.setattr(nilearn.plotting, "plot_img", lambda *a, **k: Display())
-    monkeypatch.setattr(nilearn.reporting.html_report, "embed_img", lambda display: "x")
+    _stub_nilearn_plotting(monkeypatch)
     masker = quiet(NilearnMasker(**masker_args).fit, fit_img)
     quiet(masker.generate_report, 1)
     return masker._report_content["summary"]
