@@ -417,7 +417,15 @@ def _normalise(text):
 
 
 @pytest.mark.parametrize("verbose", [0, 1, 2, 3])
-def test_verbose_messages_as_nilearn(img, mask, tmp_path, capsys, verbose):
+def test_verbose_messages_as_nilearn(img, mask, tmp_path, capsys, verbose, monkeypatch):
+    # nilearn prints through rich when it is installed (import-linter, a test dependency,
+    # brings it), wrapping lines at the console width; its plain output is the reference.
+    import builtins
+
+    import nilearn._utils.logger as nilearn_logger
+
+    monkeypatch.setattr(nilearn_logger, "_has_rich", lambda: False)
+    monkeypatch.setattr(nilearn_logger, "print", builtins.print, raising=False)
     path = tmp_path / "a_rather_long_file_name.nii.gz"
     img.to_filename(path)
     mask_path = tmp_path / "m.nii"

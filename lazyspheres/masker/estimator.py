@@ -90,9 +90,10 @@ class NiftiSpheresMasker(TransformerMixin, BaseEstimator, auto_wrap_output_keys=
     clean_args : dict or None, default=None
         Extra keyword arguments of the cleaning step (``filter``, ``ensure_finite``,
         ``extrapolate``, ``butterworth__order`` ...).
-    **kwargs : dict
+    kwargs : dict
         Deprecated: keyword arguments prefixed with ``clean__`` are passed to ``clean``.
-        Use ``clean_args`` instead; the two are mutually exclusive.
+        Use ``clean_args`` instead; the two are mutually exclusive. Kept as the
+        ``clean_kwargs`` attribute; ``set_params(kwargs={...})`` replaces them.
 
     Attributes
     ----------
@@ -160,14 +161,42 @@ class NiftiSpheresMasker(TransformerMixin, BaseEstimator, auto_wrap_output_keys=
         self.t_r = t_r
         self.dtype = dtype
         self.clean_args = clean_args
-        # nilearn 0.12.1 keeps deprecated **kwargs as this (non-parameter) attribute.
-        self.clean_kwargs = kwargs
+        # nilearn 0.12.1 keeps the deprecated **kwargs as the ``clean_kwargs`` attribute; a
+        # property over a private slot, so that __init__ sets nothing but the parameters.
+        self._clean_kwargs = kwargs
         self.memory = memory
         self.memory_level = memory_level
         self.reports = reports
         self.verbose = verbose
 
     # ------------------------------------------------------------------ sklearn glue
+    @property
+    def clean_kwargs(self):
+        """The deprecated ``clean__*`` keyword arguments given to the constructor."""
+        return self.__dict__.get("_clean_kwargs", {})
+
+    @clean_kwargs.setter
+    def clean_kwargs(self, value):
+        self._clean_kwargs = value
+
+    def set_params(self, **params):
+        """Set parameters; ``kwargs`` replaces the deprecated ``clean__*`` keyword arguments.
+
+        Parameters
+        ----------
+        **params : dict
+            Estimator parameters; ``kwargs`` (a dict, checked at ``fit``) replaces
+            ``clean_kwargs``.
+
+        Returns
+        -------
+        NiftiSpheresMasker
+            The estimator.
+        """
+        if "kwargs" in params:
+            self.clean_kwargs = params.pop("kwargs")
+        return super().set_params(**params)
+
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
         tags.input_tags = InputTags()
@@ -238,8 +267,13 @@ class NiftiSpheresMasker(TransformerMixin, BaseEstimator, auto_wrap_output_keys=
             self, f"Loading mask from {describe_images(self.mask_img, self.verbose)}", self.verbose
         )
         mask = open_images(self.mask_img).image
-        binary = binarize_fit_mask(np.asarray(mask.values), context="mask_img")
-        return nib.Nifti1Image(binary.astype(np.uint8), mask.nifti.grid_affine)
+        binary = binarize_fit_mask(np.asarray(mask.values), context="mask_img").astype(np.uint8)
+        image = nib.Nifti1Image(binary, mask.nifti.grid_affine)
+        # Reading the data (nilearn's ``get_data``) fills nibabel's data cache, which changes
+        # the image's joblib hash, the key of nilearn-style caches. Filled now, as nilearn's
+        # ``mask_img_`` is, the hash of one fit's mask is the same before and after reads.
+        image._data_cache = binary
+        return image
 
     # ------------------------------------------------------------------ transform
     def fit_transform(self, imgs, y=None, confounds=None, sample_mask=None):

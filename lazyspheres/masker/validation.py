@@ -114,7 +114,13 @@ def check_params(masker: Any) -> CheckedParams:
             f"'clean_args' must be a dict of keyword arguments for the cleaning (or None); "
             f"got {type(clean_args).__name__}: {clean_args!r}."
         )
-    kwargs = getattr(masker, "clean_kwargs", None) or {}
+    kwargs = masker.clean_kwargs
+    if not isinstance(kwargs, Mapping):
+        raise ParameterTypeError(
+            "'kwargs' (the deprecated clean__* keyword arguments, e.g. set with "
+            f"set_params(kwargs=...)) must be a dict; got {type(kwargs).__name__}: {kwargs!r}. "
+            "Use clean_args instead."
+        )
     clean_kwargs_ = check_clean_kwargs(kwargs, clean_args, name)
     extra = clean_kwargs_ if kwargs else (clean_args or {})
     clean_options = clean_args_to_kwargs(extra)

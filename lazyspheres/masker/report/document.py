@@ -1,21 +1,34 @@
 """``HTMLReport``: a self-contained HTML page (figures embedded as base64 PNG).
 
-Same use as nilearn's report object: shown inline in Jupyter (``_repr_html_``), written
-with :meth:`HTMLReport.save_as_html`, opened with :meth:`HTMLReport.open_in_browser`, or
-embedded with :meth:`HTMLReport.get_iframe`.
+The public surface of nilearn 0.12.1's report object (``HTMLDocument`` / ``HTMLReport``):
+``body``, ``html``, ``width`` / ``height`` (default 800 x 800; an invalid value falls back
+to the default with a UserWarning), :meth:`HTMLReport.resize`,
+:meth:`HTMLReport.get_iframe`, :meth:`HTMLReport.get_standalone`,
+:meth:`HTMLReport.save_as_html`, :meth:`HTMLReport.open_in_browser`, ``str()`` and
+``_repr_html_`` (the body, shown inline in Jupyter).
 """
 
 from __future__ import annotations
 
-import contextlib
 import html
 import os
-import tempfile
+import queue
 import threading
 import webbrowser
+from http import HTTPStatus
+from http.server import BaseHTTPRequestHandler, HTTPServer
 from pathlib import Path
+from typing import Any
 
-__all__ = ["HTMLReport"]
+from lazyspheres.masker._logging import warn
+
+__all__ = ["HEIGHT_DEFAULT", "WIDTH_DEFAULT", "HTMLReport"]
+
+WIDTH_DEFAULT = 800
+HEIGHT_DEFAULT = 800
+# How long open_in_browser waits for the browser to fetch the page from the local server.
+BROWSER_TIMEOUT_SECONDS = 3.0
+_DEPRECATED = object()  # open_in_browser's temp_file_lifetime, when not given
 
 STYLE = """
 .lazyspheres-report { font-family: -apple-system, "Segoe UI", Helvetica, Arial, sans-serif;
@@ -47,6 +60,8 @@ class HTMLReport:
         The report's HTML fragment (styles included), shown inline in notebooks.
     title : str
         Page title.
+    width, height : int, default=800
+        Size (pixels) of the iframe of :meth:`get_iframe`.
 
     Attributes
     ----------
@@ -54,16 +69,57 @@ class HTMLReport:
         The fragment.
     title : str
         The title.
-    width, height : int
-        Default iframe size (pixels) for :meth:`get_iframe`.
     """
 
-    def __init__(self, body: str, title: str) -> None:
+    def __init__(
+        self, body: str, title: str, width: Any = WIDTH_DEFAULT, height: Any = HEIGHT_DEFAULT
+    ) -> None:
         self.body = body
         self.title = title
-        self.width = 1200
-        self.height = 900
-        self._temp_file: str | None = None
+        self.width = width
+        self.height = height
+
+    # ------------------------------------------------------------------ size
+    @property
+    def width(self) -> int:
+        """Iframe width in pixels (an invalid value falls back to 800, with a warning)."""
+        return self._width
+
+    @width.setter
+    def width(self, value: Any) -> None:
+        self._width = _pixels(value, "width", WIDTH_DEFAULT)
+
+    @property
+    def height(self) -> int:
+        """Iframe height in pixels (an invalid value falls back to 800, with a warning)."""
+        return self._height
+
+    @height.setter
+    def height(self, value: Any) -> None:
+        self._height = _pixels(value, "height", HEIGHT_DEFAULT)
+
+    def resize(self, width: Any, height: Any) -> HTMLReport:
+        """Set the size of the iframe of :meth:`get_iframe`.
+
+        Parameters
+        ----------
+        width, height : int
+            New size in pixels.
+
+        Returns
+        -------
+        HTMLReport
+            The report itself.
+        """
+        self.width = width
+        self.height = height
+        return self
+
+    # ------------------------------------------------------------------ content
+    @property
+    def html(self) -> str:
+        """The complete HTML document (as :meth:`get_standalone`)."""
+        return self.get_standalone()
 
     def get_standalone(self) -> str:
         """The complete HTML document."""
@@ -74,7 +130,7 @@ class HTMLReport:
         )
 
     def _repr_html_(self) -> str:
-        """Inline display in Jupyter."""
+        """Inline display in Jupyter: the body."""
         return self.body
 
     def __str__(self) -> str:
@@ -83,8 +139,19 @@ class HTMLReport:
     def __repr__(self) -> str:
         return f"<HTMLReport {self.title!r} ({len(self.body)} characters)>"
 
-    def get_iframe(self, width: int | None = None, height: int | None = None) -> str:
-        """The report in an ``<iframe srcdoc=...>`` element (e.g. for a web page)."""
+    def get_iframe(self, width: Any = None, height: Any = None) -> str:
+        """The report in an ``<iframe srcdoc=...>`` element (e.g. for a web page).
+
+        Parameters
+        ----------
+        width, height : int or None, default=None
+            Size in pixels; None uses :attr:`width` / :attr:`height`.
+
+        Returns
+        -------
+        str
+            The iframe element.
+        """
         width = self.width if width is None else width
         height = self.height if height is None else height
         document = html.escape(self.get_standalone(), quote=True)
@@ -93,38 +160,92 @@ class HTMLReport:
             'frameBorder="0"></iframe>'
         )
 
+    # ------------------------------------------------------------------ output
     def save_as_html(self, file_name: str | os.PathLike) -> None:
-        """Write the complete document to ``file_name`` (UTF-8)."""
-        Path(file_name).write_text(self.get_standalone(), encoding="utf-8")
+        """Write the complete document to ``file_name`` (UTF-8).
+
+        Parameters
+        ----------
+        file_name : str or os.PathLike
+            Path of the HTML file.
+        """
+        Path(file_name).write_bytes(self.get_standalone().encode("utf-8"))
 
     def open_in_browser(
-        self, file_name: str | os.PathLike | None = None, temp_file_lifetime: float = 30
+        self, file_name: str | os.PathLike | None = None, temp_file_lifetime: Any = _DEPRECATED
     ) -> None:
         """Open the report in a web browser.
 
         Parameters
         ----------
-        file_name : path, optional
-            Where to write the page; by default a temporary file, deleted after
-            ``temp_file_lifetime`` seconds (None keeps it).
-        temp_file_lifetime : float or None, default=30
-            Seconds before the temporary file is deleted.
+        file_name : str or os.PathLike, optional
+            Save the page there and open that file. By default nothing is written: the
+            page is served once from a local server (127.0.0.1) to the browser.
+        temp_file_lifetime : object, optional
+            Deprecated (nilearn 0.12.1): no temporary file is used; any value is ignored,
+            with a DeprecationWarning.
+
+        Raises
+        ------
+        RuntimeError
+            No file name, and the browser did not fetch the page within 3 seconds.
         """
+        if temp_file_lifetime is not _DEPRECATED:
+            warn(
+                "Parameter(s) temp_file_lifetime will be removed in version 0.13.0; this "
+                "function does not use a temporary file anymore and 'temp_file_lifetime' "
+                "has no effect.",
+                DeprecationWarning,
+            )
         if file_name is None:
-            handle, name = tempfile.mkstemp(suffix=".html", prefix="lazyspheres_report_")
-            os.close(handle)
-            self._temp_file = name
-            self.save_as_html(name)
-            if temp_file_lifetime is not None:
-                timer = threading.Timer(temp_file_lifetime, _remove, args=(name,))
-                timer.daemon = True
-                timer.start()
-        else:
-            name = os.fspath(file_name)
-            self.save_as_html(name)
-        webbrowser.open(Path(name).resolve().as_uri())
+            _serve_once(self.get_standalone().encode("utf-8"))
+            return
+        self.save_as_html(file_name)
+        webbrowser.open(Path(file_name).resolve().as_uri())
 
 
-def _remove(path: str) -> None:
-    with contextlib.suppress(OSError):
-        os.remove(path)
+def _pixels(value: Any, name: str, default: int) -> int:
+    """``int(value)``, or ``default`` with nilearn's warning if that is not a number."""
+    try:
+        return int(value)
+    except ValueError:
+        warn(f"Invalid {name} {value=}. Using default instead {default}")
+        return default
+
+
+def _serve_once(page: bytes) -> None:
+    """Serve ``page`` to the browser from a local one-request server, then stop it."""
+    served: queue.Queue[bool] = queue.Queue()
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            if not self.path.endswith("/report.html"):
+                self.send_error(HTTPStatus.NOT_FOUND, "File not found")
+                return
+            self.send_response(HTTPStatus.OK)
+            self.send_header("Content-Type", "text/html; charset=utf-8")
+            self.send_header("Content-Length", str(len(page)))
+            self.end_headers()
+            self.wfile.write(page)
+            served.put(True)
+
+        def log_message(self, format: str, *args: Any) -> None:
+            del format, args  # no request log on the user's terminal
+
+    server = HTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        webbrowser.open(f"http://127.0.0.1:{server.server_address[1]}/report.html")
+        try:
+            served.get(timeout=BROWSER_TIMEOUT_SECONDS)
+        except queue.Empty:
+            raise RuntimeError(
+                "Failed to open the report in a web browser: the browser did not "
+                f"fetch the report within {BROWSER_TIMEOUT_SECONDS:g} seconds. Save it with "
+                "report.save_as_html('report.html') and open that file instead."
+            ) from None
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join()
