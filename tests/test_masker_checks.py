@@ -279,6 +279,22 @@ def test_mask_img_(estimator):
     assert not np.array_equal(first.get_fdata(), estimator.mask_img_.get_fdata())  # refit
 
 
+def test_mask_img_is_one_object_per_fit(estimator):
+    """Reads (nilearn's get_data included) keep the object and its joblib hash; refit renews."""
+    from nilearn.image import get_data
+
+    estimator.set_params(mask_img=nib.Nifti1Image(np.ones(LARGE), np.eye(4))).fit()
+    first = estimator.mask_img_
+    digest = joblib.hash(first)
+    get_data(estimator.mask_img_)
+    np.asanyarray(estimator.mask_img_.dataobj)
+    assert estimator.mask_img_ is first
+    assert joblib.hash(estimator.mask_img_) == digest
+    estimator.fit(fit_data())
+    assert estimator.mask_img_ is not first
+    assert joblib.hash(estimator.mask_img_) == digest  # same mask, same cache key
+
+
 def test_mask_from_3d_image_fits_on_list(estimator):
     estimator.set_params(mask_img=nib.Nifti1Image(np.ones(LARGE), np.eye(4)))
     estimator.fit([img_3d()])

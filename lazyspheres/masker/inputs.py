@@ -21,6 +21,7 @@ import dask
 import dask.array as da
 import nibabel as nib
 import numpy as np
+import scipy.sparse
 import xarray as xr
 
 from lazyspheres.errors import DimensionError, ImageFormatError, LazySpheresError
@@ -158,6 +159,12 @@ def _open_any(imgs: Any) -> xr.DataArray | list[xr.DataArray]:
         return open_nifti(imgs)
     if isinstance(imgs, str | os.PathLike):
         return _open_path(imgs)
+    if scipy.sparse.issparse(imgs):
+        raise NiimgTypeError(
+            f"{_ITERABLE_TYPE}{imgs.dtype.name}. A scipy sparse {type(imgs).__name__} (shape "
+            f"{imgs.shape}) is not an image: sparse input is not supported. Give a NIfTI "
+            "image (nibabel.Nifti1Image(array, affine)) or a path."
+        )
     if isinstance(imgs, np.ndarray):
         raise NiimgTypeError(
             f"{_ITERABLE_TYPE}{imgs.dtype.name}. A numpy array (shape {imgs.shape}) is not an "
