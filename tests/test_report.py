@@ -199,20 +199,35 @@ def test_reports_disabled_or_not_fitted_as_nilearn(image):
     assert "Make sure to run `fit` before inspecting reports." in results[0][0]
 
 
-def test_without_matplotlib_the_report_has_tables_and_a_warning(image, monkeypatch):
-    real = report_module.importlib.util.find_spec
-    monkeypatch.setattr(
-        report_module.importlib.util,
-        "find_spec",
-        lambda name, *a: None if name == "matplotlib" else real(name, *a),
-    )
+@pytest.mark.parametrize("missing", ["matplotlib", "matplotlib.figure"])
+def test_without_matplotlib_the_report_says_so(image, monkeypatch, missing):
+    """matplotlib absent (or broken): a warning, and a visible note where the figures go."""
+    import sys
+
+    monkeypatch.setitem(sys.modules, missing, None)  # makes the import fail
     masker = NiftiSpheresMasker(SIX_SEEDS).fit(image)
-    with pytest.warns(UserWarning, match="No plotting back-end detected"):
+    with pytest.warns(UserWarning, match="No plotting back-end detected") as caught:
         report = masker.generate_report()
+    assert [str(w.message) for w in caught] == [report_module.NO_BACKEND]
+    assert "pip install 'lazyspheres[report]'" in report_module.NO_BACKEND
     html = parse(report)
     assert html.images == []
     assert {t["class"] for t in html.tables} == {"regions-summary", "parameters"}
-    assert "No plotting back-end detected" in html.warnings[0]
+    assert html.warnings == [report_module.NO_BACKEND]
+    note = re.search(r'<div class="warning no-figures">(.*?)</div>', report.body)
+    assert note is not None
+    assert note.group(1) == report_module.NO_FIGURES.replace("'", "&#x27;")
+    assert "No figures: matplotlib is not installed" in note.group(1)
+    assert "browsed" not in report.body  # no carousel text without a carousel
+    assert "Previous Sphere" not in report.body
+
+
+def test_with_matplotlib_there_is_no_note(stub_figures, image):
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        report = NiftiSpheresMasker(SIX_SEEDS).fit(image).generate_report()
+    assert "no-figures" not in report.body
+    assert "No plotting back-end" not in report.body
 
 
 # ---------------------------------------------------------------------------- tables
@@ -224,26 +239,88 @@ def _nilearn_summary(masker_args, fit_img, monkeypatch):
     return masker._report_content["summary"]
 
 
-@pytest.mark.parametrize("with_image", [True, False])
-@pytest.mark.parametrize("radius", [None, 4.0])
-def test_regions_summary_as_nilearn(stub_figures, monkeypatch, with_image, radius):
-    affine = np.diag([2.0, 2.0, 2.0, 1.0])
-    affine[:3, 3] = [-10.0, -12.0, -8.0]
-    img = nib.Nifti1Image(np.random.default_rng(1).random((10, 11, 12, 4)), affine)
-    mask = nib.Nifti1Image(np.ones((10, 11, 12), np.uint8), affine)
-    args = {"seeds": [(0.0, 0.0, 0.0), (6, -6, 4)], "radius": radius, "mask_img": mask}
-    fit_img = img if with_image else None
-    theirs = _nilearn_summary(args, fit_img, monkeypatch)
-    report = quiet(NiftiSpheresMasker(**args).fit(fit_img).generate_report, 1)
+def _nilearn_counts(seeds, radius, grid_img, mask):
+    """Voxels per sphere by nilearn's own sphere rules (transform's) on ``grid_img``."""
+    from nilearn.maskers.nifti_spheres_masker import apply_mask_and_get_affinity
+
+    _, adjacency = quiet(apply_mask_and_get_affinity, seeds, grid_img, radius, True, mask)
+    return np.asarray(adjacency.sum(axis=1)).ravel().astype(int)
+
+
+SAME_AS_NILEARN = ("seed number", "coordinates", "position", "radius")
+
+
+def _summary_table(report):
     table = next(t for t in parse(report).tables if t["class"] == "regions-summary")
     header, *rows = table["rows"]
+    return [dict(zip(header, row, strict=True)) for row in rows], header
+
+
+@pytest.mark.parametrize("fit_with", ["image", "image and mask", "mask", "nothing"])
+@pytest.mark.parametrize("radius", [None, 4.0, 7.5])
+def test_regions_summary(stub_figures, monkeypatch, fit_with, radius):
+    """nilearn's columns and values, with real sizes where nilearn says "not implemented"."""
+    affine = np.diag([2.0, 2.5, 3.0, 1.0])
+    affine[:3, 3] = [-10.0, -12.0, -8.0]
+    img = nib.Nifti1Image(np.random.default_rng(1).random((10, 11, 12, 4)), affine)
+    mask_data = np.zeros((10, 11, 12), np.uint8)
+    mask_data[2:9, 1:10, 3:11] = 1
+    mask = nib.Nifti1Image(mask_data, affine)
+    seeds = [(0.0, 0.0, 0.0), (6, -6, 4), (-4.0, 10.0, 12.0)]
+    args = {"seeds": seeds, "radius": radius, "allow_overlap": True}
+    if "mask" in fit_with:
+        args["mask_img"] = mask
+    fit_img = img if "image" in fit_with else None
+    theirs = _nilearn_summary(args, fit_img, monkeypatch)
+    report = quiet(NiftiSpheresMasker(**args).fit(fit_img).generate_report, 1)
+    rows, header = _summary_table(report)
     assert header == list(theirs)
     for index, row in enumerate(rows):
-        expected = []
-        for column in header:
+        for column in SAME_AS_NILEARN:
             value = theirs[column][index]
-            expected.append(f"{value:.2f}" if isinstance(value, float) else str(value))
-        assert row == expected
+            assert row[column] == (f"{value:.2f}" if isinstance(value, float) else str(value))
+    if fit_with == "nothing":  # no grid: nilearn's ball volume, sizes unknown
+        for index, row in enumerate(rows):
+            assert row["size (in mm^3)"] == f"{theirs['size (in mm^3)'][index]:.2f}"
+            assert (
+                row["size (in voxels)"]
+                == row["relative size (in %)"]
+                == ("unknown: fit had no image or mask")
+            )
+        return
+    grid_img = img if fit_img is not None else nib.Nifti1Image(np.zeros((10, 11, 12, 1)), affine)
+    counts = _nilearn_counts(seeds, radius, grid_img, args.get("mask_img"))
+    assert counts.min() > 0
+    union = _nilearn_union(seeds, radius, grid_img, args.get("mask_img"))
+    voxel_mm3 = 2.0 * 2.5 * 3.0
+    for count, row in zip(counts, rows, strict=True):
+        assert row["size (in voxels)"] == str(count)
+        assert row["size (in mm^3)"] == f"{count * voxel_mm3:.2f}"
+        assert row["relative size (in %)"] == f"{100 * count / union:.2f}"
+
+
+def _nilearn_union(seeds, radius, grid_img, mask):
+    from nilearn.maskers.nifti_spheres_masker import apply_mask_and_get_affinity
+
+    _, adjacency = quiet(apply_mask_and_get_affinity, seeds, grid_img, radius, True, mask)
+    return int((np.asarray(adjacency.sum(axis=0)).ravel() > 0).sum())
+
+
+def test_regions_summary_sizes_follow_the_mask(stub_figures, image):
+    """A mask that cuts a sphere shrinks its count; the image data is not what matters."""
+    full = NiftiSpheresMasker([(3, 3, 3)], radius=2.0).fit(image)
+    mask = np.ones((7, 8, 9), np.uint8)
+    mask[:3] = 0
+    cut = NiftiSpheresMasker([(3, 3, 3)], radius=2.0, mask_img=nib.Nifti1Image(mask, np.eye(4)))
+    counts = []
+    for masker in (full, cut.fit(image)):
+        rows, _ = _summary_table(quiet(masker.generate_report))
+        counts.append(int(rows[0]["size (in voxels)"]))
+    sphere = sum(1 for i in range(-2, 3) for j in range(-2, 3) for k in range(-2, 3)
+                 if i * i + j * j + k * k <= 4)  # fmt: skip
+    assert counts[0] == sphere == 33
+    assert counts[1] == sum(1 for i in range(0, 3) for j in range(-2, 3) for k in range(-2, 3)
+                            if i * i + j * j + k * k <= 4)  # fmt: skip
 
 
 def test_parameter_table_and_text(stub_figures, image):

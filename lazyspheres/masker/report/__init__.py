@@ -2,9 +2,11 @@
 
 The report holds the masker's description, an overview of every seed in three orthogonal
 projections, one figure per displayed sphere (slices of the fitted image's middle volume
-through the seed), the "Regions summary" table and the parameter table. matplotlib is an
+through the seed), the "Regions summary" table (with the spheres' voxel counts and
+volumes, which nilearn leaves "not implemented") and the parameter table. matplotlib is an
 optional dependency (``pip install 'lazyspheres[report]'``): without it the report has the
-tables but no figures, with nilearn's "No plotting back-end detected" warning.
+tables only, says so where the figures would be, and warns (nilearn's "No plotting
+back-end detected").
 
 Fitted without an image, the spheres are drawn on lazyspheres' synthetic brain on the
 MNI152 2 mm grid (no template is shipped or downloaded), with nilearn's warning.
@@ -12,7 +14,6 @@ MNI152 2 mm grid (no template is shipped or downloaded), with nilearn's warning.
 
 from __future__ import annotations
 
-import importlib.util
 import inspect
 import uuid
 from typing import Any
@@ -24,6 +25,7 @@ from lazyspheres.masker.report.content import (
     check_displayed_spheres,
     parameter_rows,
     resolve_displayed_spheres,
+    sphere_sizes,
     summary_rows,
 )
 from lazyspheres.masker.report.document import HTMLReport
@@ -41,6 +43,10 @@ NO_IMAGE = (
 NO_BACKEND = (
     "No plotting back-end detected. Report will be missing figures. Install matplotlib "
     "(pip install 'lazyspheres[report]') to get them."
+)
+NO_FIGURES = (
+    "No figures: matplotlib is not installed, so this report has its tables only. "
+    "pip install 'lazyspheres[report]' and generate the report again to see the spheres."
 )
 DESCRIPTION = "This report shows the regions defined by the spheres of the masker."
 
@@ -109,9 +115,11 @@ def _full_report(masker: Any, displayed_spheres: Any) -> HTMLReport:
 
     figures: list[str] = []
     labels: list[str] = []
-    if importlib.util.find_spec("matplotlib") is None:
+    figure_note = None
+    if not matplotlib_available():
         warn(NO_BACKEND)
         report_warnings.append(NO_BACKEND)
+        figure_note = NO_FIGURES
     else:
         from lazyspheres.masker.report.figures import overview_figure, sphere_figure
 
@@ -134,10 +142,25 @@ def _full_report(masker: Any, displayed_spheres: Any) -> HTMLReport:
         figures=figures,
         figure_labels=labels,
         n_seeds=len(seeds),
-        summary=summary_rows(seeds, masker.radius, position_affine),
+        summary=summary_rows(
+            seeds,
+            masker.radius,
+            position_affine,
+            sphere_sizes(coords, masker.radius, volume, data["mask"]),
+        ),
         parameters=parameter_rows(masker.get_params(deep=False)),
+        figure_note=figure_note,
     )
     return HTMLReport(body, type(masker).__name__)
+
+
+def matplotlib_available() -> bool:
+    """Whether matplotlib can be imported (absent, or a broken install, counts as no)."""
+    try:
+        import matplotlib.figure  # noqa: F401
+    except ImportError:
+        return False
+    return True
 
 
 def _background(volume: Any, mask: Any):

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import math
 import numbers
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -18,9 +19,11 @@ from lazyspheres.masker._logging import warn
 
 __all__ = [
     "SUMMARY_COLUMNS",
+    "SphereSizes",
     "check_displayed_spheres",
     "parameter_rows",
     "resolve_displayed_spheres",
+    "sphere_sizes",
     "summary_rows",
 ]
 
@@ -135,16 +138,62 @@ def resolve_displayed_spheres(displayed_spheres: Any, n_seeds: int) -> tuple[lis
     return indices, displayed_spheres
 
 
-def summary_rows(seeds: list, radius: Any, affine: np.ndarray | None) -> list[dict[str, Any]]:
-    """The "Regions summary" table, with nilearn 0.12.1's columns and values.
+UNKNOWN_SIZE = "unknown: fit had no image or mask"
+
+
+@dataclass(frozen=True)
+class SphereSizes:
+    """Voxel counts of the spheres on the grid the masker extracts from."""
+
+    n_voxels: np.ndarray  # (n_seeds,) voxels per sphere
+    n_union: int  # voxels in any sphere
+    voxel_volume: float  # mm^3
+
+
+def sphere_sizes(coords: np.ndarray, radius: Any, volume: Any, mask: Any) -> SphereSizes | None:
+    """Sphere sizes on the fitted image's grid (or the mask's, when fit had only a mask).
+
+    The voxels are those ``transform`` averages for an image on that grid: the sphere rules
+    with the binarised ``mask_img_`` resampled to the grid (nearest neighbour). Only the
+    grid is used; no image data is read. None when fit had neither image nor mask, or when
+    a sphere is empty there (``transform`` would raise).
+    """
+    from lazyspheres.errors import LazySpheresError
+    from lazyspheres.extraction import load_mask_on_grid
+    from lazyspheres.geometry import sphere_voxels
+
+    if volume is not None:
+        affine, shape = volume.nifti.grid_affine, volume.nifti.spatial_shape
+        candidates = None if mask is None else load_mask_on_grid(mask, affine, shape)
+    elif mask is not None:
+        affine, shape = mask.affine, mask.shape[:3]
+        candidates = np.asanyarray(mask.dataobj).reshape(shape) != 0
+    else:
+        return None
+    try:
+        spheres = sphere_voxels(
+            coords, affine, shape, radius=radius, mask=candidates, allow_overlap=True
+        )
+    except LazySpheresError:
+        return None
+    volume_mm3 = float(abs(np.linalg.det(np.asarray(affine, dtype=np.float64)[:3, :3])))
+    return SphereSizes(spheres.n_voxels, int(spheres.voxels.shape[0]), volume_mm3)
+
+
+def summary_rows(
+    seeds: list, radius: Any, affine: np.ndarray | None, sizes: SphereSizes | None = None
+) -> list[dict[str, Any]]:
+    """The "Regions summary" table: nilearn 0.12.1's columns, with the sizes filled in.
 
     ``position`` is the nearest voxel (``round(inv(affine) @ seed)``) of the image shown,
-    or the seed itself when fit had no image; ``radius`` is 1.0 for ``radius=None``; the
-    size is the ball volume 4/3·π·r³ rounded to 2 decimals; the voxel counts are
-    "not implemented" (as nilearn).
+    or the seed itself when fit had no image; ``radius`` is 1.0 for ``radius=None`` (as
+    nilearn). Where nilearn writes "not implemented", lazyspheres gives the sphere's voxel
+    count and its share (%) of the voxels of all spheres, and the size in mm^3 is the real
+    volume of those voxels (nilearn: the ball volume 4/3·π·r³, kept when the sizes are
+    unknown).
     """
     r = 1.0 if radius is None else radius
-    size = round(4.0 / 3.0 * math.pi * r**3, 2)
+    ball = round(4.0 / 3.0 * math.pi * r**3, 2)
     inverse = None if affine is None else np.linalg.inv(affine)
     rows = []
     for index, seed in enumerate(seeds):
@@ -152,17 +201,21 @@ def summary_rows(seeds: list, radius: Any, affine: np.ndarray | None) -> list[di
             position: Any = seed
         else:
             position = np.round(inverse @ np.array([*map(float, seed), 1.0])).astype(int)[:3]
-        rows.append(
-            {
-                "seed number": index,
-                "coordinates": str(seed),
-                "position": position,
-                "radius": r,
-                "size (in mm^3)": size,
-                "size (in voxels)": "not implemented",
-                "relative size (in %)": "not implemented",
-            }
-        )
+        row = {
+            "seed number": index,
+            "coordinates": str(seed),
+            "position": position,
+            "radius": r,
+            "size (in mm^3)": ball,
+            "size (in voxels)": UNKNOWN_SIZE,
+            "relative size (in %)": UNKNOWN_SIZE,
+        }
+        if sizes is not None:
+            count = int(sizes.n_voxels[index])
+            row["size (in mm^3)"] = round(count * sizes.voxel_volume, 2)
+            row["size (in voxels)"] = count
+            row["relative size (in %)"] = round(100.0 * count / sizes.n_union, 2)
+        rows.append(row)
     return rows
 
 

@@ -65,8 +65,13 @@ def render_body(
     n_seeds: int | None,
     summary: list[dict[str, Any]] | None,
     parameters: list[tuple[str, str]],
+    figure_note: str | None = None,
 ) -> str:
-    """Assemble the report fragment (styles and script included)."""
+    """Assemble the report fragment (styles and script included).
+
+    ``figure_note`` is shown where the figures would be when there are none (e.g.
+    matplotlib is missing).
+    """
     parts = [f"<style>{STYLE}</style>", f'<div class="lazyspheres-report" id="report-{uid}">']
     parts.append(f"<h1>{html.escape(title)}</h1>")
     if docstring:
@@ -81,7 +86,9 @@ def render_body(
             "first image).</p>"
         )
         n_browsable = len(figures) - 1
-        if n_browsable != n_seeds:
+        if not figures:
+            pass  # no figures to browse: the note below says why
+        elif n_browsable != n_seeds:
             parts.append(
                 f"<p>Only <b>{n_browsable}</b> specific spheres can be browsed in this report "
                 "with <b>Previous</b> and <b>Next</b> buttons.</p>"
@@ -107,6 +114,8 @@ def render_body(
         labels_js = "[" + ", ".join(_js_string(label) for label in figure_labels) + "]"
         script = _CAROUSEL_JS.replace("__UID__", uid).replace("__LABELS__", labels_js)
         parts.append(f"<script>{script}</script>")
+    elif figure_note:
+        parts.append(f'<div class="warning no-figures">{html.escape(figure_note)}</div>')
     if summary:
         rows = [[row[c] for c in SUMMARY_COLUMNS] for row in summary]
         parts.append(
