@@ -418,8 +418,8 @@ def _normalise(text):
 
 @pytest.mark.parametrize("verbose", [0, 1, 2, 3])
 def test_verbose_messages_as_nilearn(img, mask, tmp_path, capsys, verbose, monkeypatch):
-    # nilearn prints through rich when it is installed (import-linter, a test dependency,
-    # brings it), wrapping lines at the console width; its plain output is the reference.
+    # nilearn prints through rich whenever rich is installed (the dev venv has it, through
+    # import-linter), wrapping lines at the console width; its plain output is the reference.
     import builtins
 
     import nilearn._utils.logger as nilearn_logger
