@@ -128,7 +128,9 @@ def warn(message: str, category: type[Warning] = UserWarning) -> None:
     level = 2
     while frame is not None:
         module = frame.f_globals.get("__name__", "")
-        if module != "lazyspheres" and not module.startswith("lazyspheres."):
+        # contextlib: warnings re-emitted when one of our context managers exits
+        internal = module in ("lazyspheres", "contextlib") or module.startswith("lazyspheres.")
+        if not internal:
             break
         frame = frame.f_back
         level += 1
