@@ -105,6 +105,15 @@ def test_content_accessors(report):
     assert 'width="320" height="200"' in report.get_iframe(320, 200)
 
 
+def test_jupyter_shows_the_page_in_an_iframe_as_nilearn(report):
+    ours, theirs = both(report)
+    ours.resize(640, 300)
+    theirs.resize(640, 300)
+    assert ours._repr_mimebundle_() == theirs._repr_mimebundle_()
+    assert ours._repr_mimebundle_() == {"text/html": ours.get_iframe()}
+    assert 'width="640" height="300"' in ours._repr_mimebundle_()["text/html"]
+
+
 def test_save_as_html_writes_the_page_as_utf8(report, tmp_path):
     report.body = "<p>µm and ø</p>"
     for target in (tmp_path / "a.html", str(tmp_path / "b.html")):

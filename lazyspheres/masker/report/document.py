@@ -5,7 +5,7 @@ The public surface of nilearn 0.12.1's report object (``HTMLDocument`` / ``HTMLR
 to the default with a UserWarning), :meth:`HTMLReport.resize`,
 :meth:`HTMLReport.get_iframe`, :meth:`HTMLReport.get_standalone`,
 :meth:`HTMLReport.save_as_html`, :meth:`HTMLReport.open_in_browser`, ``str()`` and
-``_repr_html_`` (the body, shown inline in Jupyter).
+``_repr_html_`` (the body). Jupyter shows it as nilearn's: in an iframe of that size.
 """
 
 from __future__ import annotations
@@ -130,8 +130,13 @@ class HTMLReport:
         )
 
     def _repr_html_(self) -> str:
-        """Inline display in Jupyter: the body."""
+        """The body (nilearn's ``_repr_html_``)."""
         return self.body
+
+    def _repr_mimebundle_(self, include: Any = None, exclude: Any = None) -> dict[str, str]:
+        """Jupyter's display, as nilearn's: the page in an iframe of ``width`` x ``height``."""
+        del include, exclude
+        return {"text/html": self.get_iframe()}
 
     def __str__(self) -> str:
         return self.body
