@@ -24,6 +24,7 @@ import shutil
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 
 import numpy as np
@@ -56,12 +57,23 @@ def ensure_data(folder: pathlib.Path, n_volumes: int) -> dict[str, pathlib.Path]
     return {"gz": gz, "nii": nii, "confounds": confounds}
 
 
+# Every case saves its values here, so that run.py compares them with nilearn's (same run).
+RESULTS = pathlib.Path(tempfile.mkdtemp(prefix="lazyspheres-bench-"))
+
+
 def run_case(case: str, path: pathlib.Path, repeat: int, **options: str) -> dict:
-    """Run a case ``repeat`` times in fresh processes; summarise times and peak RSS."""
+    """Run a case ``repeat`` times in fresh processes; summarise times and peak RSS.
+
+    The first repeat saves the case's values (``values`` in the summary) for
+    :func:`check_values`.
+    """
     records = []
-    for _ in range(repeat):
+    saved = RESULTS / f"{case}-{path.name}-{len(list(RESULTS.iterdir()))}.npy"
+    for attempt in range(repeat):
         argv = [sys.executable, str(CASES), case, str(path)]
         argv += [f"{key}={value}" for key, value in options.items()]
+        if attempt == 0:
+            argv.append(f"save={saved}")
         started = time.perf_counter()
         done = subprocess.run(argv, capture_output=True, text=True, check=False)
         wall = time.perf_counter() - started
@@ -80,13 +92,75 @@ def run_case(case: str, path: pathlib.Path, repeat: int, **options: str) -> dict
         "process_wall_min_s": min(walls),
         "peak_rss_mb": max(r["peak_rss_mb"] for r in records),
         "checksum": records[0]["checksum"],
+        "values": str(saved),
     }
 
 
-def ratio_line(name: str, ours: dict, baseline: dict) -> str:
-    """``name: ratio (ours s / baseline s)`` using the minimum times."""
-    ratio = ours["min_s"] / baseline["min_s"]
-    return f"{name}: {ratio:.3f} ({ours['min_s']:.3f} s / {baseline['min_s']:.3f} s)"
+def ratio_line(name: str, ours: dict, baseline: dict, *, whole_process: bool = False) -> str:
+    """``name: ratio (ours s / baseline s)`` using the minimum times.
+
+    ``whole_process`` compares the processes' wall times instead: interpreter start,
+    imports and the work, as a user running a script sees them.
+    """
+    key = "process_wall_min_s" if whole_process else "min_s"
+    ratio = ours[key] / baseline[key]
+    suffix = " [whole process]" if whole_process else ""
+    return f"{name}{suffix}: {ratio:.3f} ({ours[key]:.3f} s / {baseline[key]:.3f} s)"
+
+
+# Every failed value comparison of the run; any makes run.py exit 1 after printing its rows.
+MISMATCHES: list[str] = []
+
+
+def check_values(name: str, ours: dict, reference: dict, *, rtol: float, atol: float = 0.0):
+    """Compare two saved results of this run; record a mismatch (the run then fails).
+
+    Returns the line printed with the ratios: ``values NAME: equal (...)`` or
+    ``VALUE MISMATCH NAME: ...``.
+    """
+    a, b = np.load(ours["values"]), np.load(reference["values"])
+    problem = None
+    if a.shape != b.shape:
+        problem = f"shape {a.shape} != the reference's {b.shape}"
+    elif not np.array_equal(np.isfinite(a), np.isfinite(b)):
+        problem = "NaN/inf at other places than the reference's"
+    worst = largest = 0.0
+    if problem is None:
+        finite = np.isfinite(b)
+        diff = np.abs(a[finite] - b[finite])
+        scale = np.abs(b[finite])
+        worst = float(np.max(diff / np.maximum(scale, np.finfo(float).tiny), initial=0.0))
+        largest = float(np.max(diff, initial=0.0))
+        bad = int(np.count_nonzero(diff > atol + rtol * scale))
+        if bad:
+            problem = (
+                f"{bad} of {diff.size} values differ beyond rtol={rtol:g}, atol={atol:g} "
+                f"(max absolute difference {largest:.3g}, max relative {worst:.3g})"
+            )
+    if problem is not None:
+        line = f"VALUE MISMATCH {name}: {problem}"
+        MISMATCHES.append(line)
+        return line
+    return (
+        f"values {name}: equal within rtol {rtol:g}, atol {atol:g} "
+        f"(max absolute difference {largest:.2g}, max relative {worst:.2g})"
+    )
+
+
+# Tolerances, justified: float32 images give float32 sphere means; nilearn averages in
+# float32, lazyspheres accumulates in float64 and rounds once, so the two differ by at most
+# n_voxels * eps32 relative (Power 264 at 5 mm: <= 81 voxels, eps32 = 1.2e-7): rtol 2e-5.
+EXTRACT_RTOL = 2e-5
+# Cleaning, two checks. (1) The cleaning alone: nilearn's signal.clean applied here to
+# lazyspheres' own raw means, against lazyspheres' cleaned output (float32): the output's
+# rounding, 1e-6 absolute on standardised O(1) values. (2) End to end against nilearn's
+# masker: the raw means differ by the float32 budget above (~5e-4 absolute on a ~900
+# mean), and cleaning divides by the residual standard deviation (~10 on these data), which
+# amplifies that to ~5e-5 absolute on O(1) values (measured: 3.3e-5 at T=60): atol 2e-4.
+CLEAN_ALONE_ATOL = 1e-6
+CLEAN_END_TO_END_ATOL = 2e-4
+
+RSS_KEYS = ("ours_gz", "ours_nii", "ours_zarr", "nilearn_gz", "nilearn_nii", "nilearn_gz_clean")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -125,6 +199,10 @@ def main(argv: list[str] | None = None) -> int:
         if not args.skip_nilearn:
             runs["nilearn_gz"] = run_case("nilearn", files["gz"], nilearn_repeat)
             runs["nilearn_nii"] = run_case("nilearn", files["nii"], nilearn_repeat)
+            runs["nilearn_gz_clean"] = run_case(
+                "nilearn_clean", files["gz"], nilearn_repeat, confounds=str(files["confounds"])
+            )
+        lines += value_lines({**runs, "confounds": files["confounds"]}, label)
         lines.append(
             ratio_line(f"nii.gz {label} vs zlib inflate floor", runs["ours_gz"], runs["floor"])
         )
@@ -141,13 +219,31 @@ def main(argv: list[str] | None = None) -> int:
             )
         )
         if "nilearn_gz" in runs:
+            for whole in (False, True):
+                lines.append(
+                    ratio_line(
+                        f"nii.gz {label} vs nilearn",
+                        runs["ours_gz"],
+                        runs["nilearn_gz"],
+                        whole_process=whole,
+                    )
+                )
+                lines.append(
+                    ratio_line(
+                        f"nii {label} vs nilearn",
+                        runs["ours_nii"],
+                        runs["nilearn_nii"],
+                        whole_process=whole,
+                    )
+                )
             lines.append(
-                ratio_line(f"nii.gz {label} vs nilearn", runs["ours_gz"], runs["nilearn_gz"])
+                ratio_line(
+                    f"cleaning nii.gz {label} vs nilearn, same options",
+                    runs["ours_gz_clean"],
+                    runs["nilearn_gz_clean"],
+                )
             )
-            lines.append(
-                ratio_line(f"nii {label} vs nilearn", runs["ours_nii"], runs["nilearn_nii"])
-            )
-        for key in ("ours_gz", "ours_nii", "ours_zarr", "nilearn_gz", "nilearn_nii"):
+        for key in RSS_KEYS:
             if key in runs:
                 rss[(key, n_volumes)] = runs[key]["peak_rss_mb"]
                 lines.append(f"peak RSS {key} {label}: {runs[key]['peak_rss_mb']:.0f} MB")
@@ -183,7 +279,69 @@ def main(argv: list[str] | None = None) -> int:
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)
         args.json.write_text(json.dumps({"results": results, "ratios": lines}, indent=2))
+    shutil.rmtree(RESULTS, ignore_errors=True)
+    if MISMATCHES:
+        print("\nFAILED: lazyspheres' values differ from the reference in this run:")
+        for line in MISMATCHES:
+            print(f"  {line}")
+        return 1
     return 0
+
+
+def value_lines(runs: dict, label: str) -> list[str]:
+    """Check every lazyspheres result of one T against nilearn's, in the same run.
+
+    Without nilearn (``--skip-nilearn``) the results are checked against the numpy memmap
+    gather instead, and a line says that nilearn was not compared.
+    """
+    reference = runs.get("nilearn_nii", runs["gather"])
+    ref_name = "nilearn" if "nilearn_nii" in runs else "memmap gather (nilearn skipped)"
+    lines = []
+    for key in ("ours_gz", "ours_nii", "ours_zarr", "nilearn_gz"):
+        if key in runs:
+            name = f"{key} {label} == {ref_name}"
+            lines.append(check_values(name, runs[key], reference, rtol=EXTRACT_RTOL))
+    if "nilearn_gz_clean" in runs:
+        lines.append(
+            check_values(
+                f"ours_gz_clean {label} == nilearn masker (same cleaning)",
+                runs["ours_gz_clean"],
+                runs["nilearn_gz_clean"],
+                rtol=0.0,
+                atol=CLEAN_END_TO_END_ATOL,
+            )
+        )
+        lines.append(
+            check_values(
+                f"ours_gz_clean {label} == nilearn signal.clean of our raw means",
+                runs["ours_gz_clean"],
+                {"values": nilearn_clean_of(runs["ours_gz"], runs["confounds"])},
+                rtol=0.0,
+                atol=CLEAN_ALONE_ATOL,
+            )
+        )
+    return lines
+
+
+def nilearn_clean_of(raw: dict, confounds: pathlib.Path) -> str:
+    """nilearn's ``signal.clean`` of saved raw means with the cleaning case's options."""
+    import warnings
+
+    from nilearn import signal
+
+    sys.path.insert(0, str(HERE))
+    from _cases import CLEAN_OPTIONS
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        cleaned = signal.clean(
+            np.load(raw["values"]).astype(np.float64),
+            confounds=np.load(confounds),
+            **CLEAN_OPTIONS,
+        )
+    saved = RESULTS / f"nilearn_signal_clean-{pathlib.Path(raw['values']).name}"
+    np.save(saved, cleaned)
+    return str(saved)
 
 
 def ensure_zarr(nii: pathlib.Path) -> pathlib.Path | None:
@@ -239,12 +397,14 @@ def engine_lines(data: pathlib.Path, n_volumes: int, repeat: int) -> list[str]:
 
     files = ensure_data(data, n_volumes)
     floor = run_case("inflate_zlib", files["gz"], repeat)
+    gather = run_case("memmap_gather", files["nii"], 1)
     lines = []
     for engine in available_engines():
         ours = run_case("lazyspheres", files["gz"], repeat, engine=engine)
-        lines.append(
-            ratio_line(f"nii.gz T={n_volumes} engine {engine} vs zlib floor", ours, floor)
-        )
+        name = f"nii.gz T={n_volumes} engine {engine}"
+        lines.append(check_values(f"{name} == memmap gather", ours, gather, rtol=EXTRACT_RTOL))
+        for whole in (False, True):
+            lines.append(ratio_line(f"{name} vs zlib floor", ours, floor, whole_process=whole))
     return lines
 
 
