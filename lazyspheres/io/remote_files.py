@@ -12,7 +12,7 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any
 
 from lazyspheres.errors import TruncatedImageError
-from lazyspheres.io.remote import check_fingerprint, filesystem, fingerprint
+from lazyspheres.io.remote_fs import check_fingerprint, filesystem, fingerprint
 from lazyspheres.io.remote_errors import translated_errors
 
 if TYPE_CHECKING:
