@@ -1,11 +1,11 @@
-"""Random access into ``.nii.gz`` for the gzip reader: the seek-point index, or nothing.
+"""Random access into ``.nii.gz`` for the gzip reader, over :mod:`lazyspheres.io.gzindex`.
 
-A thin adapter over :mod:`lazyspheres.io.gzindex` (the index itself: deflate block
-boundaries with their 32 KiB windows, built by a streaming pass, kept in a user cache keyed
-by the file's fingerprint). The gzip reader only asks four things: an index already known
-for this file, an index built now, bytes read through an index, and a streaming pass that
-records the index as it goes. Where the index module is missing or cannot serve a source,
-the answers are "none" and the reader falls back to inflating from the start.
+The gzip reader asks four things of a :class:`~lazyspheres.io.sources.ByteSource`: an index
+already stored for this version of the file (sidecar or user cache,
+:mod:`lazyspheres.io.gzindex_cache`), an index built now (one parallel pass, then cached),
+bytes read through an index, and a streaming pass that records the index as it goes (then
+cached). Where no index can exist (no rapidgzip, a user's file object), the answers are
+"none" and the reader inflates from the start instead.
 """
 
 from __future__ import annotations
@@ -15,57 +15,73 @@ import importlib
 from collections.abc import Callable, Iterator
 from typing import IO, Any
 
-from lazyspheres.io.inflate import open_inflated, read_exactly
+from lazyspheres.io import gzindex
+from lazyspheres.io.inflate import open_inflated
 from lazyspheres.io.sources import ByteSource
 
 __all__ = ["build_index", "cached_index", "read_into", "recording_stream", "why_no_index"]
 
 
-def _module() -> Any:
-    try:
-        return importlib.import_module("lazyspheres.io.gzindex")
+def _cache() -> Any:
+    try:  # persistence is optional: without it indexes live with the readers only
+        return importlib.import_module("lazyspheres.io.gzindex_cache")
     except ImportError:
         return None
 
 
+def indexable(source: ByteSource) -> bool:
+    """Whether ``source`` can have an index here (rapidgzip present, re-openable bytes)."""
+    return (
+        source.compression == "gzip" and source.fileobj is None and gzindex.index_available()
+    )
+
+
 def why_no_index(source: ByteSource) -> str:
     """Why ``source`` has no index, for warnings."""
-    if _module() is None:
-        return "this lazyspheres has no gzip index support"
+    if not gzindex.index_available():
+        return "rapidgzip, which builds the index, is not installed: pip install rapidgzip"
     if source.fileobj is not None:
-        return "it was opened from a file object, which is neither cached nor re-openable"
-    return "none was cached for it and it could not be built here"
+        return "it was opened from a file object; open it from a path or URL instead"
+    return "none is stored for this version of the file"
 
 
-def cached_index(source: ByteSource) -> Any:
-    """The index of ``source`` from the user cache, or ``None``."""
-    module = _module()
-    if module is None or source.fileobj is not None:
+def opener(source: ByteSource) -> Callable[[], IO[bytes]]:
+    """A callable opening a fresh, seekable handle on the compressed bytes."""
+    if source.is_local:
+        return lambda: open(source.location, "rb")
+    from lazyspheres.io import remote_files
+
+    return lambda: remote_files.open_checked(source, 4 * 2**20, "readahead", check=False)
+
+
+def cached_index(source: ByteSource) -> gzindex.GzipIndex | None:
+    """The stored index of this version of ``source`` (sidecar or user cache), or ``None``."""
+    cache = _cache()
+    if cache is None or not indexable(source):
         return None
-    load = getattr(module, "cached_index", None) or getattr(module, "load_cached_index", None)
-    return None if load is None else load(source)
+    return cache.find_index(
+        source.location, source.fingerprint, compressed_size=source.size, local=source.is_local
+    )
 
 
-def build_index(source: ByteSource) -> Any:
-    """Build (and cache) the index of ``source`` with one pass, or ``None`` if not possible."""
-    module = _module()
-    if module is None or source.fileobj is not None:
+def _store(source: ByteSource, index: gzindex.GzipIndex | None) -> None:
+    cache = _cache()
+    if cache is not None and index is not None:
+        cache.store_cached_index(cache.cache_key(source.location, source.fingerprint), index)
+
+
+def build_index(source: ByteSource) -> gzindex.GzipIndex | None:
+    """Build (and cache) the index of ``source`` with one pass, or ``None`` if impossible."""
+    if not indexable(source):
         return None
-    return module.build_index(source)
+    index = gzindex.build_index(opener(source))
+    _store(source, index)
+    return index
 
 
-def read_into(source: ByteSource, index: Any, offset: int, buffer: memoryview) -> None:
-    """Fill ``buffer`` with the decompressed bytes from ``offset``, through ``index``."""
-    module = _module()
-    if hasattr(module, "read_range"):
-        data = module.read_range(source, index, offset, len(buffer))
-        if len(data) != len(buffer):
-            raise EOFError(f"expected {len(buffer)} bytes at {offset}, got {len(data)}")
-        buffer[:] = data
-        return
-    with module.open_indexed(source, index) as stream:
-        stream.seek(offset)
-        read_exactly(stream, buffer, where=source.location, offset=offset)
+def read_into(source: ByteSource, index: gzindex.GzipIndex, offset: int, out: memoryview) -> None:
+    """Fill ``out`` with the decompressed bytes from ``offset``, through ``index``."""
+    gzindex.read_range(opener(source), index, offset, offset + len(out), out=out)
 
 
 @contextlib.contextmanager
@@ -74,14 +90,20 @@ def recording_stream(
 ) -> Iterator[tuple[IO[bytes], Callable[[], Any]]]:
     """The inflated stream of ``raw``, and a callable giving the index it recorded.
 
-    The index is complete (and saved in the user cache) only if the caller read the
-    stream to its end; the callable then returns it, else ``None``.
+    The index exists (and is cached) only once the stream was read to its end; before
+    that, or where no index can be recorded, the callable returns ``None``.
     """
-    module = _module()
-    opener = None if module is None else getattr(module, "indexing_stream", None)
-    if opener is None or source.fileobj is not None:
+    if not indexable(source):
         with open_inflated(raw) as stream:
             yield stream, lambda: None
         return
-    with opener(source, raw) as stream:
-        yield stream, lambda: getattr(stream, "index", None)
+    with gzindex.open_indexing(raw) as stream:
+        stored: list[Any] = []
+
+        def recorded() -> Any:
+            if not stored and stream.index is not None:
+                _store(source, stream.index)
+                stored.append(stream.index)
+            return stream.index
+
+        yield stream, recorded

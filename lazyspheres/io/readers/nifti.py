@@ -27,7 +27,7 @@ from typing import IO, Any
 
 import numpy as np
 
-from lazyspheres.errors import LazySpheresWarning
+from lazyspheres.errors import LazySpheresWarning, TruncatedImageError
 from lazyspheres.io import remote
 from lazyspheres.io.header import NiftiLayout
 from lazyspheres.io.inflate import drain, open_inflated, read_exactly
@@ -213,7 +213,7 @@ class RangeReader(NiftiReader):
 
 
 class GzipReader(NiftiReader):
-    """A ``.nii.gz``: indexed random access, or one sequential inflate pass.
+    """A ``.nii.gz`` (or any user file object): indexed random access, or a sequential pass.
 
     The seek-point index is looked up in the user cache on first use, built on demand when
     a read starts past volume 0 (one pass, under a lock, shared by the threads of this
@@ -266,11 +266,18 @@ class GzipReader(NiftiReader):
         buffer = bytearray(size)
         index = self._random_access_index() if t0 > 0 else self.index
         if index is not None:
+            if index.uncompressed_size < self.offset(t1):
+                raise TruncatedImageError(
+                    f"{self.location}: the data ends at decompressed byte "
+                    f"{index.uncompressed_size}, but the header promises at least "
+                    f"{self.offset(t1)} bytes. The file is truncated (an interrupted download "
+                    "or copy?); fetch it again."
+                )
             gzaccess.read_into(self.source, index, self.offset(t0), memoryview(buffer))
         else:
             with self._stream() as (stream, _):
                 self._seek(stream, t0)
-                read_exactly(stream, memoryview(buffer), where=self.location, offset=self.offset(t0))
+                self._read(stream, buffer, t0, t1)
         return _frombuffer(buffer, self.raw_dtype, t1 - t0, self.layout.volume_voxels)
 
     def iter_gathered(
@@ -305,14 +312,7 @@ class GzipReader(NiftiReader):
                 t1 = min(stop, t0 + per_block)
                 nbytes = (t1 - t0) * self.layout.volume_bytes
                 buffer = shared if shared is not None else bytearray(nbytes)
-                read_exactly(
-                    stream, memoryview(buffer)[:nbytes], where=self.location, offset=self.offset(t0)
-                )
-                if t1 == self.n_volumes:
-                    # Reading on to the end makes the inflater verify the gzip CRC32 and
-                    # length: a corrupt file must fail here, not pass with wrong values.
-                    end = self.offset(self.n_volumes)
-                    drain(stream, where=self.location, offset=end)
+                self._read(stream, buffer, t0, t1)
                 yield t0, _frombuffer(buffer, self.raw_dtype, t1 - t0, self.layout.volume_voxels)
         self.keep_index(recorder())
         if not self.source.is_local and self.source.fileobj is None:
@@ -339,6 +339,15 @@ class GzipReader(NiftiReader):
                 return
             yield stack.enter_context(open_inflated(raw)), lambda: None
 
+    def _read(self, stream: IO[bytes], buffer: bytearray, t0: int, t1: int) -> None:
+        """Fill ``buffer`` with volumes ``t0:t1`` from a stream positioned at ``t0``."""
+        nbytes = (t1 - t0) * self.layout.volume_bytes
+        read_exactly(stream, memoryview(buffer)[:nbytes], where=self.location, offset=self.offset(t0))
+        if t1 == self.n_volumes and self.source.compression == "gzip":
+            # Reading on to the end makes the inflater verify the gzip CRC32 and length:
+            # a corrupt file must fail here, not pass with wrong values.
+            drain(stream, where=self.location, offset=self.offset(t1))
+
     def _seek(self, stream: IO[bytes], t0: int) -> None:
         """Position ``stream`` (from byte 0) at volume ``t0``."""
         if self.source.compression != "gzip":
@@ -356,10 +365,9 @@ class GzipReader(NiftiReader):
             f"{self.location}: reading volume {t0} of this .nii.gz inflates the file from its "
             f"start ({self.offset(t0) / 2**20:.0f} MB before the first byte needed) because "
             f"there is no seek-point index for it ({gzaccess.why_no_index(self.source)}). "
-            "Repeated reads like this one cost O(T²). To avoid it, read the whole run once "
-            "(lazyspheres.extract on the unmodified image records the index), build the "
-            "index with lazyspheres.io.gzindex, or convert the run with "
-            "lazyspheres.to_zarr_image.",
+            "Repeated reads like this one cost O(T²). To avoid it, open the file from a "
+            "path or URL with rapidgzip installed (the index is then built once and "
+            "cached), or convert the run with lazyspheres.to_zarr_image.",
             LazySpheresWarning,
             stacklevel=4,
         )
