@@ -147,6 +147,7 @@ def main(argv: list[str] | None = None) -> int:
             lines.append(
                 ratio_line(f"nii {label} vs nilearn", runs["ours_nii"], runs["nilearn_nii"])
             )
+        lines += __import__("bench_modified").lines(files["gz"], label)  # after isel, astype ...
         for key in ("ours_gz", "ours_nii", "ours_zarr", "nilearn_gz", "nilearn_nii"):
             if key in runs:
                 rss[(key, n_volumes)] = runs[key]["peak_rss_mb"]
