@@ -125,13 +125,16 @@ def _subprocess(case: str, path: pathlib.Path) -> dict:
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
-def lines(path: pathlib.Path, label: str, *, cold: bool = True, distributed: bool = True) -> list[str]:
+def lines(
+    path: pathlib.Path, label: str, *, cold: bool = True, distributed: bool = True
+) -> list[str]:
     """Ratio rows for one ``.nii.gz``: each modified extraction / the unmodified one."""
     rows = []
     for how in HOWS:
         record = _subprocess(how, path)
         rows.append(
-            f"extract after {how} {label} / unmodified: {record['seconds'] / record['whole_s']:.3f} "
+            f"extract after {how} {label} / unmodified: "
+            f"{record['seconds'] / record['whole_s']:.3f} "
             f"({record['seconds']:.2f} s / {record['whole_s']:.2f} s), "
             f"peak RSS {record['peak_rss_mb']:.0f} MB"
         )
@@ -147,7 +150,8 @@ def lines(path: pathlib.Path, label: str, *, cold: bool = True, distributed: boo
     for key in sorted(k for k in volume if k.startswith("t") and k.endswith("_s")):
         rows.append(
             f"isel(time={key[1:-2]}).values {label} with index / unmodified extract: "
-            f"{volume[key] / volume['whole_s']:.4f} ({volume[key]:.3f} s / {volume['whole_s']:.2f} s)"
+            f"{volume[key] / volume['whole_s']:.4f} "
+            f"({volume[key]:.3f} s / {volume['whole_s']:.2f} s)"
         )
     if distributed:
         record = _subprocess("distributed", path)

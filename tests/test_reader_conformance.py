@@ -75,7 +75,7 @@ def _quiet(kind):
 
 
 def test_shape_dtype_and_scaling(case):
-    kind, reader, expected = case
+    _kind, reader, expected = case
     assert tuple(reader.shape) == expected.shape
     assert np.dtype(reader.dtype) == expected.dtype
     assert reader.n_volumes == expected.shape[3]
@@ -98,7 +98,8 @@ def test_voxel_reads_at_time_boundaries(case, times):
     np.testing.assert_array_equal(by_ijk, want)
     np.testing.assert_array_equal(reader.scale(np.asarray(reader.read_voxels(flat, t0, t1))), want)
     blocks = list(reader.iter_voxels(flat, t0, t1))
-    assert [b[0] for b in blocks] == sorted(b[0] for b in blocks) and blocks[0][0] == t0
+    assert [b[0] for b in blocks] == sorted(b[0] for b in blocks)
+    assert blocks[0][0] == t0
     joined = np.concatenate([np.asarray(values) for _, values in blocks])
     np.testing.assert_array_equal(reader.scale(joined), want)
 
@@ -120,9 +121,10 @@ def test_box_reads(case, box):
 
 
 def test_reader_array_basic_indexing(case):
-    kind, reader, expected = case
+    _kind, reader, expected = case
     array = ReaderArray(reader)
-    assert array.shape == expected.shape and array.dtype == expected.dtype
+    assert array.shape == expected.shape
+    assert array.dtype == expected.dtype
     np.testing.assert_array_equal(array[..., 0], expected[..., 0])
     np.testing.assert_array_equal(array[1, :, -1, 0:3], expected[1, :, -1, 0:3])
 

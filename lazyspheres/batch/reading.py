@@ -20,8 +20,8 @@ from lazyspheres.dask_gather import gather_voxels
 from lazyspheres.extraction import file_block_means
 from lazyspheres.gather import GatherPlan, sphere_means
 from lazyspheres.io.reader import NiftiFile
-from lazyspheres.io.sources import resolve_source
 from lazyspheres.io.readers.zarr import chunk_source_of
+from lazyspheres.io.sources import resolve_source
 from lazyspheres.io.zarr_image import is_zarr_source, open_zarr_image, zarr_image_info
 from lazyspheres.smoothing import SmoothingPlan
 

@@ -81,10 +81,12 @@ def image_from_file(
 
 
 def with_dask(image: xr.DataArray) -> xr.DataArray:
-    """``image`` with Dask data: a lazily indexed image (``chunks=None``, or
-    ``xr.open_dataarray`` without ``chunks``) is chunked in whole volumes of ~64 MB, so
-    its values are read chunk by chunk through its backend, never all at once. Dask and
-    in-memory images are returned as they are."""
+    """``image`` with Dask data, its values never read all at once.
+
+    A lazily indexed image (``chunks=None``, or ``xr.open_dataarray`` without ``chunks``)
+    is chunked in whole volumes of ~64 MB, read chunk by chunk through its backend. Dask
+    and in-memory images are returned as they are.
+    """
     if image.chunks is not None or image._in_memory:  # xarray's own "is it loaded" test
         return image
     if TIME_DIM not in image.dims:
@@ -192,6 +194,7 @@ def _dims(ndim: int) -> tuple[str, ...]:
 def normalize_chunks(
     chunks: Any, dims: tuple[str, ...], shape: tuple[int, ...], dtype: np.dtype
 ) -> tuple[tuple[int, ...], ...]:
+    """Dask chunks of an image: ``"auto"`` is whole volumes of ~64 MB; dicts name dims."""
     auto = list(shape)
     if len(shape) == 4:
         volume_bytes = int(np.prod(shape[:3])) * np.dtype(dtype).itemsize

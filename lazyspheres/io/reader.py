@@ -46,6 +46,7 @@ __all__ = ["STREAM_BLOCK_BYTES", "NiftiFile"]
 # Bytes of volumes per block of the streaming iterators (read at call time: tests vary it).
 STREAM_BLOCK_BYTES = _readers.STREAM_BLOCK_BYTES
 
+
 @dataclass(frozen=True)
 class NiftiFile:
     """A lazily read single-file NIfTI image (``.nii`` or ``.nii.gz``, local or remote).
@@ -130,7 +131,9 @@ class NiftiFile:
         use is one block of volumes plus the gathered values, whatever the run length.
         """
         stop = self.layout.n_volumes if stop is None else stop
-        return self.reader.iter_gathered(flat_indices, start, stop, block_bytes or STREAM_BLOCK_BYTES)
+        return self.reader.iter_gathered(
+            flat_indices, start, stop, block_bytes or STREAM_BLOCK_BYTES
+        )
 
     def read_region(self, i: slice, j: slice, k: slice, t: slice | None = None) -> np.ndarray:
         """Read raw values of a box, returned with axes ``(i, j, k[, t])``."""

@@ -31,9 +31,7 @@ def _cache() -> Any:
 
 def indexable(source: ByteSource) -> bool:
     """Whether ``source`` can have an index here (rapidgzip present, re-openable bytes)."""
-    return (
-        source.compression == "gzip" and source.fileobj is None and gzindex.index_available()
-    )
+    return source.compression == "gzip" and source.fileobj is None and gzindex.index_available()
 
 
 def why_no_index(source: ByteSource) -> str:

@@ -36,7 +36,10 @@ class ReaderDaskArray(da.Array):
     reader: ImageReader
 
     def __reduce__(self) -> tuple[Any, ...]:
-        return (_rebuild, (da.Array(self.dask, self.name, self.chunks, meta=self._meta), self.reader))
+        return (
+            _rebuild,
+            (da.Array(self.dask, self.name, self.chunks, meta=self._meta), self.reader),
+        )
 
 
 def _rebuild(array: da.Array, reader: ImageReader) -> ReaderDaskArray:

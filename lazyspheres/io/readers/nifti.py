@@ -302,7 +302,9 @@ class GzipReader(NiftiReader):
         self, start: int, stop: int, per_block: int, *, reuse: bool
     ) -> Iterator[tuple[int, np.ndarray]]:
         if start > 0 and self.index is not None:
-            yield from super().iter_volume_blocks(start, stop, per_block * self.layout.volume_bytes)
+            yield from super().iter_volume_blocks(
+                start, stop, per_block * self.layout.volume_bytes
+            )
             return
         size = min(per_block, max(0, stop - start)) * self.layout.volume_bytes
         shared = bytearray(size) if reuse else None
@@ -342,7 +344,9 @@ class GzipReader(NiftiReader):
     def _read(self, stream: IO[bytes], buffer: bytearray, t0: int, t1: int) -> None:
         """Fill ``buffer`` with volumes ``t0:t1`` from a stream positioned at ``t0``."""
         nbytes = (t1 - t0) * self.layout.volume_bytes
-        read_exactly(stream, memoryview(buffer)[:nbytes], where=self.location, offset=self.offset(t0))
+        read_exactly(
+            stream, memoryview(buffer)[:nbytes], where=self.location, offset=self.offset(t0)
+        )
         if t1 == self.n_volumes and self.source.compression == "gzip":
             # Reading on to the end makes the inflater verify the gzip CRC32 and length:
             # a corrupt file must fail here, not pass with wrong values.

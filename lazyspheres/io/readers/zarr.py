@@ -51,7 +51,9 @@ class ZarrImageReader(ImageReader):
 
     def read_box(self, i: slice, j: slice, k: slice, t: slice | None = None) -> np.ndarray:
         """Raw box ``(i, j, k[, t])`` assembled from the chunks it overlaps."""
-        wanted = [i, j, k] + ([slice(0, self.shape[3]) if t is None else t] if self.ndim == 4 else [])
+        wanted = [i, j, k] + (
+            [slice(0, self.shape[3]) if t is None else t] if self.ndim == 4 else []
+        )
         ranges = [np.arange(n)[s] for n, s in zip(self.shape, wanted, strict=True)]
         out = np.empty(tuple(r.size for r in ranges), dtype=self.raw_dtype)
         if out.size == 0:
@@ -61,7 +63,9 @@ class ZarrImageReader(ImageReader):
         for index in itertools.product(*per_axis):
             chunk = self.chunks.read(tuple(int(c) for c in index))
             inside = [(r // e) == c for r, e, c in zip(ranges, edges, index, strict=True)]
-            local = np.ix_(*[r[m] - c * e for r, m, c, e in zip(ranges, inside, index, edges, strict=True)])
+            local = np.ix_(
+                *[r[m] - c * e for r, m, c, e in zip(ranges, inside, index, edges, strict=True)]
+            )
             out[np.ix_(*[np.flatnonzero(m) for m in inside])] = chunk[local]
         return out
 
@@ -72,19 +76,27 @@ class ZarrImageReader(ImageReader):
         if voxels.ndim == 1:
             voxels = np.stack(np.unravel_index(voxels, self.shape[:3], order="F"), axis=1)
         edges = self.chunks.chunk_shape
-        groups = VoxelGroups(voxels, tuple((e,) * -(-n // e) for n, e in zip(self.shape[:3], edges, strict=False)))
+        groups = VoxelGroups(
+            voxels, tuple((e,) * -(-n // e) for n, e in zip(self.shape[:3], edges, strict=False))
+        )
         out = np.empty((max(0, stop - start), len(voxels)), dtype=self.raw_dtype)
         if self.ndim == 3:
-            for block, rows, local in zip(groups.blocks, groups.positions, groups.local, strict=True):
+            for block, rows, local in zip(
+                groups.blocks, groups.positions, groups.local, strict=True
+            ):
                 out[0, rows] = self.chunks.read(block)[local[:, 0], local[:, 1], local[:, 2]]
             return out
         for tc in range(start // edges[3], -(-stop // edges[3])):
             t0 = max(start, tc * edges[3])
             t1 = min(stop, (tc + 1) * edges[3])
-            for block, rows, local in zip(groups.blocks, groups.positions, groups.local, strict=True):
+            for block, rows, local in zip(
+                groups.blocks, groups.positions, groups.local, strict=True
+            ):
                 chunk = self.chunks.read((*block, tc))
                 values = chunk[local[:, 0], local[:, 1], local[:, 2]]
-                out[t0 - start : t1 - start, rows] = values[:, t0 - tc * edges[3] : t1 - tc * edges[3]].T
+                out[t0 - start : t1 - start, rows] = values[
+                    :, t0 - tc * edges[3] : t1 - tc * edges[3]
+                ].T
         return out
 
 
