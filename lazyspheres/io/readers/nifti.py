@@ -81,6 +81,10 @@ class NiftiReader(ImageReader):
     def __setstate__(self, state: dict[str, Any]) -> None:
         self.__init__(state["source"], state["layout"])  # type: ignore[misc]
 
+    def __dask_tokenize__(self) -> Any:
+        # The fingerprint too: a rewritten file is other data under the same name.
+        return (type(self).__name__, self.location, self.source.fingerprint, self.shape)
+
     def offset(self, t: int) -> int:
         """Byte offset of volume ``t`` in the (decompressed) file."""
         return int(volume_offsets(self.layout.vox_offset, self.layout.volume_bytes, t, t + 1)[0])
@@ -113,7 +117,10 @@ class NiftiReader(ImageReader):
             data = np.empty((0, z, y, x), dtype=self.raw_dtype)
         else:
             data = self.volumes(t0, t1).reshape(t1 - t0, z, y, x)
-        return _as_box(data[::step, k, j, i], self.ndim)
+        box = data[::step, k, j, i]
+        # A box of whole volumes is returned as a view of the fresh buffer: no second copy
+        # of a 64 MB chunk (its Fortran order is fine for every NumPy consumer).
+        return _as_box(box, self.ndim, copy=box.size != data.size)
 
     def iter_volume_blocks(
         self, start: int, stop: int, block_bytes: int | None = None
@@ -391,7 +398,8 @@ def _frombuffer(buffer: bytearray, dtype: np.dtype, n: int, per_volume: int) -> 
     return np.frombuffer(buffer, dtype=dtype, count=n * per_volume).reshape(n, per_volume)
 
 
-def _as_box(tzyx: np.ndarray, ndim: int) -> np.ndarray:
-    """A ``(t, z, y, x)`` selection as a C-contiguous ``(x, y, z[, t])`` box."""
-    box = np.array(tzyx.transpose(3, 2, 1, 0))
+def _as_box(tzyx: np.ndarray, ndim: int, *, copy: bool = True) -> np.ndarray:
+    """A ``(t, z, y, x)`` selection as an ``(x, y, z[, t])`` box (C-contiguous if copied)."""
+    box = tzyx.transpose(3, 2, 1, 0)
+    box = np.array(box) if copy else box
     return box if ndim == 4 else box[..., 0]
