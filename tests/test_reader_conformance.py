@@ -182,3 +182,29 @@ def test_reads_in_a_distributed_worker_process(tmp_path):
 
 def _read_middle(reader):
     return reader.scale(reader.read_box(slice(None), slice(None), slice(None), slice(7, 19)))
+
+
+@pytest.mark.parametrize("volumes_per_block", [1, 4, 7])
+def test_reads_across_stream_blocks(case, monkeypatch, volumes_per_block):
+    """Blocks of a few volumes: voxel reads and streaming passes cross block boundaries."""
+    kind, reader, expected = case
+    if not isinstance(reader, nifti_readers.NiftiReader):
+        pytest.skip("stream blocks are a NIfTI reader notion")
+    volume_bytes = int(np.prod(SHAPE[:3])) * reader.raw_dtype.itemsize
+    monkeypatch.setattr(nifti_readers, "STREAM_BLOCK_BYTES", volumes_per_block * volume_bytes)
+    small = pickle.loads(pickle.dumps(reader))  # rebuilt with the small blocks
+    assert small.time_block == volumes_per_block
+    voxels = np.random.default_rng(volumes_per_block).integers(0, SHAPE[:3], size=(25, 3))
+    want = expected[voxels[:, 0], voxels[:, 1], voxels[:, 2]].T
+    with _quiet(kind):
+        got = small.scale(np.asarray(small.read_voxels(voxels, 2, 21)))
+    np.testing.assert_array_equal(got, want[2:21])
+    flat = np.ravel_multi_index(tuple(voxels.T), SHAPE[:3], order="F")
+    starts, blocks = zip(*small.iter_gathered(flat, 0, SHAPE[3]), strict=True)
+    if kind != "nii-ranges":  # byte ranges come in blocks of RANGE_BLOCK_BYTES instead
+        assert list(starts) == list(range(0, SHAPE[3], volumes_per_block))
+    np.testing.assert_array_equal(small.scale(np.concatenate(blocks)), want)
+    whole = np.concatenate([b for _, b in small.iter_volume_blocks(0, SHAPE[3])])
+    np.testing.assert_array_equal(
+        small.scale(whole).reshape(SHAPE[3], -1), expected.reshape(-1, SHAPE[3], order="F").T
+    )
