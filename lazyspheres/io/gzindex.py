@@ -225,9 +225,16 @@ class IndexingInflater(io.RawIOBase):
     then the stream is a plain inflater from :func:`lazyspheres.io.inflate.open_inflated`).
     """
 
-    def __init__(self, raw: IO[bytes], *, threads: int = 1) -> None:
+    def __init__(
+        self,
+        raw: IO[bytes],
+        *,
+        threads: int = 1,
+        on_index: Callable[[GzipIndex], None] | None = None,
+    ) -> None:
         super().__init__()
         self._index: GzipIndex | None = None
+        self._on_index = on_index
         seekable = bool(getattr(raw, "seekable", lambda: False)())
         if seekable and index_available():
             self._size: int | None = _compressed_size(raw)
@@ -252,6 +259,8 @@ class IndexingInflater(io.RawIOBase):
         count = self._reader.readinto(buffer)
         if not count and len(memoryview(buffer)) and self._index is None and self._size:
             self._index = _export(self._reader, self._size)
+            if self._on_index is not None:
+                self._on_index(self._index)
         return count
 
     def close(self) -> None:
@@ -261,13 +270,19 @@ class IndexingInflater(io.RawIOBase):
         super().close()
 
 
-def open_indexing(raw: IO[bytes], *, threads: int = 1) -> IndexingInflater:
+def open_indexing(
+    raw: IO[bytes],
+    *,
+    threads: int = 1,
+    on_index: Callable[[GzipIndex], None] | None = None,
+) -> IndexingInflater:
     """Open ``raw`` (compressed, at position 0) for one sequential pass that records the index.
 
     One thread is the fastest pass on the project's two-core reference machine (the
-    gather runs in the other); see :class:`IndexingInflater`.
+    gather runs in the other); see :class:`IndexingInflater`. ``on_index`` is called with
+    the index when the stream has been read to its end (e.g. to cache it).
     """
-    return IndexingInflater(raw, threads=threads)
+    return IndexingInflater(raw, threads=threads, on_index=on_index)
 
 
 @dataclass(frozen=True)
