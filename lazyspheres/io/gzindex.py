@@ -132,26 +132,31 @@ class GzipIndex:
         ValueError
             The bytes are not a complete lazyspheres gzip index of a known format.
         """
+        if bytes(blob[: len(_MAGIC)]) != _MAGIC:
+            raise ValueError("not a lazyspheres gzip index: missing magic number")
         try:
-            if blob[: len(_MAGIC)] != _MAGIC:
-                raise ValueError("missing magic number")
             (length,) = struct.unpack_from("<I", blob, len(_MAGIC))
             start = len(_MAGIC) + 4
             meta = json.loads(bytes(blob[start : start + length]))
             if meta.get("format") != _FORMAT:
-                raise ValueError(f"unknown index format {meta.get('format')!r}")
+                raise ValueError(f"unknown gzip index format {meta.get('format')!r}")
             start += length
             count = int(meta["points"])
             values = struct.unpack_from(f"<{2 * count}Q", blob, start)
             start += 16 * count
             data = bytes(blob[start:])
             if len(data) != int(meta["data"]):
-                raise ValueError(f"index data has {len(data)} bytes, expected {meta['data']}")
+                raise ValueError(f"gzip index data has {len(data)} bytes, expected {meta['data']}")
             points = tuple(zip(values[0::2], values[1::2], strict=True))
             return cls(data, points, int(meta["uncompressed_size"]), int(meta["compressed_size"]))
-        except (struct.error, KeyError, TypeError, UnicodeDecodeError) as error:
-            raise ValueError(f"not a lazyspheres gzip index: {error}") from error
-        except json.JSONDecodeError as error:
+        except (
+            struct.error,
+            KeyError,
+            TypeError,
+            AttributeError,
+            UnicodeDecodeError,
+            json.JSONDecodeError,
+        ) as error:
             raise ValueError(f"not a lazyspheres gzip index: {error}") from error
 
 
