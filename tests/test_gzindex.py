@@ -387,3 +387,23 @@ def test_s3_range_requests(big, big_index, s3):
     fetched = sum(r.body_bytes for r in gets)
     assert fetched < 0.3 * size, (fetched, size)
     assert max(r.span[1] for r in gets) > 0.5 * size  # the bytes near the end were fetched
+
+
+def test_open_indexed_is_a_seekable_reader(big, big_index):
+    path, data = big
+    with open(path, "rb") as raw, gzindex.open_indexed(raw, big_index) as reader:
+        for start in (len(data) - 10, 5, STREAM_BLOCK_BYTES + 1):
+            reader.seek(start)
+            assert reader.read(10) == data[start : start + 10]
+
+
+def test_sub_index_keeps_the_points_around_the_range(big_index):
+    from lazyspheres.io.gzindex_gztool import parse_layout, sub_index
+
+    layout = big_index.layout
+    start = layout.offsets[5] + 1
+    stop = layout.offsets[7] + 1
+    kept = parse_layout(sub_index(big_index.data, layout, start, stop)).offsets
+    assert kept == (0, *layout.offsets[5:9])
+    with pytest.raises(ValueError, match="gztool"):
+        parse_layout(big_index.data[:-9])

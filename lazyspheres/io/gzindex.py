@@ -34,6 +34,7 @@ Public API (stable; the reader seam builds on it):
 from __future__ import annotations
 
 import contextlib
+import functools
 import importlib.util
 import io
 import json
@@ -46,6 +47,7 @@ from dataclasses import dataclass
 from typing import IO, Any
 
 from lazyspheres.errors import LazySpheresWarning
+from lazyspheres.io.gzindex_gztool import GztoolLayout, parse_layout, sub_index
 
 __all__ = [
     "GzipIndex",
@@ -95,6 +97,11 @@ class GzipIndex:
     def nbytes(self) -> int:
         """Size of the index itself, in bytes."""
         return len(self.data) + 16 * len(self.points)
+
+    @functools.cached_property
+    def layout(self) -> GztoolLayout:
+        """Where each seek point lies in :attr:`data` (parsed once, on first use)."""
+        return parse_layout(self.data)
 
     def seek_point(self, offset: int) -> tuple[int, int]:
         """The last seek point at or before decompressed ``offset``: (bit offset, offset)."""
@@ -148,7 +155,9 @@ class GzipIndex:
             if len(data) != int(meta["data"]):
                 raise ValueError(f"gzip index data has {len(data)} bytes, expected {meta['data']}")
             points = tuple(zip(values[0::2], values[1::2], strict=True))
-            return cls(data, points, int(meta["uncompressed_size"]), int(meta["compressed_size"]))
+            index = cls(data, points, int(meta["uncompressed_size"]), int(meta["compressed_size"]))
+            index.layout  # noqa: B018  (validates the rapidgzip part, and keeps it parsed)
+            return index
         except (
             struct.error,
             KeyError,
@@ -331,8 +340,28 @@ def _report(read: RangeRead) -> None:
         observer(read)
 
 
-def open_indexed(raw: IO[bytes], index: GzipIndex, *, threads: int = 1) -> IO[bytes]:
+def open_indexed(
+    raw: IO[bytes],
+    index: GzipIndex,
+    *,
+    threads: int = 1,
+    span: tuple[int, int] | None = None,
+) -> IO[bytes]:
     """A seekable inflated view of ``raw`` through ``index`` (``seek``, ``read``, ``readinto``).
+
+    The caller closes it (before closing ``raw``).
+
+    Parameters
+    ----------
+    raw : binary file object
+        The compressed bytes (seekable).
+    index : GzipIndex
+        Its index.
+    threads : int
+        rapidgzip's inflate threads.
+    span : (int, int), optional
+        When only decompressed bytes ``[start, stop)`` will be read, import just the seek
+        points around them (instant, where the whole index takes ~0.1 s at 1000 points).
 
     Raises
     ------
@@ -345,8 +374,9 @@ def open_indexed(raw: IO[bytes], index: GzipIndex, *, threads: int = 1) -> IO[by
             f"The gzip index was built for a {index.compressed_size}-byte file, but this "
             f"file has {size} bytes: the file changed; rebuild the index."
         )
+    data = index.data if span is None else sub_index(index.data, index.layout, *span)
     reader = _rapidgzip_file(raw, threads)
-    reader.import_index(io.BytesIO(index.data))
+    reader.import_index(io.BytesIO(data))
     return reader  # type: ignore[no-any-return]
 
 
@@ -393,7 +423,10 @@ def read_range(
         return target if out is not None else b""
     if index is not None and index_available():
         inflate_from = index.seek_point(start)[1]
-        with contextlib.closing(open_raw()) as raw, open_indexed(raw, index) as reader:
+        with (
+            contextlib.closing(open_raw()) as raw,
+            open_indexed(raw, index, span=(start, stop)) as reader,
+        ):
             reader.seek(start)
             _fill(reader, target, start)
     else:
