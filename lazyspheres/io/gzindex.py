@@ -7,15 +7,24 @@ the 32 KiB window of history the next blocks may refer to), as zran, indexed_gzi
 rapidgzip do. With it, bytes ``[start, stop)`` cost O(stop - start + one spacing).
 
 Engine: rapidgzip (a well-kept library, chosen over indexed_gzip and over a hand-written
-index). Measured on the MNI 2 mm float32 T=300 run (benchmarks/bench_gzindex.py):
+index). Measured with benchmarks/bench_gzindex.py on the MNI 2 mm float32 runs (2 shared
+cores, see benchmarks/README.md):
 
-* its sequential single-thread pass records the index as a by-product and is as fast as
-  the fastest plain pass the project used (ISA-L), exporting the index costs < 1 ms;
-* it builds an index on demand in parallel (several threads), which indexed_gzip cannot;
-* its gztool export stores windows compressed: ~0.02 % of the file (indexed_gzip's format
-  keeps raw 32 KiB windows, ~2.7 % at the same spacing);
+* it builds an index on demand in parallel (1.2-1.4x one plain ISA-L pass), which
+  indexed_gzip cannot (its zlib-based single pass took 18 s where ISA-L took 4.8 s);
+* its gztool export stores windows compressed: 0.018 % of the file (indexed_gzip's format
+  keeps raw 32 KiB windows, 2.7 % at rapidgzip's spacing);
+* one volume is read in 0.03-0.04 s at any t of T=1200 (only the seek points around the
+  range are imported: :mod:`lazyspheres.io.gzindex_gztool`);
 * it reads through any Python file object (``seek``/``read``), so an fsspec file turns the
   index into range requests for a remote file.
+
+Its single-thread sequential pass records the index as a by-product, but costs 1.15-1.25x
+the CPU of ISA-L's plain pass, and inside ``extract`` (gathering in other threads) it was
+1.5-2.7x slower end to end, as was rapidgzip used as the plain inflate engine. So the
+recommended use is: extraction keeps streaming with ISA-L; the first random access builds
+the index on demand (:func:`build_index`) and stores it (:mod:`.gzindex_cache`).
+:func:`open_indexing` / ``open_inflated(on_index=...)`` remain for sources read once anyway.
 
 The standard library cannot build an index (``zlib`` has no ``Z_BLOCK`` flush to stop at a
 deflate block boundary), so without rapidgzip reads fall back to inflating from byte 0 and
@@ -29,6 +38,21 @@ Public API (stable; the reader seam builds on it):
 * :func:`read_range` and :func:`open_indexed` — random access;
 * :func:`observe_reads` — a hook reporting where each range read started inflating;
 * persistence lives in :mod:`lazyspheres.io.gzindex_cache`.
+
+Typical use by a reader (``source`` a :class:`~lazyspheres.io.sources.ByteSource`)::
+
+    from lazyspheres.io import gzindex, gzindex_cache
+
+    index = gzindex_cache.find_index(
+        source.location, source.fingerprint, compressed_size=source.size,
+        local=source.is_local,
+    )
+    if index is None:
+        index = gzindex.build_index(source.open)
+        gzindex_cache.store_cached_index(
+            gzindex_cache.cache_key(source.location, source.fingerprint), index
+        )
+    data = gzindex.read_range(source.open, index, start, stop)  # in any task, any process
 """
 
 from __future__ import annotations
