@@ -7,15 +7,24 @@ the 32 KiB window of history the next blocks may refer to), as zran, indexed_gzi
 rapidgzip do. With it, bytes ``[start, stop)`` cost O(stop - start + one spacing).
 
 Engine: rapidgzip (a well-kept library, chosen over indexed_gzip and over a hand-written
-index). Measured on the MNI 2 mm float32 T=300 run (benchmarks/bench_gzindex.py):
+index). Measured with benchmarks/bench_gzindex.py on the MNI 2 mm float32 runs (2 shared
+cores, see benchmarks/README.md):
 
-* its sequential single-thread pass records the index as a by-product and is as fast as
-  the fastest plain pass the project used (ISA-L), exporting the index costs < 1 ms;
-* it builds an index on demand in parallel (several threads), which indexed_gzip cannot;
-* its gztool export stores windows compressed: ~0.02 % of the file (indexed_gzip's format
-  keeps raw 32 KiB windows, ~2.7 % at the same spacing);
+* it builds an index on demand in parallel (1.2-1.4x one plain ISA-L pass), which
+  indexed_gzip cannot (its zlib-based single pass took 18 s where ISA-L took 4.8 s);
+* its gztool export stores windows compressed: 0.018 % of the file (indexed_gzip's format
+  keeps raw 32 KiB windows, 2.7 % at rapidgzip's spacing);
+* one volume is read in 0.03-0.04 s at any t of T=1200 (only the seek points around the
+  range are imported: :mod:`lazyspheres.io.gzindex_gztool`);
 * it reads through any Python file object (``seek``/``read``), so an fsspec file turns the
   index into range requests for a remote file.
+
+Its single-thread sequential pass records the index as a by-product, but costs 1.15-1.25x
+the CPU of ISA-L's plain pass, and inside ``extract`` (gathering in other threads) it was
+1.5-2.7x slower end to end, as was rapidgzip used as the plain inflate engine. So the
+recommended use is: extraction keeps streaming with ISA-L; the first random access builds
+the index on demand (:func:`build_index`) and stores it (:mod:`.gzindex_cache`).
+:func:`open_indexing` / ``open_inflated(on_index=...)`` remain for sources read once anyway.
 
 The standard library cannot build an index (``zlib`` has no ``Z_BLOCK`` flush to stop at a
 deflate block boundary), so without rapidgzip reads fall back to inflating from byte 0 and
@@ -29,11 +38,27 @@ Public API (stable; the reader seam builds on it):
 * :func:`read_range` and :func:`open_indexed` — random access;
 * :func:`observe_reads` — a hook reporting where each range read started inflating;
 * persistence lives in :mod:`lazyspheres.io.gzindex_cache`.
+
+Typical use by a reader (``source`` a :class:`~lazyspheres.io.sources.ByteSource`)::
+
+    from lazyspheres.io import gzindex, gzindex_cache
+
+    index = gzindex_cache.find_index(
+        source.location, source.fingerprint, compressed_size=source.size,
+        local=source.is_local,
+    )
+    if index is None:
+        index = gzindex.build_index(source.open)
+        gzindex_cache.store_cached_index(
+            gzindex_cache.cache_key(source.location, source.fingerprint), index
+        )
+    data = gzindex.read_range(source.open, index, start, stop)  # in any task, any process
 """
 
 from __future__ import annotations
 
 import contextlib
+import functools
 import importlib.util
 import io
 import json
@@ -46,6 +71,7 @@ from dataclasses import dataclass
 from typing import IO, Any
 
 from lazyspheres.errors import LazySpheresWarning
+from lazyspheres.io.gzindex_gztool import GztoolLayout, parse_layout, sub_index
 
 __all__ = [
     "GzipIndex",
@@ -96,6 +122,11 @@ class GzipIndex:
         """Size of the index itself, in bytes."""
         return len(self.data) + 16 * len(self.points)
 
+    @functools.cached_property
+    def layout(self) -> GztoolLayout:
+        """Where each seek point lies in :attr:`data` (parsed once, on first use)."""
+        return parse_layout(self.data)
+
     def seek_point(self, offset: int) -> tuple[int, int]:
         """The last seek point at or before decompressed ``offset``: (bit offset, offset)."""
         best = (0, 0)
@@ -132,26 +163,33 @@ class GzipIndex:
         ValueError
             The bytes are not a complete lazyspheres gzip index of a known format.
         """
+        if bytes(blob[: len(_MAGIC)]) != _MAGIC:
+            raise ValueError("not a lazyspheres gzip index: missing magic number")
         try:
-            if blob[: len(_MAGIC)] != _MAGIC:
-                raise ValueError("missing magic number")
             (length,) = struct.unpack_from("<I", blob, len(_MAGIC))
             start = len(_MAGIC) + 4
             meta = json.loads(bytes(blob[start : start + length]))
             if meta.get("format") != _FORMAT:
-                raise ValueError(f"unknown index format {meta.get('format')!r}")
+                raise ValueError(f"unknown gzip index format {meta.get('format')!r}")
             start += length
             count = int(meta["points"])
             values = struct.unpack_from(f"<{2 * count}Q", blob, start)
             start += 16 * count
             data = bytes(blob[start:])
             if len(data) != int(meta["data"]):
-                raise ValueError(f"index data has {len(data)} bytes, expected {meta['data']}")
+                raise ValueError(f"gzip index data has {len(data)} bytes, expected {meta['data']}")
             points = tuple(zip(values[0::2], values[1::2], strict=True))
-            return cls(data, points, int(meta["uncompressed_size"]), int(meta["compressed_size"]))
-        except (struct.error, KeyError, TypeError, UnicodeDecodeError) as error:
-            raise ValueError(f"not a lazyspheres gzip index: {error}") from error
-        except json.JSONDecodeError as error:
+            index = cls(data, points, int(meta["uncompressed_size"]), int(meta["compressed_size"]))
+            index.layout  # noqa: B018  (validates the rapidgzip part, and keeps it parsed)
+            return index
+        except (
+            struct.error,
+            KeyError,
+            TypeError,
+            AttributeError,
+            UnicodeDecodeError,
+            json.JSONDecodeError,
+        ) as error:
             raise ValueError(f"not a lazyspheres gzip index: {error}") from error
 
 
@@ -225,9 +263,16 @@ class IndexingInflater(io.RawIOBase):
     then the stream is a plain inflater from :func:`lazyspheres.io.inflate.open_inflated`).
     """
 
-    def __init__(self, raw: IO[bytes], *, threads: int = 1) -> None:
+    def __init__(
+        self,
+        raw: IO[bytes],
+        *,
+        threads: int = 1,
+        on_index: Callable[[GzipIndex], None] | None = None,
+    ) -> None:
         super().__init__()
         self._index: GzipIndex | None = None
+        self._on_index = on_index
         seekable = bool(getattr(raw, "seekable", lambda: False)())
         if seekable and index_available():
             self._size: int | None = _compressed_size(raw)
@@ -252,6 +297,8 @@ class IndexingInflater(io.RawIOBase):
         count = self._reader.readinto(buffer)
         if not count and len(memoryview(buffer)) and self._index is None and self._size:
             self._index = _export(self._reader, self._size)
+            if self._on_index is not None:
+                self._on_index(self._index)
         return count
 
     def close(self) -> None:
@@ -261,13 +308,19 @@ class IndexingInflater(io.RawIOBase):
         super().close()
 
 
-def open_indexing(raw: IO[bytes], *, threads: int = 1) -> IndexingInflater:
+def open_indexing(
+    raw: IO[bytes],
+    *,
+    threads: int = 1,
+    on_index: Callable[[GzipIndex], None] | None = None,
+) -> IndexingInflater:
     """Open ``raw`` (compressed, at position 0) for one sequential pass that records the index.
 
     One thread is the fastest pass on the project's two-core reference machine (the
-    gather runs in the other); see :class:`IndexingInflater`.
+    gather runs in the other); see :class:`IndexingInflater`. ``on_index`` is called with
+    the index when the stream has been read to its end (e.g. to cache it).
     """
-    return IndexingInflater(raw, threads=threads)
+    return IndexingInflater(raw, threads=threads, on_index=on_index)
 
 
 @dataclass(frozen=True)
@@ -311,8 +364,28 @@ def _report(read: RangeRead) -> None:
         observer(read)
 
 
-def open_indexed(raw: IO[bytes], index: GzipIndex, *, threads: int = 1) -> IO[bytes]:
+def open_indexed(
+    raw: IO[bytes],
+    index: GzipIndex,
+    *,
+    threads: int = 1,
+    span: tuple[int, int] | None = None,
+) -> IO[bytes]:
     """A seekable inflated view of ``raw`` through ``index`` (``seek``, ``read``, ``readinto``).
+
+    The caller closes it (before closing ``raw``).
+
+    Parameters
+    ----------
+    raw : binary file object
+        The compressed bytes (seekable).
+    index : GzipIndex
+        Its index.
+    threads : int
+        rapidgzip's inflate threads.
+    span : (int, int), optional
+        When only decompressed bytes ``[start, stop)`` will be read, import just the seek
+        points around them (instant, where the whole index takes ~0.1 s at 1000 points).
 
     Raises
     ------
@@ -325,8 +398,9 @@ def open_indexed(raw: IO[bytes], index: GzipIndex, *, threads: int = 1) -> IO[by
             f"The gzip index was built for a {index.compressed_size}-byte file, but this "
             f"file has {size} bytes: the file changed; rebuild the index."
         )
+    data = index.data if span is None else sub_index(index.data, index.layout, *span)
     reader = _rapidgzip_file(raw, threads)
-    reader.import_index(io.BytesIO(index.data))
+    reader.import_index(io.BytesIO(data))
     return reader  # type: ignore[no-any-return]
 
 
@@ -373,7 +447,10 @@ def read_range(
         return target if out is not None else b""
     if index is not None and index_available():
         inflate_from = index.seek_point(start)[1]
-        with contextlib.closing(open_raw()) as raw, open_indexed(raw, index) as reader:
+        with (
+            contextlib.closing(open_raw()) as raw,
+            open_indexed(raw, index, span=(start, stop)) as reader,
+        ):
             reader.seek(start)
             _fill(reader, target, start)
     else:
