@@ -11,6 +11,7 @@ object), the answers are "none" and the reader inflates from the start instead.
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import importlib
 import os
 from collections.abc import Callable, Iterator
@@ -87,12 +88,42 @@ def _store(source: ByteSource, index: gzindex.GzipIndex | None) -> None:
 
 
 def build_index(source: ByteSource) -> gzindex.GzipIndex | None:
-    """Build (and cache) the index of ``source`` with one pass, or ``None`` if impossible."""
+    """Build (and cache) the index of ``source`` with one pass, or ``None`` if impossible.
+
+    Processes that need the same index at once (the workers of a cluster on one machine)
+    take turns on a lock file: the first builds and caches it, the others then find it.
+    """
     if not indexable(source):
         return None
-    index = gzindex.build_index(opener(source))
-    _store(source, index)
+    with _building(source):
+        index = cached_index(source)
+        if index is None:
+            index = gzindex.build_index(opener(source))
+            _store(source, index)
     return index
+
+
+@contextlib.contextmanager
+def _building(source: ByteSource) -> Iterator[None]:
+    cache = _cache()
+    try:
+        import fcntl
+    except ImportError:  # not POSIX: each process builds its own
+        fcntl = None
+    if cache is None or fcntl is None or not cache.cache_enabled():
+        yield
+        return
+    key = cache.cache_key(source.location, source.fingerprint)
+    path = cache.cache_dir() / (hashlib.sha256(key.encode()).hexdigest() + ".lock")
+    with contextlib.ExitStack() as stack:
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            handle = stack.enter_context(open(path, "a+b"))
+        except OSError:  # a read-only cache: build without the lock
+            handle = None
+        if handle is not None:
+            fcntl.flock(handle, fcntl.LOCK_EX)  # released when the handle closes
+        yield
 
 
 def read_into(source: ByteSource, index: gzindex.GzipIndex, offset: int, out: memoryview) -> None:
