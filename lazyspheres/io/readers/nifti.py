@@ -273,7 +273,8 @@ class GzipReader(NiftiReader):
     def volumes(self, t0: int, t1: int) -> np.ndarray:
         """Raw whole volumes: from the index, else inflating from the start of the file."""
         size = (t1 - t0) * self.layout.volume_bytes
-        buffer = bytearray(size)
+        # np.empty, not bytearray: a 64 MB chunk is not zero-filled before being overwritten
+        buffer = np.empty(size, dtype=np.uint8)
         index = self._random_access_index() if t0 > 0 else self.index
         if index is not None:
             if index.uncompressed_size < self.offset(t1):
@@ -351,7 +352,7 @@ class GzipReader(NiftiReader):
                 return
             yield stack.enter_context(open_inflated(raw)), lambda: None
 
-    def _read(self, stream: IO[bytes], buffer: bytearray, t0: int, t1: int) -> None:
+    def _read(self, stream: IO[bytes], buffer: Any, t0: int, t1: int) -> None:
         """Fill ``buffer`` with volumes ``t0:t1`` from a stream positioned at ``t0``."""
         nbytes = (t1 - t0) * self.layout.volume_bytes
         read_exactly(
@@ -397,7 +398,7 @@ def skip(stream: IO[bytes], count: int, *, where: str) -> None:
         done += len(chunk)
 
 
-def _frombuffer(buffer: bytearray, dtype: np.dtype, n: int, per_volume: int) -> np.ndarray:
+def _frombuffer(buffer: Any, dtype: np.dtype, n: int, per_volume: int) -> np.ndarray:
     return np.frombuffer(buffer, dtype=dtype, count=n * per_volume).reshape(n, per_volume)
 
 
