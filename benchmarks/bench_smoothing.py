@@ -39,12 +39,14 @@ def _whole_volume_means(path: str, fwhm: float) -> np.ndarray:
 
     from lazyspheres.gather import GatherPlan, sphere_means
     from lazyspheres.geometry import sphere_voxels
-    from lazyspheres.io.open import nifti_file_of, open_nifti
+    from lazyspheres.io.open import open_nifti
+    from lazyspheres.io.reader import NiftiFile
+    from lazyspheres.io.readers.lazy import reader_of
     from lazyspheres.seeds import load_seeds
     from lazyspheres.smoothing import smoothing_sigmas
 
     image = open_nifti(path)
-    nifti = nifti_file_of(image)
+    nifti = NiftiFile.of_reader(reader_of(image))
     shape, affine = image.nifti.spatial_shape, image.nifti.affine
     plan = GatherPlan.from_spheres(sphere_voxels(load_seeds(SEEDS)[0], affine, shape, RADIUS))
     sigmas = smoothing_sigmas(affine, np.array([fwhm]))

@@ -243,6 +243,7 @@ def main(argv: list[str] | None = None) -> int:
                     runs["nilearn_gz_clean"],
                 )
             )
+        lines += __import__("bench_modified").lines(files["gz"], label)  # after isel, astype ...
         for key in RSS_KEYS:
             if key in runs:
                 rss[(key, n_volumes)] = runs[key]["peak_rss_mb"]

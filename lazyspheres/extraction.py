@@ -2,16 +2,24 @@
 
 How the voxels are read depends on what backs the image:
 
-* an unsliced image opened from a file by :func:`~lazyspheres.open_nifti` is read by the
-  file's own fastest route: one streaming inflate pass for ``.nii.gz`` (never a task per
-  chunk that re-inflates from the start, which is O(T²)), a memory-mapped voxel gather in
-  time blocks for local ``.nii``;
-* any other Dask-backed image (Zarr, rechunked, sliced, computed) is gathered by
+* the unmodified whole image of a NIfTI file is read by the file's own fastest route: one
+  streaming inflate pass for ``.nii.gz`` (ISA-L, the fastest single pass), a
+  memory-mapped or ranged voxel gather in time blocks for ``.nii``;
+* any other Dask-backed image (sliced, cast, rechunked, Zarr, computed) is gathered by
   :func:`~lazyspheres.dask_gather.gather_voxels`: one task per chunk holding sphere voxels,
-  one ``(voxels, time)`` block per time chunk. An unmodified local Zarr image from
-  :func:`~lazyspheres.to_zarr_image` has its chunk files read directly
-  (:mod:`lazyspheres.io.zarr_chunks`) instead of through its Dask graph;
-* a numpy-backed image is gathered eagerly.
+  one ``(voxels, time)`` block per time chunk. The chunk tasks of an image opened by
+  lazyspheres read their box through the image's reader, so this costs O(what is read)
+  (for ``.nii.gz``: random access through the seek-point index, found in the user cache or
+  built once by the first read that needs it). An unmodified local Zarr image has
+  its chunk files read directly (:mod:`lazyspheres.io.zarr_chunks`);
+* a lazily indexed image (``chunks=None``, ``xr.open_dataarray`` without chunks) is chunked
+  in whole volumes first; a numpy-backed image is gathered eagerly.
+
+How extraction knows it holds the unmodified whole image, with no registry and no look at
+graph layers: an opened image's data is a :class:`~lazyspheres.io.readers.lazy.ReaderDaskArray`
+that carries its reader, and :func:`~lazyspheres.io.readers.lazy.reader_of` accepts it only
+if its name is still the token of that reader and chunking. Every Dask operation returns a
+plain array with a new name, so a modified image is never mistaken for the whole file.
 
 In every case the means are computed by :func:`lazyspheres.gather.sphere_means` (float64
 accumulation in nilearn's voxel order), and nothing is computed until asked.
@@ -33,9 +41,13 @@ from lazyspheres.dask_gather import gather_voxels
 from lazyspheres.errors import DimensionError, ImageFormatError
 from lazyspheres.gather import GatherPlan, sphere_means
 from lazyspheres.geometry import sphere_voxels
-from lazyspheres.io.open import NIFTI_META, ImageSource, nifti_file_of, open_nifti
+from lazyspheres.io.image import NIFTI_META, ImageSource, with_dask
+from lazyspheres.io.open import open_nifti
 from lazyspheres.io.reader import NiftiFile
-from lazyspheres.io.zarr_chunks import ZarrChunkReader, zarr_reader_of
+from lazyspheres.io.readers.lazy import reader_of
+from lazyspheres.io.readers.nifti import NiftiReader
+from lazyspheres.io.readers.zarr import chunk_source_of
+from lazyspheres.io.zarr_chunks import ZarrChunkReader
 from lazyspheres.masks import binarize_mask_values, resample_mask_to_grid
 from lazyspheres.seeds import load_seeds
 from lazyspheres.smoothing import SmoothingPlan, check_fwhm
@@ -248,13 +260,14 @@ def _sphere_means(
     With a ``smoother``, its read set (sphere voxels plus kernel halo) is gathered instead
     of the sphere voxels, and smoothed to the sphere voxels before averaging.
     """
-    nifti = nifti_file_of(image)
-    if nifti is not None:
-        means = _means_from_file(nifti, plan, smoother)
+    reader = reader_of(image)
+    if isinstance(reader, NiftiReader):
+        means = _means_from_file(NiftiFile.of_reader(reader), plan, smoother)
         return means[0] if image.ndim == 3 else means
+    image = with_dask(image)
     data = image.data
     if isinstance(data, da.Array):
-        return _means_from_dask(data, plan, smoother, zarr_reader_of(image))
+        return _means_from_dask(data, plan, smoother, chunk_source_of(image))
     read = plan.voxels if smoother is None else smoother.read_voxels
     vi, vj, vk = (xr.Variable("voxel", v) for v in read.T)
     gathered = np.asarray(image.isel(i=vi, j=vj, k=vk).values)

@@ -73,18 +73,27 @@ class CountingArray:
 
 @pytest.fixture
 def inflate_opens(monkeypatch):
-    """The inflated streams the NIfTI reader opens during the test, in order."""
-    from lazyspheres.io import inflate, reader
+    """The inflated streams the NIfTI reader opens during the test, in order.
+
+    Counts sequential passes (plain, or recording the gzip index) and indexed reads.
+    """
+    from lazyspheres.io import gzindex, inflate
+    from lazyspheres.io.readers import gzaccess, nifti
 
     opened = []
-    real = inflate.open_inflated
 
-    def counting_open(raw, **kwargs):
-        stream = real(raw, **kwargs)
-        opened.append(stream)
-        return stream
+    def counting(real):
+        def counting_open(*args, **kwargs):
+            stream = real(*args, **kwargs)
+            opened.append(stream)
+            return stream
 
-    monkeypatch.setattr(reader, "open_inflated", counting_open)
+        return counting_open
+
+    monkeypatch.setattr(nifti, "open_inflated", counting(inflate.open_inflated))
+    monkeypatch.setattr(gzaccess, "open_inflated", counting(inflate.open_inflated))
+    monkeypatch.setattr(gzindex, "open_indexing", counting(gzindex.open_indexing))
+    monkeypatch.setattr(gzindex, "open_indexed", counting(gzindex.open_indexed))
     return opened
 
 

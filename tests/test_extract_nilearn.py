@@ -26,7 +26,7 @@ from scipy.spatial.transform import Rotation
 
 import lazyspheres as ls
 from lazyspheres.errors import EmptySphereError, OverlapError
-from lazyspheres.io.zarr_chunks import zarr_reader_of
+from lazyspheres.io.readers.zarr import chunk_source_of
 
 pytestmark = pytest.mark.nilearn
 nilearn_maskers = pytest.importorskip("nilearn.maskers")
@@ -168,7 +168,7 @@ def _paths(case, tmp_path):
     # a Zarr image with small chunks, read chunk file by chunk file (lazyspheres.io.zarr_chunks)
     store = ls.to_zarr_image(gz, tmp_path / "img.zarr", chunks=(3, 4, 3, 5))
     zarr_image = ls.open_nifti(store)
-    assert zarr_reader_of(zarr_image) is not None
+    assert chunk_source_of(zarr_image) is not None
     paths["zarr-direct"] = (zarr_image, on_disk)
     if img.ndim == 4:
         # nilearn concatenates a list of 3D images into a run: same numbers as the 4D image

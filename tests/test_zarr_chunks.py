@@ -16,7 +16,8 @@ import lazyspheres as ls
 from lazyspheres.dask_gather import gather_voxels
 from lazyspheres.errors import ImageFormatError
 from lazyspheres.geometry import sphere_voxels
-from lazyspheres.io.zarr_chunks import ZarrChunkReader, zarr_reader_of
+from lazyspheres.io.readers.zarr import chunk_source_of
+from lazyspheres.io.zarr_chunks import ZarrChunkReader
 
 SHAPE = (21, 18, 19, 13)
 SEEDS_VOX = [[3, 3, 3], [10, 9, 9], [18, 15, 16], [7, 14, 4]]
@@ -56,7 +57,7 @@ def test_direct_reads_equal_zarr_and_the_nifti(tmp_path, codec, dtype, scaled, c
     img = random_image(np.random.default_rng(4), shape=SHAPE, dtype=dtype, scaled=scaled)
     source, store = _convert(tmp_path, img, chunks=chunks, compressors=CODECS[codec])
     image = ls.open_nifti(store)
-    reader = zarr_reader_of(image)
+    reader = chunk_source_of(image)
     assert reader is not None
     expected_codec = {"default": "blosc", "blosc-zstd": "blosc", "none": None}.get(codec, codec)
     assert reader.compressor == expected_codec
@@ -129,26 +130,26 @@ def test_modified_or_unsupported_images_are_read_through_zarr(tmp_path):
     img = random_image(np.random.default_rng(9), shape=SHAPE, dtype=np.float32)
     source, store = _convert(tmp_path, img, chunks=8, compressors=zarr.codecs.Crc32cCodec())
     image = ls.open_nifti(store)
-    assert zarr_reader_of(image) is None  # a codec we do not decode ourselves
+    assert chunk_source_of(image) is None  # a codec we do not decode ourselves
     seeds = world_seeds(img.affine, SEEDS_VOX)
     expected = ls.extract(source, seeds, 4.0).values
     np.testing.assert_array_equal(ls.extract(image, seeds, 4.0).values, expected)
 
     _, plain = _convert(tmp_path, img, name="plain", chunks=8)
     opened = ls.open_nifti(plain)
-    assert zarr_reader_of(opened) is not None
+    assert chunk_source_of(opened) is not None
     shifted = opened.isel(time=slice(2, None))  # no longer the whole array
-    assert zarr_reader_of(shifted) is None
+    assert chunk_source_of(shifted) is None
     np.testing.assert_array_equal(
         ls.extract(shifted, seeds, 4.0).values, ls.extract(source, seeds, 4.0).values[2:]
     )
-    assert zarr_reader_of(ls.open_nifti(plain, chunks=None)) is None  # no Dask, no reader
+    assert chunk_source_of(ls.open_nifti(plain, chunks=None)) is None  # no Dask, no reader
 
 
 def test_reader_is_picklable_and_works_in_other_processes(tmp_path):
     img = random_image(np.random.default_rng(10), shape=(12, 12, 12, 5), dtype=np.float32)
     source, store = _convert(tmp_path, img, chunks=(6, 6, 6, 2))
-    reader = zarr_reader_of(ls.open_nifti(store))
+    reader = chunk_source_of(ls.open_nifti(store))
     clone = pickle.loads(pickle.dumps(reader))
     np.testing.assert_array_equal(clone.read((1, 0, 1, 2)), reader.read((1, 0, 1, 2)))
     seeds = world_seeds(img.affine, [[3, 3, 3], [8, 8, 8]])

@@ -20,8 +20,8 @@ from lazyspheres.dask_gather import gather_voxels
 from lazyspheres.extraction import file_block_means
 from lazyspheres.gather import GatherPlan, sphere_means
 from lazyspheres.io.reader import NiftiFile
+from lazyspheres.io.readers.zarr import chunk_source_of
 from lazyspheres.io.sources import resolve_source
-from lazyspheres.io.zarr_chunks import zarr_reader_of
 from lazyspheres.io.zarr_image import is_zarr_source, open_zarr_image, zarr_image_info
 from lazyspheres.smoothing import SmoothingPlan
 
@@ -117,7 +117,7 @@ def block_means(
     voxels = plan.voxels if smoother is None else smoother.read_voxels
     # One small task per chunk holding voxels (read straight from the files of a local
     # Zarr image); computed in this task, so no chunk travels between workers.
-    gathered = gather_voxels(image.data, voxels, zarr_reader_of(image))
+    gathered = gather_voxels(image.data, voxels, chunk_source_of(image))
     gathered = np.asarray(dask.compute(gathered[:, start:stop], scheduler="synchronous")[0])
     if smoother is not None:
         gathered = smoother.smooth(gathered, axis=0)

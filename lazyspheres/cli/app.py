@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import json
 import logging
 import pathlib
 import sys
@@ -17,6 +16,8 @@ import time
 import warnings
 from collections.abc import Iterator, Sequence
 from typing import Any
+
+from lazyspheres.cli.common import storage_options, version
 
 __all__ = ["main", "storage_options", "version"]
 
@@ -57,13 +58,6 @@ def main(argv: Sequence[str] | None = None) -> int:
                 if text not in shown:
                     shown.add(text)
                     print(f"lazyspheres {args.command}: warning: {text}", file=sys.stderr)
-
-
-def version() -> str:
-    """``lazyspheres X.Y.Z``."""
-    import lazyspheres
-
-    return f"lazyspheres {lazyspheres.__version__}"
 
 
 # ---------------------------------------------------------------------------- demo
@@ -291,20 +285,6 @@ def _write_table(values: Any, columns: list[str], target: pathlib.Path) -> None:
     frame = pd.DataFrame(values.reshape(-1, len(columns)), columns=columns)
     sep = "\t" if target.suffix.lower() == ".tsv" else ","
     frame.to_csv(target, sep=sep, index=False)
-
-
-def storage_options(pairs: list[str]) -> dict[str, Any]:
-    """``--storage-option KEY=VALUE`` pairs as a dict (values parsed as JSON when they can be)."""
-    options: dict[str, Any] = {}
-    for pair in pairs:
-        key, sep, value = pair.partition("=")
-        if not sep:
-            raise ValueError(f"--storage-option {pair!r}: expected KEY=VALUE")
-        try:
-            options[key] = json.loads(value)
-        except json.JSONDecodeError:
-            options[key] = value
-    return options
 
 
 @contextlib.contextmanager

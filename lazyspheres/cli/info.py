@@ -11,7 +11,7 @@ __all__ = ["info"]
 
 def info(args: argparse.Namespace) -> int:
     """Print the facts of a NIfTI image, a Zarr image or a result store (text or JSON)."""
-    from lazyspheres.cli.app import storage_options
+    from lazyspheres.cli.common import storage_options
     from lazyspheres.io.zarr_image import is_zarr_source
 
     options = storage_options(args.storage_option)

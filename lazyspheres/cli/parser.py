@@ -64,7 +64,7 @@ def _wrap(text: str) -> str:
 
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of the ``lazyspheres`` command."""
-    from lazyspheres.cli.app import version
+    from lazyspheres.cli.common import version
 
     parser = argparse.ArgumentParser(
         prog="lazyspheres",

@@ -37,7 +37,11 @@ from lazyspheres.high_variance.reads import (
     confounds_from_file,
     confounds_from_numpy,
 )
-from lazyspheres.io.open import ImageSource, nifti_file_of, open_nifti
+from lazyspheres.io.image import ImageSource, with_dask
+from lazyspheres.io.open import open_nifti
+from lazyspheres.io.reader import NiftiFile
+from lazyspheres.io.readers.lazy import reader_of
+from lazyspheres.io.readers.nifti import NiftiReader
 
 __all__ = ["high_variance_confounds"]
 
@@ -100,10 +104,10 @@ def high_variance_confounds(
         effective_detrend(detrend, n_volumes),
         confounds_dtype(image.dtype),
     )
-    nifti = nifti_file_of(image)
-    if nifti is not None:
-        return confounds_from_file(nifti, settings)
-    data = image.data
+    reader = reader_of(image)
+    if isinstance(reader, NiftiReader):
+        return confounds_from_file(NiftiFile.of_reader(reader), settings)
+    data = with_dask(image).data
     if isinstance(data, da.Array):
         return confounds_from_dask(data, settings)
     return confounds_from_numpy(np.asarray(data), settings)

@@ -39,6 +39,7 @@ from lazyspheres.high_variance.moments import (
 )
 from lazyspheres.high_variance.store import RowStore
 from lazyspheres.io.reader import NiftiFile
+from lazyspheres.io.readers.nifti import MemmapReader
 
 __all__ = ["confounds_from_dask", "confounds_from_file", "confounds_from_numpy"]
 
@@ -74,7 +75,7 @@ def confounds_from_file(nifti: NiftiFile, settings: Settings) -> da.Array:
     """Lazy ``(T, n)`` confounds of a 4D NIfTI file."""
     n_volumes = nifti.layout.n_volumes
     shape = (n_volumes, _n_out(n_volumes, settings))
-    if nifti.source.compression is None and nifti.source.is_local:
+    if isinstance(nifti.reader, MemmapReader):  # the storage kind, as the reader tells it
         task = _memmap_graph(nifti, settings)
     else:
         task = dask.delayed(_stream_confounds, pure=True)(nifti, settings)

@@ -20,7 +20,19 @@ from dataclasses import dataclass
 import numpy as np
 from fsspec.utils import merge_offset_ranges
 
-__all__ = ["RangePlan", "gather_values", "merge_ranges", "split_ranges", "voxel_runs"]
+__all__ = [
+    "RangePlan",
+    "gather_values",
+    "merge_ranges",
+    "split_ranges",
+    "volume_offsets",
+    "voxel_runs",
+]
+
+
+def volume_offsets(vox_offset: int, volume_bytes: int, t0: int, t1: int) -> np.ndarray:
+    """Byte offsets of volumes ``t0:t1`` in a NIfTI file (int64): the one place they are made."""
+    return vox_offset + np.arange(t0, t1, dtype=np.int64) * volume_bytes
 
 
 def voxel_runs(flat_indices: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -140,7 +152,7 @@ class RangePlan:
         if t1 <= t0 or self.volume_starts.size == 0:
             empty = np.zeros(0, dtype=np.int64)
             return empty, empty
-        origins = self.vox_offset + np.arange(t0, t1, dtype=np.int64) * self.volume_bytes
+        origins = volume_offsets(self.vox_offset, self.volume_bytes, t0, t1)
         starts = (origins[:, None] + self.volume_starts[None, :]).ravel()
         ends = (origins[:, None] + self.volume_ends[None, :]).ravel()
         return merge_ranges(starts, ends, self.max_gap, self.max_block)

@@ -13,36 +13,38 @@ Access patterns, per storage kind:
 * uncompressed local file: ``numpy.memmap``; a gather touches only the pages holding the
   requested voxels;
 * uncompressed URL: byte-range requests (whole volumes, or the z-slab range needed);
-* gzip: one sequential inflate pass. Random access to volume ``t`` costs inflating
-  everything before it, so extraction streams the file once
-  (:meth:`NiftiFile.iter_gathered`) instead of reading chunk by chunk.
+* gzip: one sequential inflate pass, or random access through a seek-point index.
+
+The storage kinds are told apart once, in :func:`lazyspheres.io.readers.nifti.nifti_reader`;
+:attr:`NiftiFile.reader` is that reader.
 """
 
 from __future__ import annotations
 
 import contextlib
+import functools
 from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import IO, Any
+from typing import Any
 
 import numpy as np
 
-from lazyspheres.errors import ImageFormatError, TruncatedImageError
-from lazyspheres.io import remote
+from lazyspheres.errors import TruncatedImageError
 from lazyspheres.io.header import (
     HEADER_PROBE_BYTES,
     NiftiLayout,
     layout_from_header,
     parse_header_bytes,
 )
-from lazyspheres.io.inflate import drain, open_inflated, read_exactly, read_head
+from lazyspheres.io.inflate import read_head
+from lazyspheres.io.readers import nifti as _readers
+from lazyspheres.io.readers.nifti import NiftiReader, nifti_reader
 from lazyspheres.io.sources import ByteSource, resolve_source
 
 __all__ = ["STREAM_BLOCK_BYTES", "NiftiFile"]
 
-# Inflate this many bytes of volumes at a time: large enough to amortise Python overhead
-# per block, small enough that peak memory does not depend on the number of volumes.
-STREAM_BLOCK_BYTES = 32 * 2**20
+# Bytes of volumes per block of the streaming iterators (read at call time: tests vary it).
+STREAM_BLOCK_BYTES = _readers.STREAM_BLOCK_BYTES
 
 
 @dataclass(frozen=True)
@@ -92,7 +94,18 @@ class NiftiFile:
                 )
         return cls(byte_source, layout)
 
-    # ------------------------------------------------------------------ whole volumes
+    @classmethod
+    def of_reader(cls, reader: NiftiReader) -> NiftiFile:
+        """The file a NIfTI reader reads, sharing that reader (and its gzip index)."""
+        nifti = cls(reader.source, reader.layout)
+        nifti.__dict__["reader"] = reader  # the cached_property's slot
+        return nifti
+
+    @functools.cached_property
+    def reader(self) -> NiftiReader:
+        """The reader of this file's storage (memmap, byte ranges or gzip)."""
+        return nifti_reader(self.source, self.layout)
+
     def iter_volume_blocks(
         self, start: int = 0, stop: int | None = None, *, block_bytes: int | None = None
     ) -> Iterator[tuple[int, np.ndarray]]:
@@ -101,40 +114,8 @@ class NiftiFile:
         One sequential pass over volumes ``start`` to ``stop``; each block is a fresh
         buffer the caller may keep.
         """
-        layout = self.layout
-        stop = layout.n_volumes if stop is None else stop
-        block_bytes = block_bytes or STREAM_BLOCK_BYTES
-        per_block = max(1, block_bytes // layout.volume_bytes)
-        if self.source.compression is None and self.source.is_local:
-            for t0 in range(start, stop, per_block):
-                t1 = min(stop, t0 + per_block)
-                yield t0, np.array(self._memmap(t0, t1))
-            return
-        if self._is_remote_uncompressed():
-            for t0 in range(start, stop, per_block):
-                yield t0, remote.read_volumes(self, t0, min(stop, t0 + per_block))
-            return
-        yield from self._streamed_blocks(start, stop, per_block, reuse=False)
-
-    def _streamed_blocks(
-        self, start: int, stop: int, per_block: int, *, reuse: bool
-    ) -> Iterator[tuple[int, np.ndarray]]:
-        """Blocks of volumes from one sequential pass over the (inflated) stream.
-
-        With ``reuse``, every block is read into the same buffer: the caller must be done
-        with a block before asking for the next one. A fresh buffer per block instead makes
-        the heap grow and shrink by a block at a time, which showed as a 60 MB sawtooth in
-        the peak RSS of long runs.
-        """
-        size = min(per_block, max(0, stop - start)) * self.layout.volume_bytes
-        buffer = bytearray(size) if reuse else None
-        with self._stream_from(start) as stream:
-            for t0 in range(start, stop, per_block):
-                t1 = min(stop, t0 + per_block)
-                yield t0, self._read_volumes(stream, t0, t1, into=buffer)
-        if self._is_url():
-            # s3fs pins the ETag on every GET; other stores are checked once at the end.
-            remote.ensure_unchanged(self.source)
+        stop = self.layout.n_volumes if stop is None else stop
+        return self.reader.iter_volume_blocks(start, stop, block_bytes or STREAM_BLOCK_BYTES)
 
     def iter_gathered(
         self,
@@ -149,149 +130,18 @@ class NiftiFile:
         ``flat_indices`` are Fortran-order flat voxel indices within a volume. Memory in
         use is one block of volumes plus the gathered values, whatever the run length.
         """
-        layout = self.layout
-        stop = layout.n_volumes if stop is None else stop
-        block_bytes = block_bytes or STREAM_BLOCK_BYTES
-        if self.source.compression is None and self.source.is_local:
-            # Gathering from a memmap reads only the pages holding the requested voxels. Each
-            # block gets its own short-lived mapping: touched file pages count in the RSS
-            # while mapped, so one long-lived mapping would grow the RSS with the run.
-            per_block = max(1, block_bytes // layout.volume_bytes)
-            for t0 in range(start, stop, per_block):
-                t1 = min(stop, t0 + per_block)
-                mapped = self._memmap(t0, t1)
-                values = mapped[:, flat_indices]
-                del mapped
-                yield t0, values
-            return
-        if self._is_remote_uncompressed():
-            # Only the byte ranges holding the voxels, coalesced into few large requests.
-            yield from remote.iter_gathered(self, flat_indices, start, stop)
-            return
-        per_block = max(1, block_bytes // layout.volume_bytes)
-        for t0, block in self._streamed_blocks(start, stop, per_block, reuse=True):
-            yield t0, block[:, flat_indices]  # a copy: the block's buffer is reused
+        stop = self.layout.n_volumes if stop is None else stop
+        return self.reader.iter_gathered(
+            flat_indices, start, stop, block_bytes or STREAM_BLOCK_BYTES
+        )
 
     def read_region(self, i: slice, j: slice, k: slice, t: slice | None = None) -> np.ndarray:
-        """Read raw values of a box, returned with axes ``(i, j, k[, t])``.
+        """Read raw values of a box, returned with axes ``(i, j, k[, t])``."""
+        return self.reader.read_box(i, j, k, t)
 
-        For gzip files this inflates everything up to the last requested volume: fine for a
-        one-off look, wasteful in a loop (use the streaming iterators instead).
-        """
-        layout = self.layout
-        if self._is_remote_uncompressed():
-            return self._read_remote_region(i, j, k, t)
-        if self.source.compression is None and self.source.is_local:
-            data = self._memmap(0, layout.n_volumes)
-        else:
-            t0, t1 = (0, layout.n_volumes) if t is None else _bounds(t, layout.n_volumes)
-            with self._stream_from(t0) as stream:
-                data = self._read_volumes(stream, t0, t1)
-            t = None if t is None else slice(None, None, t.step)
-        x, y, z = layout.shape[:3]
-        volumes = data.reshape(-1, z, y, x)
-        tsel = slice(None) if t is None else t
-        box = volumes[tsel, k, j, i]
-        box = np.array(box.transpose(3, 2, 1, 0))
-        return box if layout.ndim == 4 else box[..., 0]
+    def __getstate__(self) -> dict[str, Any]:
+        return {"source": self.source, "layout": self.layout}
 
-    # ------------------------------------------------------------------ internals
-    def _is_url(self) -> bool:
-        return not self.source.is_local and self.source.fileobj is None
-
-    def _is_remote_uncompressed(self) -> bool:
-        return self.source.compression is None and self._is_url()
-
-    def _read_remote_region(self, i: slice, j: slice, k: slice, t: slice | None) -> np.ndarray:
-        """Fetch only the z-slab of whole slices spanned by ``k``, for the volumes in ``t``."""
-        layout = self.layout
-        x, y, z = layout.shape[:3]
-        xs, ys, ks = np.arange(x)[i], np.arange(y)[j], np.arange(z)[k]
-        ts = np.arange(layout.n_volumes)[slice(None) if t is None else t]
-        if min(xs.size, ys.size, ks.size, ts.size) == 0:
-            box = np.empty((xs.size, ys.size, ks.size, ts.size), dtype=layout.raw_dtype)
-            return box if layout.ndim == 4 else box[..., 0]
-        k0, k1 = int(ks.min()), int(ks.max()) + 1
-        t0, t1 = int(ts.min()), int(ts.max()) + 1
-        data = remote.read_volumes(self, t0, t1, k0 * x * y, k1 * x * y)
-        slab = data.reshape(t1 - t0, k1 - k0, y, x)
-        box = slab[(ts - t0)[:, None], (ks - k0)[None, :]][:, :, j, i]
-        box = np.array(box.transpose(3, 2, 1, 0))
-        return box if layout.ndim == 4 else box[..., 0]
-
-    def _memmap(self, start: int, stop: int) -> np.ndarray:
-        """Map volumes ``start`` to ``stop`` as a ``(stop - start, V)`` read-only array."""
-        layout = self.layout
-        return np.memmap(
-            self.source.location,
-            dtype=layout.raw_dtype,
-            mode="r",
-            offset=layout.vox_offset + start * layout.volume_bytes,
-            shape=(stop - start, layout.volume_voxels),
-        )
-
-    @contextlib.contextmanager
-    def _stream_from(self, start: int) -> Iterator[IO[bytes]]:
-        """Open the decompressed byte stream positioned at volume ``start``."""
-        layout = self.layout
-        offset = layout.vox_offset + start * layout.volume_bytes
-        with _opened(self.source) as stream:
-            if self.source.compression is None:
-                stream.seek(offset)
-            else:
-                _skip(stream, offset, where=self.source.location)
-            yield stream
-
-    def _read_volumes(
-        self, stream: IO[bytes], t0: int, t1: int, *, into: bytearray | None = None
-    ) -> np.ndarray:
-        layout = self.layout
-        size = (t1 - t0) * layout.volume_bytes
-        buffer = into if into is not None and len(into) >= size else bytearray(size)
-        read_exactly(
-            stream,
-            memoryview(buffer)[:size],
-            where=self.source.location,
-            offset=layout.vox_offset + t0 * layout.volume_bytes,
-        )
-        if t1 == layout.n_volumes and self.source.compression == "gzip":
-            # Reading on to the end makes the inflater verify the gzip CRC32 and length:
-            # a corrupt file must fail here, not pass with wrong values.
-            end = layout.vox_offset + layout.data_bytes
-            drain(stream, where=self.source.location, offset=end)
-        return np.frombuffer(
-            buffer, dtype=layout.raw_dtype, count=size // layout.raw_dtype.itemsize
-        ).reshape(t1 - t0, -1)
-
-
-@contextlib.contextmanager
-def _opened(source: ByteSource) -> Iterator[IO[bytes]]:
-    """Open ``source`` (inflating gzip) under its lock, closing what we opened."""
-    lock = source.lock()
-    with contextlib.ExitStack() as stack:
-        if lock is not None:
-            stack.enter_context(lock)
-        if source.is_local or source.fileobj is not None:
-            raw = stack.enter_context(source.open())
-        else:
-            raw = stack.enter_context(remote.open_stream(source))
-        if source.compression == "gzip":
-            yield stack.enter_context(open_inflated(raw))
-        else:
-            yield raw
-
-
-def _skip(stream: IO[bytes], count: int, *, where: str) -> None:
-    scratch = bytearray(min(count, 8 * 2**20) or 1)
-    done = 0
-    while done < count:
-        chunk = memoryview(scratch)[: min(len(scratch), count - done)]
-        read_exactly(stream, chunk, where=where, offset=done)
-        done += len(chunk)
-
-
-def _bounds(t: slice, n: int) -> tuple[int, int]:
-    start, stop, step = t.indices(n)
-    if step < 0:
-        raise ImageFormatError("Reversed time slices are not supported when reading gzip data.")
-    return start, max(start, stop)
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        for name, value in state.items():
+            object.__setattr__(self, name, value)

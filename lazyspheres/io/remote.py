@@ -43,16 +43,30 @@ import io
 import os
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import numpy as np
 
-from lazyspheres.errors import SourceChangedError, TruncatedImageError
-from lazyspheres.io.ranges import RangePlan, gather_values, merge_ranges, split_ranges
+from lazyspheres.errors import TruncatedImageError
+from lazyspheres.io import remote_files
+from lazyspheres.io.ranges import (
+    RangePlan,
+    gather_values,
+    merge_ranges,
+    split_ranges,
+    volume_offsets,
+)
 from lazyspheres.io.remote_errors import translated_errors
+from lazyspheres.io.remote_fs import (
+    check_fingerprint,
+    ensure_unchanged,
+    filesystem,
+    fingerprint,
+    stat,
+)
 
 if TYPE_CHECKING:
-    from lazyspheres.io.reader import NiftiFile
+    from lazyspheres.io.header import NiftiLayout
     from lazyspheres.io.sources import ByteSource
 
 __all__ = [
@@ -109,68 +123,6 @@ def setting(name: str) -> int:
     return int(globals()[name])
 
 
-# ---------------------------------------------------------------------------- filesystem
-def filesystem(location: str, storage_options: Any = ()) -> tuple[Any, str]:
-    """The fsspec filesystem and path of a URL (chained URLs allowed).
-
-    ``storage_options`` may be a dict or the frozen ``(key, value)`` pairs of a
-    :class:`~lazyspheres.io.sources.ByteSource`. fsspec caches filesystem instances, so
-    calling this per task is cheap.
-    """
-    import fsspec
-
-    options = dict(storage_options or {})
-    try:
-        return fsspec.core.url_to_fs(location, **options)
-    except ImportError as error:
-        raise ImportError(
-            f"{location}: {error}. Install the cloud extras: pip install 'lazyspheres[cloud]'."
-        ) from error
-
-
-def fingerprint(info: dict[str, Any]) -> str:
-    """Identify one version of an object from fsspec's ``info`` (size + ETag/mtime...)."""
-    tag = None
-    for key in ("ETag", "etag", "generation", "md5Hash", "mtime", "LastModified", "created"):
-        if info.get(key) is not None:
-            tag = info[key]
-            break
-    return f"size={info.get('size')};tag={tag}"
-
-
-def stat(location: str, storage_options: dict[str, Any] | None = None) -> dict[str, Any]:
-    """``fs.info`` of a URL, with errors translated (missing → "File not found")."""
-    fs, path = filesystem(location, storage_options)
-    with translated_errors(location, storage_options):
-        info = fs.info(path)
-    if info.get("type") == "directory":
-        raise FileNotFoundError(
-            f"File not found: '{location}' is a directory (prefix), not an image file."
-        )
-    return info
-
-
-# ---------------------------------------------------------------------------- consistency
-def ensure_unchanged(source: ByteSource) -> None:
-    """Raise :class:`SourceChangedError` unless the object still has its fingerprint."""
-    fs, path = filesystem(source.location, source.storage_options)
-    with translated_errors(source.location, source.storage_options, opened=True):
-        fs.invalidate_cache(path)
-        info = fs.info(path)
-    check_fingerprint(source, info)
-
-
-def check_fingerprint(source: ByteSource, info: dict[str, Any]) -> None:
-    """Raise :class:`SourceChangedError` unless ``info`` has the source's fingerprint."""
-    now = fingerprint(info)
-    if now != source.fingerprint:
-        raise SourceChangedError(
-            f"{source.location} changed after it was opened (when opened: "
-            f"{source.fingerprint}; now: {now}). Reading on would mix two versions of the "
-            "object; open it again to read the new version."
-        )
-
-
 # ---------------------------------------------------------------------------- file objects
 def open_probe(source: ByteSource) -> io.RawIOBase:
     """Open a URL for small reads at its start (magic number, header).
@@ -178,8 +130,6 @@ def open_probe(source: ByteSource) -> io.RawIOBase:
     Reads are ranged GETs of at least :data:`PROBE_BLOCK_BYTES` through fsspec's read-ahead
     cache; with the size known from opening, no further HEAD request is made.
     """
-    from lazyspheres.io import remote_files
-
     block = setting("PROBE_BLOCK_BYTES")
     if source.size is None:
         return remote_files.open_checked(source, block, "readahead", check=False)
@@ -192,8 +142,6 @@ def open_stream(source: ByteSource) -> io.RawIOBase:
     The returned reader fetches blocks of :data:`STREAM_BLOCK_BYTES` ahead of the reader,
     :data:`STREAM_PREFETCH` at a time, so the network keeps busy while the inflater works.
     """
-    from lazyspheres.io import remote_files
-
     block = setting("STREAM_BLOCK_BYTES")
     checked = remote_files.open_checked(source, block, "none", check=True)
     return remote_files.prefetch_reader(checked, source, block, setting("STREAM_PREFETCH"))
@@ -234,14 +182,13 @@ def fetch_ranges(source: ByteSource, starts: np.ndarray, ends: np.ndarray) -> li
 
 
 def iter_gathered(
-    nifti: NiftiFile, flat_indices: np.ndarray, start: int, stop: int
+    source: ByteSource, layout: NiftiLayout, flat_indices: np.ndarray, start: int, stop: int
 ) -> Iterator[tuple[int, np.ndarray]]:
     """Yield ``(t0, values)`` raw values of voxels ``flat_indices``, by coalesced ranges.
 
     The ranges of each time block are fetched together (the next block while the current
     one is used), and the fingerprint is checked after each block.
     """
-    layout = nifti.layout
     itemsize = layout.raw_dtype.itemsize
     flat = np.asarray(flat_indices, dtype=np.int64)
     plan = RangePlan.from_voxels(
@@ -258,7 +205,7 @@ def iter_gathered(
 
     def fetch(t0: int, t1: int) -> tuple[np.ndarray, list[bytes]]:
         starts, ends = plan.block(t0, t1)
-        return starts, fetch_ranges(nifti.source, starts, ends)
+        return starts, fetch_ranges(source, starts, ends)
 
     # The next block is fetched while this one is checked, gathered and consumed.
     with ThreadPoolExecutor(max_workers=1) as pool:
@@ -267,14 +214,19 @@ def iter_gathered(
             starts, buffers = pending.result()
             if index + 1 < len(blocks):
                 pending = pool.submit(fetch, *blocks[index + 1])
-            ensure_unchanged(nifti.source)
-            origins = layout.vox_offset + np.arange(t0, t1, dtype=np.int64) * layout.volume_bytes
+            ensure_unchanged(source)
+            origins = volume_offsets(layout.vox_offset, layout.volume_bytes, t0, t1)
             positions = origins[:, None] + within[None, :]
             yield t0, gather_values(buffers, starts, positions, layout.raw_dtype)
 
 
 def read_volumes(
-    nifti: NiftiFile, t0: int, t1: int, first_voxel: int = 0, stop_voxel: int | None = None
+    source: ByteSource,
+    layout: NiftiLayout,
+    t0: int,
+    t1: int,
+    first_voxel: int = 0,
+    stop_voxel: int | None = None,
 ) -> np.ndarray:
     """Raw values of voxels ``first_voxel:stop_voxel`` (flat, F order) of volumes ``t0:t1``.
 
@@ -282,17 +234,16 @@ def read_volumes(
     slices is one contiguous range per volume, fetched in pieces of at most
     :data:`RANGE_MAX_BLOCK` bytes, concurrently.
     """
-    layout = nifti.layout
     stop_voxel = layout.volume_voxels if stop_voxel is None else stop_voxel
     itemsize = layout.raw_dtype.itemsize
-    origins = layout.vox_offset + np.arange(t0, t1, dtype=np.int64) * layout.volume_bytes
+    origins = volume_offsets(layout.vox_offset, layout.volume_bytes, t0, t1)
     # Adjacent slabs (whole volumes) make one range, then cut into concurrent pieces.
     starts, ends = merge_ranges(
         origins + first_voxel * itemsize, origins + stop_voxel * itemsize, max_gap=0
     )
     starts, ends = split_ranges(starts, ends, setting("RANGE_MAX_BLOCK"))
-    buffers = fetch_ranges(nifti.source, starts, ends)
-    ensure_unchanged(nifti.source)
+    buffers = fetch_ranges(source, starts, ends)
+    ensure_unchanged(source)
     joined = bytearray().join(buffers)  # writable: the caller owns the block
     values = np.frombuffer(joined, dtype=layout.raw_dtype)
     return values.reshape(t1 - t0, stop_voxel - first_voxel)

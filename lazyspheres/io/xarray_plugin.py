@@ -5,8 +5,9 @@ variable, ``"image"``, lazily indexed (no Dask unless ``chunks=`` is given to xa
 ``encoding["preferred_chunks"]`` set to whole volumes so ``chunks={}`` follows the on-disk
 layout.
 
-For extraction from ``.nii.gz``, :func:`lazyspheres.open_nifti` is the faster entry point:
-its arrays are recognised by :func:`lazyspheres.extract`, which then streams the file once.
+The variable reads through the file's reader (:mod:`lazyspheres.io.readers`), as
+:func:`lazyspheres.open_nifti`'s arrays do: with a seek-point index, any box of a ``.nii.gz``
+is read by random access.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from typing import Any
 import xarray as xr
 from xarray.backends import BackendEntrypoint
 
-from lazyspheres.io.open import _normalize_chunks, image_from_file
+from lazyspheres.io.image import image_from_file, normalize_chunks
 from lazyspheres.io.reader import NiftiFile
 
 __all__ = ["VARIABLE_NAME", "NiftiBackendEntrypoint"]
@@ -46,7 +47,7 @@ class NiftiBackendEntrypoint(BackendEntrypoint):
         image = image_from_file(nifti, chunks=None, name=VARIABLE_NAME)
         dataset = image.to_dataset(name=VARIABLE_NAME)
         layout = nifti.layout
-        preferred = _normalize_chunks("auto", image.dims, layout.shape, layout.dtype)
+        preferred = normalize_chunks("auto", image.dims, layout.shape, layout.dtype)
         dataset[VARIABLE_NAME].encoding["preferred_chunks"] = {
             dim: sizes[0] for dim, sizes in zip(image.dims, preferred, strict=True)
         }

@@ -19,7 +19,6 @@ values; :meth:`ZarrChunkReader.decode_cf` applies xarray's CF scaling to them.
 from __future__ import annotations
 
 import os
-import threading
 from dataclasses import dataclass
 from typing import Any
 
@@ -27,7 +26,7 @@ import numpy as np
 
 from lazyspheres.errors import ImageFormatError
 
-__all__ = ["ZarrChunkReader", "register_reader", "zarr_reader_of"]
+__all__ = ["ZarrChunkReader"]
 
 
 @dataclass(frozen=True)
@@ -177,25 +176,3 @@ def _plain_cf(attributes: dict[str, Any], dtype: np.dtype) -> bool:
 
 def _float_or_none(value: Any) -> float | None:
     return None if value is None else float(value)
-
-
-# A registry from Dask array name to reader, as for NIfTI files (lazyspheres.io.open).
-_READERS: dict[str, ZarrChunkReader] = {}
-_LOCK = threading.Lock()
-
-
-def register_reader(array_name: str, reader: ZarrChunkReader) -> None:
-    """Remember that the Dask array ``array_name`` is exactly ``reader``'s whole array."""
-    with _LOCK:
-        _READERS[array_name] = reader
-
-
-def zarr_reader_of(image: Any) -> ZarrChunkReader | None:
-    """The reader behind an unmodified image opened by ``open_zarr_image``, else ``None``."""
-    import dask.array as da
-
-    data = getattr(image, "data", None)
-    if not isinstance(data, da.Array):
-        return None
-    with _LOCK:
-        return _READERS.get(data.name)

@@ -48,9 +48,12 @@ import xarray as xr
 
 from lazyspheres.errors import ImageFormatError, IncompleteStoreError
 from lazyspheres.io._zarr_stages import boxes, stage_blocks, write_blocks
-from lazyspheres.io.open import NIFTI_META, ImageSource, image_from_array, nifti_file_of
+from lazyspheres.io.image import NIFTI_META, ImageSource, image_from_array, image_from_nibabel
 from lazyspheres.io.reader import NiftiFile
-from lazyspheres.io.zarr_chunks import ZarrChunkReader, register_reader
+from lazyspheres.io.readers.lazy import reader_dask_array, reader_of
+from lazyspheres.io.readers.nifti import NiftiReader
+from lazyspheres.io.readers.zarr import ZarrImageReader
+from lazyspheres.io.zarr_chunks import ZarrChunkReader
 
 __all__ = [
     "IMAGE_ATTR",
@@ -202,17 +205,16 @@ def _source(img: Any, storage_options: dict[str, Any] | None) -> tuple[Any, dict
     import nibabel as nib
 
     if isinstance(img, xr.DataArray):
-        nifti = nifti_file_of(img)
-        if nifti is None:
+        reader = reader_of(img)
+        if not isinstance(reader, NiftiReader):
             return img, _array_facts(img)
+        nifti = NiftiFile(reader.source, reader.layout)
     elif isinstance(img, nib.spatialimages.SpatialImage):
         name = img.get_filename()
         if name and not img.in_memory and os.path.isfile(name):
             nifti = NiftiFile.open(name)
         else:
-            from lazyspheres.io.open import open_nifti
-
-            opened = open_nifti(img, chunks=None)
+            opened = image_from_nibabel(img, chunks=None)
             return opened, _array_facts(opened)
     else:
         nifti = NiftiFile.open(img, storage_options)
@@ -409,22 +411,27 @@ def open_zarr_image(
     image = dataset[variable]
     image.coords[NIFTI_META].attrs["source"] = location
     image.name = name or os.path.basename(location.rstrip("/")) or variable
-    _register_chunk_reader(image, group[variable])
-    return image
+    return _over_chunk_files(image, group[variable])
 
 
-def _register_chunk_reader(image: xr.DataArray, array: Any) -> None:
-    """Let extraction read this (whole, unmodified) image's chunks straight from disk."""
+def _over_chunk_files(image: xr.DataArray, array: Any) -> xr.DataArray:
+    """The image with its data read straight from its chunk files, where we can decode them.
+
+    Its Dask array is then built over a :class:`ZarrImageReader` (same chunks, same values
+    as xarray's), so extraction and every chunk task skip zarr's per-chunk overhead.
+    """
     if not isinstance(image.data, da.Array) or tuple(image.dims) != tuple(
         array.metadata.dimension_names or ()
     ):
-        return
-    reader = ZarrChunkReader.for_array(array, image.encoding)
-    if reader is None or reader.shape != image.shape:
-        return
-    if reader.decode_cf(np.zeros(1, dtype=reader.dtype)).dtype != image.dtype:
-        return  # xarray decodes to another dtype than we would: read through xarray
-    register_reader(image.data.name, reader)
+        return image
+    chunks = ZarrChunkReader.for_array(array, image.encoding)
+    if chunks is None or chunks.shape != image.shape:
+        return image
+    reader = ZarrImageReader(chunks)
+    if reader.dtype != image.dtype:
+        return image  # xarray decodes to another dtype than we would: read through xarray
+    data = reader_dask_array(reader, image.data.chunks, prefix="open_zarr_image")
+    return image.copy(data=data)
 
 
 def _location(source: Any) -> str:

@@ -1,0 +1,29 @@
+"""Helpers shared by the ``lazyspheres`` commands and their parser (no import of either)."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+__all__ = ["storage_options", "version"]
+
+
+def version() -> str:
+    """``lazyspheres X.Y.Z``."""
+    import lazyspheres
+
+    return f"lazyspheres {lazyspheres.__version__}"
+
+
+def storage_options(pairs: list[str]) -> dict[str, Any]:
+    """``--storage-option KEY=VALUE`` pairs as a dict (values parsed as JSON when they can be)."""
+    options: dict[str, Any] = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep:
+            raise ValueError(f"--storage-option {pair!r}: expected KEY=VALUE")
+        try:
+            options[key] = json.loads(value)
+        except json.JSONDecodeError:
+            options[key] = value
+    return options

@@ -1,0 +1,83 @@
+"""An image's Dask array, built over its reader, and how extraction recognises it.
+
+:func:`reader_dask_array` wraps a reader in ``dask.array.from_array``: each chunk task is
+``getter(ReaderArray(reader), box)``, so every chunk of the graph reads its box through
+the reader (random access into ``.nii.gz`` when the reader has a seek-point index). Dask
+fuses a later basic slice into that getter (``image.isel(time=t)`` reads one volume), and
+the reader is one node of the graph that every chunk task refers to, so an image pickled
+to a distributed worker carries it (and its gzip index) once.
+
+Recognising the unmodified whole image, without registries or graph inspection: the array
+returned is a :class:`ReaderDaskArray`, a ``dask.array.Array`` that also holds its reader.
+Dask builds every derived array (``isel``, ``astype``, ``rechunk``, arithmetic) as a plain
+``Array`` with a new name, so :func:`reader_of` finds a reader only on the array that *is*
+the reader's data: the type says where the data comes from, and the name (a token of the
+reader and the chunks) says nothing was done to it since. Extraction then reads the file by
+its fastest whole-image route (one streaming pass for ``.nii.gz``), and any other array by
+its chunk tasks, which read through the same reader.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import dask.array as da
+import numpy as np
+from dask.base import tokenize
+
+from lazyspheres.io.readers.base import ImageReader, ReaderArray
+
+__all__ = ["ReaderDaskArray", "reader_dask_array", "reader_of"]
+
+
+class ReaderDaskArray(da.Array):
+    """A Dask array whose chunks are read by ``reader`` (see the module docstring)."""
+
+    reader: ImageReader
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (
+            _rebuild,
+            (da.Array(self.dask, self.name, self.chunks, meta=self._meta), self.reader),
+        )
+
+
+def _rebuild(array: da.Array, reader: ImageReader) -> ReaderDaskArray:
+    out = ReaderDaskArray(array.dask, array.name, array.chunks, meta=array._meta)
+    out.reader = reader
+    return out
+
+
+def reader_dask_array(
+    reader: ImageReader, chunks: tuple[tuple[int, ...], ...], *, prefix: str = "image"
+) -> ReaderDaskArray:
+    """The lazy Dask array of ``reader``'s image values, chunked as ``chunks``."""
+    name = f"{prefix}-{tokenize(reader, chunks)}"
+    array = da.from_array(
+        ReaderArray(reader),
+        chunks=chunks,
+        name=name,
+        lock=False,
+        asarray=False,
+        inline_array=False,  # one graph node holds the reader (and its gzip index)
+        meta=np.empty((0,) * len(reader.shape), dtype=reader.dtype),
+    )
+    return _rebuild(array, reader)
+
+
+def reader_of(data: Any) -> ImageReader | None:
+    """The reader of an unmodified image's data (a DataArray or its Dask array), else None."""
+    if getattr(data, "chunks", None) is None:
+        return None  # no Dask array (a DataArray's ``chunks`` is None then): nothing to ask
+    array = getattr(data, "data", data)
+    if type(array) is not ReaderDaskArray:
+        return None
+    reader = array.reader
+    if tuple(array.shape) != tuple(reader.shape) or array.name != _name_of(array, reader):
+        return None
+    return reader
+
+
+def _name_of(array: da.Array, reader: ImageReader) -> str:
+    prefix = array.name.rsplit("-", 1)[0]
+    return f"{prefix}-{tokenize(reader, array.chunks)}"

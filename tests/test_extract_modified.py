@@ -1,0 +1,147 @@
+"""Extraction from an image the user changed first (isel, astype, chunk, xarray's engine).
+
+The file is a ``.nii.gz`` large enough to hold several seek points of its gzip index, so
+chunk reads that ignored the index (inflating from byte 0) would show. Values are compared
+with nilearn 0.12.1's ``NiftiSpheresMasker`` on the same file.
+"""
+
+from __future__ import annotations
+
+import dask
+import nibabel as nib
+import numpy as np
+import pytest
+import xarray as xr
+from conftest import random_image, write
+
+import lazyspheres as ls
+from lazyspheres.io import gzindex
+from lazyspheres.io.readers.lazy import reader_of
+from lazyspheres.testing import raise_if_dask_computes
+
+# 40³ × 96 float32 of noise: ~24 MB, which rapidgzip indexes with seek points ~4 MB apart.
+SHAPE = (40, 40, 40, 96)
+SEEDS = [[-20.0, -10.0, 4.0], [10.0, 12.0, -6.0], [30.0, 30.0, 30.0], [-36.0, 0.0, 20.0]]
+RADIUS = 6.0
+
+MODIFICATIONS = {
+    "isel": (lambda img: img.isel(time=slice(5, None)), slice(5, None)),
+    "astype": (lambda img: img.astype("float64"), slice(None)),
+    "chunk": (lambda img: img.chunk({"time": 10}), slice(None)),
+    "sel": (lambda img: img.sel(time=img.time[::3]).chunk({"time": 8}), slice(None, None, 3)),
+    "arithmetic": (lambda img: (img * 1.0).isel(time=slice(90, None)), slice(90, None)),
+}
+
+
+@pytest.fixture(scope="module")
+def run(tmp_path_factory):
+    """The file, nilearn's signals for it, and its gzip index."""
+    from nilearn.maskers import NiftiSpheresMasker
+
+    folder = tmp_path_factory.mktemp("modified")
+    affine = np.diag([2.0, 2.0, 2.0, 1.0])
+    affine[:3, 3] = -40.0
+    img = random_image(np.random.default_rng(11), SHAPE, np.float32, affine=affine)
+    path = write(img, folder / "run.nii.gz")
+    expected = NiftiSpheresMasker(SEEDS, radius=RADIUS).fit_transform(nib.load(path))
+    index = gzindex.build_index(lambda: path.open("rb"))  # (build_index closes what it opens)
+    assert len(index.points) >= 4  # several seek points: a read from 0 would be visible
+    return path, np.asarray(expected, dtype=np.float64), index
+
+
+@pytest.fixture(autouse=True)
+def private_cache(tmp_path, monkeypatch):
+    monkeypatch.setenv("LAZYSPHERES_CACHE_DIR", str(tmp_path / "cache"))
+
+
+def _check_reads(reads, index):
+    """Every indexed read started at the seek point just before it, never at byte 0 for no
+    reason: it inflated O(its range + one spacing)."""
+    assert reads
+    for read in reads:
+        assert read.inflate_from == index.seek_point(read.start)[1]
+        if read.start >= index.points[1][1]:
+            assert read.inflate_from > 0
+
+
+@pytest.mark.nilearn
+@pytest.mark.parametrize("name", sorted(MODIFICATIONS))
+def test_extract_after_modification_equals_nilearn_and_reads_by_index(run, name, inflate_opens):
+    path, expected, index = run
+    modify, rows = MODIFICATIONS[name]
+    image = ls.open_nifti(path, chunks={"time": 16})  # 6 chunks of ~4 MB
+    whole = ls.extract(image, SEEDS, RADIUS)
+    np.testing.assert_allclose(whole.values, expected, rtol=1e-6)
+    assert len(inflate_opens) == 1  # the whole image: one streaming pass
+
+    modified = modify(image)
+    assert reader_of(modified) is None  # not the whole file any more: read by chunk tasks
+    inflate_opens.clear()
+    with gzindex.observe_reads() as reads:
+        signals = ls.extract(modified, SEEDS, RADIUS).values
+    np.testing.assert_allclose(signals, expected[rows], rtol=1e-6)
+    _check_reads(reads, index)
+    # indexed reads only, but for a chunk starting at volume 0 (read from the start anyway)
+    assert len(inflate_opens) - len(reads) <= 1
+    assert sum(r.stop - r.start for r in reads) <= image.nbytes  # each volume at most once
+
+
+@pytest.mark.nilearn
+def test_xarray_engine_image_is_read_by_index(run):
+    path, expected, index = run
+    image = xr.open_dataarray(path, engine="nifti")  # lazily indexed, no Dask
+    with gzindex.observe_reads() as reads:
+        signals = ls.extract(image, SEEDS, RADIUS).values
+    np.testing.assert_allclose(signals, expected, rtol=1e-6)
+    if reads:  # (one ~64 MB chunk here: read from volume 0, no index needed)
+        _check_reads(reads, index)
+    chunked = xr.open_dataarray(path, engine="nifti", chunks={})
+    with gzindex.observe_reads() as reads:
+        signals = ls.extract(chunked.isel(time=slice(50, None)), SEEDS, RADIUS).values
+    np.testing.assert_allclose(signals, expected[50:], rtol=1e-6)
+    _check_reads(reads, index)
+
+
+def test_one_volume_reads_one_volume(run):
+    """``isel(time=t).values`` on an indexed file inflates about one volume, not a chunk."""
+    path, _, index = run
+    image = ls.open_nifti(path)
+    reader_of(image).keep_index(index)
+    volume_bytes = int(np.prod(SHAPE[:3])) * 4
+    for t in (0, 47, 95):
+        with gzindex.observe_reads() as reads:
+            values = image.isel(time=t).values
+        np.testing.assert_array_equal(values, np.asanyarray(nib.load(path).dataobj[..., t]))
+        if t:
+            assert [r.stop - r.start for r in reads] == [volume_bytes]
+            _check_reads(reads, index)
+
+
+def test_graphs_of_modified_images_compute_and_read_nothing(run, inflate_opens):
+    path, _, _ = run
+    image = ls.open_nifti(path)
+    with raise_if_dask_computes(), gzindex.observe_reads() as reads:
+        for modify, _ in MODIFICATIONS.values():
+            ls.extract(modify(image), SEEDS, RADIUS)
+        ls.extract(xr.open_dataarray(path, engine="nifti"), SEEDS, RADIUS)
+    assert reads == []
+    assert inflate_opens == []
+
+
+def test_gzip_chunk_reads_never_restart_from_zero_with_an_index(run, monkeypatch):
+    """Fails if a chunk task of an indexed image inflates from the start of the file."""
+    path, _, index = run
+    image = ls.open_nifti(path, chunks={"time": 7})
+    reader_of(image).keep_index(index)
+
+    def no_sequential_pass(*args, **kwargs):
+        raise AssertionError("a chunk read inflated the file from its start")
+
+    from lazyspheres.io.readers import nifti
+
+    monkeypatch.setattr(nifti, "skip", no_sequential_pass)
+    with gzindex.observe_reads() as reads, dask.config.set(scheduler="threads"):
+        values = image.isel(time=slice(30, 60)).mean("time").values
+    expected = np.asanyarray(nib.load(path).dataobj[..., 30:60]).mean(axis=-1)
+    np.testing.assert_allclose(values, expected, rtol=1e-6)
+    _check_reads(reads, index)
