@@ -100,5 +100,9 @@ class HeaderRepairWarning(LazySpheresWarning):
     """
 
 
-class StoreBusyError(LazySpheresError, RuntimeError):
-    """Another process is writing the same result store (one writer per store)."""
+class StoreBusyError(LazySpheresError, OSError):
+    """Another process is writing the same result store (one writer per store).
+
+    An ``OSError`` like the operating system's "resource busy"; the message names the store,
+    the process writing it, and how to continue (resume once it has finished).
+    """

@@ -131,9 +131,8 @@ def _sniff_class(data: bytes, where: str) -> type[nib.Nifti1Header]:
         where,
         "sizeof_hdr",
         int(np.frombuffer(data[:4], dtype="<i4")[0]),
-        "540 (NIfTI-2), or NIfTI-1's magic b'n+1' at byte 344 "
-        f"(found {data[344:348]!r})",
-        "This is not a single-file NIfTI image (.nii or .nii.gz).",
+        f"540 (NIfTI-2), or NIfTI-1's magic b'n+1' at byte 344 (found {data[344:348]!r})",
+        "This is not a NIfTI file (expected a single-file .nii or .nii.gz image).",
     )
     raise AssertionError  # unreachable: field_error raises
 
