@@ -170,6 +170,7 @@ def _run(bases, examples: int, tmp_path, *, truncate_only: bool = False) -> dict
         tried[outcome] = tried.get(outcome, 0) + 1
 
     one()
+    print(f"{sum(tried.values())} mutants: {tried}")  # shown with -s, and on failure
     assert sum(tried.values()) >= examples * 0.9, tried  # hypothesis may dedupe a few
     return tried
 
