@@ -171,7 +171,7 @@ def _run(bases, examples: int, tmp_path, *, truncate_only: bool = False) -> dict
 
     one()
     print(f"{sum(tried.values())} mutants: {tried}")  # shown with -s, and on failure
-    assert sum(tried.values()) >= examples * 0.9, tried  # hypothesis may dedupe a few
+    assert sum(tried.values()) >= examples, tried  # the profile is derandomized: all run
     return tried
 
 

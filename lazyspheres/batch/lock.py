@@ -75,8 +75,8 @@ def store_lock(store: Any) -> Iterator[Path | None]:
         Another live process holds the lock.
     """
     path = lock_path(store)
-    if path is None:
-        yield None
+    if path is None or (path.parent.exists() and not path.parent.is_dir()):
+        yield None  # (no folder can hold the store: creating it fails, with its own error)
         return
     token = _acquire(path, store)
     try:

@@ -37,7 +37,7 @@ from __future__ import annotations
 
 import math
 import warnings
-from typing import Any
+from typing import Any, NoReturn
 
 import nibabel as nib
 import numpy as np
@@ -59,10 +59,11 @@ __all__ = [
 # DEFLATE cannot expand its input more than 1032:1 (a 258-byte match coded in 2 bits).
 MAX_DEFLATE_RATIO = 1032
 _EOL = (13, 10, 26, 10)
+_DATA_TYPE_CODES: Any = nifti1.data_type_codes  # a nibabel Recoder (untyped lookups)
 _REWRITE = "Rewrite the file to fix it for good (nib.save(nib.load(path), path))."
 
 
-def field_error(where: str, name: str, value: Any, expected: str, hint: str = "") -> None:
+def field_error(where: str, name: str, value: Any, expected: str, hint: str = "") -> NoReturn:
     """Raise the :class:`ImageFormatError` for one header field."""
     message = f"{where}: cannot read the NIfTI header: field {name} = {value!r}"
     message = f"{message}, expected {expected}."
@@ -134,7 +135,6 @@ def _sniff_class(data: bytes, where: str) -> type[nib.Nifti1Header]:
         f"540 (NIfTI-2), or NIfTI-1's magic b'n+1' at byte 344 (found {data[344:348]!r})",
         "This is not a NIfTI file (expected a single-file .nii or .nii.gz image).",
     )
-    raise AssertionError  # unreachable: field_error raises
 
 
 def _check_sizeof_hdr(header: nib.Nifti1Header, where: str) -> None:
@@ -146,8 +146,9 @@ def _check_sizeof_hdr(header: nib.Nifti1Header, where: str) -> None:
 
 def _check_datatype(header: nib.Nifti1Header, where: str) -> None:
     code = int(header["datatype"])
+    dtype: np.dtype | None
     try:
-        dtype = nifti1.data_type_codes.dtype[code]
+        dtype = np.dtype(_DATA_TYPE_CODES.dtype[code])
     except KeyError:
         dtype = None
     if dtype is None or dtype.itemsize == 0 or dtype.fields is not None or dtype.kind not in "iuf":
@@ -249,7 +250,7 @@ def checked_units(header: nib.Nifti1Header, *, where: str) -> tuple[str, str]:
     labels = []
     for part in (code % 8, code - code % 8):
         try:
-            labels.append(nifti1.unit_codes.label[part])
+            labels.append(str(nifti1.unit_codes.label[part]))
         except KeyError:
             _repaired(where, "xyzt_units", code, f"unit code {part} read as 'unknown'")
             labels.append("unknown")
@@ -270,7 +271,6 @@ def checked_slope_inter(
             inter,
             f"a finite number when scl_slope = {slope!r} (or scl_slope 0/NaN: no scaling)",
         )
-        raise  # unreachable
 
 
 def checked_shape(header: nib.Nifti1Header, *, where: str) -> tuple[int, ...]:
@@ -300,7 +300,6 @@ def checked_affine(header: nib.Nifti1Header, *, where: str) -> np.ndarray:
             f"the b, c, d of a unit quaternion, b² + c² + d² ≤ 1 ({error})",
             "Or set qform_code to 0 when the sform describes the image.",
         )
-        raise  # unreachable
 
 
 def require_fits(
