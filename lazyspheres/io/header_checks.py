@@ -182,6 +182,7 @@ def _check_magic(header: nib.Nifti1Header, where: str) -> None:
     if magic == header.single_magic:
         return
     if magic == header.pair_magic:
+        header["magic"] = header.single_magic  # so the header can be written back as is
         _repaired(where, "magic", magic, "read as a single file (data after the header)")
         return
     field_error(
@@ -208,8 +209,8 @@ def _check_offset(header: nib.Nifti1Header, data: bytes, where: str) -> None:
         header["vox_offset"] = minimum
         _repaired(where, "vox_offset", 0, f"read the data from byte {minimum}, after the header")
         return
+    stored = header["vox_offset"].item()  # a float in NIfTI-1, an integer in NIfTI-2
     if not math.isfinite(value) or value < minimum:
-        stored = value if not math.isfinite(value) else header["vox_offset"].item()
         field_error(
             where,
             "vox_offset",
@@ -218,7 +219,7 @@ def _check_offset(header: nib.Nifti1Header, data: bytes, where: str) -> None:
             "header and its 4-byte extension flag)",
             "lazyspheres never reads the header as voxel data.",
         )
-    header["vox_offset"] = math.trunc(value)
+    header["vox_offset"] = math.trunc(stored)  # nibabel reads int(vox_offset)
 
 
 def _check_xform_code(header: nib.Nifti1Header, name: str, where: str) -> None:
