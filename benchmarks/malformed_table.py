@@ -118,6 +118,7 @@ def main(argv: list[str] | None = None) -> int:
     counts = {lib: collections.Counter() for lib in ("lazyspheres", "nilearn")}
     raw_examples: dict[str, list[str]] = {"lazyspheres": [], "nilearn": []}
     agree = disagree = 0
+    only_nilearn: list[str] = []
     slowest = (0.0, "")
     with tempfile.TemporaryDirectory() as folder:
         for n in range(args.n):
@@ -139,6 +140,8 @@ def main(argv: list[str] | None = None) -> int:
                 if outcome == "raw exception" and len(raw_examples[library]) < 8:
                     text = f"{type(value).__name__}: {str(value)[:90]}"
                     raw_examples[library].append(f"{mutant.describe()} -> {text}")
+            if theirs[0] == "extracted" and ours[0] != "extracted":
+                only_nilearn.append(f"{mutant.describe()} -> {str(ours[1])[:160]}")
             if ours[0] == theirs[0] == "extracted":
                 a, b = np.asarray(ours[1], np.float64), np.asarray(theirs[1], np.float64)
                 same = a.shape == b.shape and (
@@ -157,6 +160,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"| {outcome} | {row[0]} | {row[1]} |")
     print(f"\nboth extracted: {agree} equal, {disagree} different")
     print(f"slowest mutant: {slowest[0]:.2f} s ({slowest[1]})")
+    for example in only_nilearn:
+        print(f"extracted by nilearn only: {example}")
     for library, examples in raw_examples.items():
         for example in examples:
             print(f"raw ({library}): {example}")
