@@ -14,6 +14,7 @@ from __future__ import annotations
 __all__ = [
     "DimensionError",
     "EmptySphereError",
+    "HeaderRepairWarning",
     "ImageFormatError",
     "IncompleteStoreError",
     "LazySpheresError",
@@ -21,6 +22,7 @@ __all__ = [
     "OverlapError",
     "SeedError",
     "SourceChangedError",
+    "StoreBusyError",
     "StoreMismatchError",
     "TruncatedImageError",
 ]
@@ -88,3 +90,19 @@ class IncompleteStoreError(LazySpheresError, ValueError):
 
 class LazySpheresWarning(UserWarning):
     """Base class of warnings emitted by lazyspheres itself (not nilearn-compatible ones)."""
+
+
+class HeaderRepairWarning(LazySpheresWarning):
+    """A NIfTI header field was invalid and was repaired the way nibabel repairs it.
+
+    The message names the file, the field, the stored value and the value used instead, so
+    the file can be fixed at its source (``nib.save(nib.load(path), path)`` rewrites it).
+    """
+
+
+class StoreBusyError(LazySpheresError, OSError):
+    """Another process is writing the same result store (one writer per store).
+
+    An ``OSError`` like the operating system's "resource busy"; the message names the store,
+    the process writing it, and how to continue (resume once it has finished).
+    """

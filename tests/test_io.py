@@ -6,6 +6,8 @@ import functools
 import gzip
 import io
 import pickle
+import re
+import zlib
 
 import dask
 import nibabel as nib
@@ -170,6 +172,38 @@ def test_truncated_gzip_stream(tmp_path, rng, monkeypatch, engine):
 
 
 @pytest.mark.parametrize("engine", available_engines())
+@pytest.mark.parametrize("keep", [0.5, 0.999])
+def test_truncated_gzip_error_names_the_real_offsets(tmp_path, rng, monkeypatch, engine, keep):
+    """How far the file really inflates, not where the engine (decoding ahead) gave up."""
+    monkeypatch.setenv("LAZYSPHERES_INFLATE", engine)
+    shape = (40, 40, 30, 10)  # 2.4 MB of float32: more than isal's 1 MB read-ahead block
+    path = write(random_image(rng, shape, np.float32), tmp_path / "t.nii.gz")
+    cut = path.read_bytes()
+    cut = cut[: int(len(cut) * keep)]
+    path.write_bytes(cut)
+    inflates_to = len(zlib.decompressobj(wbits=31).decompress(cut))
+    needed = 352 + int(np.prod(shape)) * 4
+    for read in (
+        lambda: ls.open_nifti(path).values,
+        lambda: ls.extract(path, [(0.0, 0.0, 0.0)], 6.0).values,
+    ):
+        with pytest.raises(TruncatedImageError) as caught:
+            read()
+        message = str(caught.value)
+        assert f"all {len(cut)} compressed bytes of the file inflate to {inflates_to}" in message
+        # when named, the data needed by the read that failed: past what the file holds
+        for at_least in re.findall(r"at least (\d+) are needed", message):
+            assert inflates_to < int(at_least) <= needed
+
+
+def test_truncated_gzip_file_object_says_what_it_knows(tmp_path, rng):
+    path = write(random_image(rng, (8, 8, 8, 10), np.float32), tmp_path / "t.nii.gz")
+    cut = path.read_bytes()[:3000]
+    with pytest.raises(TruncatedImageError, match=r"after \d+ decompressed bytes"):
+        ls.open_nifti(io.BytesIO(cut)).values  # noqa: B018
+
+
+@pytest.mark.parametrize("engine", available_engines())
 @pytest.mark.parametrize("where", ["middle", "crc"])
 def test_corrupt_gzip_stream(tmp_path, rng, monkeypatch, engine, where):
     monkeypatch.setenv("LAZYSPHERES_INFLATE", engine)
@@ -182,7 +216,9 @@ def test_corrupt_gzip_stream(tmp_path, rng, monkeypatch, engine, where):
         data[-6] ^= 0xFF  # the stored CRC32 of the uncompressed data
     path.write_bytes(bytes(data))
     image = ls.open_nifti(path)
-    with pytest.raises((ImageFormatError, TruncatedImageError), match=r"t\.nii\.gz"):
+    with pytest.raises(
+        (ImageFormatError, TruncatedImageError), match=r"t\.nii\.gz.*compressed byte"
+    ):
         image.values  # noqa: B018
     # the streaming reader used by extraction must refuse it too
     nifti = NiftiFile.of_reader(reader_of(image))

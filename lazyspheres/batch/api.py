@@ -14,6 +14,7 @@ from dask import delayed
 from dask.base import tokenize
 
 from lazyspheres.batch.execute import Progress, active_client, collect, compute_all, n_workers
+from lazyspheres.batch.lock import one_writer
 from lazyspheres.batch.params import (
     check_clean,
     dry_run_clean,
@@ -59,6 +60,7 @@ class BatchError(LazySpheresError, RuntimeError):
         self.store = store
 
 
+@one_writer  # one writer per store: a second one stops at once (batch/lock.py)
 def extract_many(
     sources: Any,
     seeds: Any,

@@ -34,6 +34,7 @@ from typing import Any
 
 import numpy as np
 
+from lazyspheres.errors import ImageFormatError
 from lazyspheres.geometry.rules import compute
 from lazyspheres.geometry.voxels import SphereVoxels
 from lazyspheres.seeds import as_seed_array
@@ -132,12 +133,12 @@ def _check_affine(affine: Any) -> np.ndarray:
     except (TypeError, ValueError) as exc:
         raise ValueError(f"affine must be a 4x4 array of numbers; got {affine!r}.") from exc
     if arr.shape != (4, 4) or not np.isfinite(arr).all():
-        raise ValueError(
+        raise ImageFormatError(
             f"affine must be a finite 4x4 array (voxel -> world mm); got shape {arr.shape}"
             f"{'' if np.isfinite(arr).all() else ' with non-finite values'}:\n{arr}"
         )
     if abs(np.linalg.det(arr[:3, :3])) == 0.0:
-        raise ValueError(f"affine is singular (no voxel <-> world inverse):\n{arr}")
+        raise ImageFormatError(f"affine is singular (no voxel <-> world inverse):\n{arr}")
     return arr
 
 

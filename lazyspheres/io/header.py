@@ -7,7 +7,6 @@ affine are exactly what ``nibabel.load`` would report.
 
 from __future__ import annotations
 
-import io
 import math
 from dataclasses import dataclass, field
 
@@ -15,11 +14,20 @@ import nibabel as nib
 import numpy as np
 
 from lazyspheres.errors import DimensionError, ImageFormatError
+from lazyspheres.io.header_checks import (
+    checked_affine,
+    checked_shape,
+    checked_slope_inter,
+    checked_units,
+    read_checked_header,
+    require_fits,
+)
 
 __all__ = ["HEADER_PROBE_BYTES", "NiftiLayout", "layout_from_header", "parse_header_bytes"]
 
-# A NIfTI-2 header is 540 bytes; NIfTI-1 is 348. Reading 540 covers both.
-HEADER_PROBE_BYTES = 540
+# A NIfTI-2 header is 540 bytes; NIfTI-1 is 348. Reading 544 covers both, with the 4-byte
+# extension flag that follows a NIfTI-2 header (a repaired vox_offset of 0 needs it).
+HEADER_PROBE_BYTES = 544
 
 _TIME_UNIT_SECONDS = {"sec": 1.0, "msec": 1e-3, "usec": 1e-6}
 
@@ -76,7 +84,7 @@ class NiftiLayout:
     @property
     def volume_voxels(self) -> int:
         """Number of voxels in one volume."""
-        return int(np.prod(self.shape[:3]))
+        return math.prod(self.shape[:3])
 
     @property
     def volume_bytes(self) -> int:
@@ -109,66 +117,65 @@ class NiftiLayout:
 
 
 def parse_header_bytes(data: bytes, *, where: str = "<bytes>") -> nib.Nifti1Header:
-    """Parse the first bytes of a NIfTI file into a nibabel header.
+    """Parse the first bytes of a NIfTI file into a nibabel header, checking every field.
 
     Parameters
     ----------
     data : bytes
-        At least the header (348 bytes for NIfTI-1, 540 for NIfTI-2), decompressed.
+        At least the header (348 bytes for NIfTI-1, 540 for NIfTI-2), decompressed; with the
+        4-byte extension flag after it when available (:data:`HEADER_PROBE_BYTES`).
     where : str
         Path or URL, used in error messages.
 
     Returns
     -------
     nibabel.Nifti1Header or nibabel.Nifti2Header
+        With the repairs nibabel makes applied (each one warned about).
 
     Raises
     ------
     ImageFormatError
-        If the bytes are not a single-file NIfTI header.
+        If the bytes are not a single-file NIfTI header nibabel could read.
+
+    Warns
+    -----
+    HeaderRepairWarning
+        For each field repaired (see :mod:`lazyspheres.io.header_checks`).
     """
-    if len(data) < 348:
-        raise ImageFormatError(
-            f"{where}: only {len(data)} bytes could be read, but a NIfTI header needs at "
-            "least 348. The file is empty or truncated."
-        )
-    for header_class in (nib.Nifti1Header, nib.Nifti2Header):
-        size = header_class.sizeof_hdr
-        if len(data) < size:
-            continue
-        for endian in ("<", ">"):
-            if int(np.frombuffer(data[:4], dtype=f"{endian}i4")[0]) == size:
-                header = header_class.from_fileobj(io.BytesIO(data[:size]), check=False)
-                magic = bytes(header["magic"]).rstrip(b"\x00")
-                if magic in (b"n+1", b"n+2"):
-                    return header
-                if magic in (b"ni1", b"ni2"):
-                    raise ImageFormatError(
-                        f"{where}: this is the header of a two-file NIfTI pair (.hdr/.img). "
-                        "lazyspheres reads single-file images; convert it with "
-                        "nibabel (nib.save(nib.load(path), 'out.nii.gz')) or pass the "
-                        "nibabel image itself."
-                    )
-                raise ImageFormatError(
-                    f"{where}: bad NIfTI magic {magic!r} (expected b'n+1' or b'n+2')."
-                )
-    raise ImageFormatError(
-        f"{where}: not a NIfTI file (the first 4 bytes do not give a header size of 348 or "
-        f"540; got {data[:4]!r}). Expected a .nii or .nii.gz file."
-    )
+    return read_checked_header(data, where=where)
 
 
-def layout_from_header(header: nib.Nifti1Header, *, where: str = "<bytes>") -> NiftiLayout:
-    """Turn a parsed header into a :class:`NiftiLayout`, validating what lazyspheres needs.
+def layout_from_header(
+    header: nib.Nifti1Header,
+    *,
+    where: str = "<bytes>",
+    file_size: int | None = None,
+    compressed: bool = False,
+) -> NiftiLayout:
+    """Turn a checked header into a :class:`NiftiLayout`, validating what lazyspheres needs.
+
+    Parameters
+    ----------
+    header : nibabel.Nifti1Header or nibabel.Nifti2Header
+        As returned by :func:`parse_header_bytes`.
+    where : str
+        Path or URL, used in messages.
+    file_size : int, optional
+        Size of the stored file; for a gzip file, the data the header claims is checked
+        against the most it can inflate to, before anything is allocated.
+    compressed : bool
+        Whether the file is gzip-compressed.
 
     Raises
     ------
     DimensionError
         For images that are not 3D or 4D (trailing singleton dimensions are dropped).
     ImageFormatError
-        For empty images, unsupported data types or an impossible ``vox_offset``.
+        For empty images, negative lengths, or a scaling nibabel refuses.
+    TruncatedImageError
+        For a gzip file too small to hold the data its header claims.
     """
-    shape = tuple(int(n) for n in header.get_data_shape())
+    shape = checked_shape(header, where=where)
     while len(shape) > 4 and shape[-1] == 1:
         shape = shape[:-1]
     if len(shape) not in (3, 4):
@@ -177,22 +184,20 @@ def layout_from_header(header: nib.Nifti1Header, *, where: str = "<bytes>") -> N
     if 0 in shape:
         raise ImageFormatError(f"The image is empty. {where} has shape {shape}.")
     raw_dtype = header.get_data_dtype()
-    if raw_dtype.fields is not None or raw_dtype.kind not in "iuf":
-        raise ImageFormatError(
-            f"{where}: data type {raw_dtype} is not supported (expected an integer or "
-            "floating-point type)."
-        )
     vox_offset = int(header["vox_offset"])
-    if vox_offset < header.sizeof_hdr:
-        # NIfTI-1 allows 0 here for .hdr/.img pairs only; single files put data after the
-        # header and its 4-byte extension flag.
-        vox_offset = header.sizeof_hdr + 4
-    slope, inter = header.get_slope_inter()
+    require_fits(
+        where,
+        vox_offset,
+        math.prod(shape) * raw_dtype.itemsize,
+        file_size=file_size,
+        compressed=compressed,
+    )
+    slope, inter = checked_slope_inter(header, where=where)
     if slope is not None and slope == 1.0 and (inter is None or inter == 0.0):
         slope, inter = None, None  # nibabel returns stored values untouched
     if slope is not None and inter is None:
         inter = 0.0
-    spatial_unit, time_unit = header.get_xyzt_units()
+    spatial_unit, time_unit = checked_units(header, where=where)
     t_r = None
     if len(shape) == 4:
         pixdim_t = float(header["pixdim"][4])
@@ -200,7 +205,7 @@ def layout_from_header(header: nib.Nifti1Header, *, where: str = "<bytes>") -> N
             t_r = pixdim_t * _TIME_UNIT_SECONDS.get(time_unit, 1.0)
     sform_code = int(header["sform_code"])
     qform_code = int(header["qform_code"])
-    affine = np.asarray(header.get_best_affine(), dtype=np.float64)
+    affine = checked_affine(header, where=where)
     return NiftiLayout(
         shape=shape,
         raw_dtype=raw_dtype,

@@ -26,14 +26,17 @@ import io
 import os
 import zlib
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import IO, Any
 
 from lazyspheres.errors import ImageFormatError, LazySpheresError, TruncatedImageError
 
 __all__ = [
     "ENGINES",
+    "GzipDamage",
     "available_engines",
     "choose_engine",
+    "diagnose_gzip",
     "drain",
     "open_inflated",
     "read_exactly",
@@ -190,7 +193,7 @@ class _InflateReader(io.RawIOBase):
 
 
 def read_exactly(stream: IO[bytes], buffer: memoryview, *, where: str, offset: int) -> None:
-    """Fill ``buffer`` from ``stream`` or raise a clear error naming the byte offset.
+    """Fill ``buffer`` from ``stream`` or raise a clear error naming the byte offsets.
 
     Parameters
     ----------
@@ -218,26 +221,123 @@ def read_exactly(stream: IO[bytes], buffer: memoryview, *, where: str, offset: i
         except _SOURCE_ERRORS:
             raise  # the bytes could not be fetched: not a decoding problem
         except (EOFError, zlib.error, OSError, RuntimeError, ValueError) as error:
-            _raise_decode_error(error, where=where, offset=offset + filled)
+            _raise_decode_error(error, where=where, offset=offset + filled, needed=offset + total)
         if not count:
+            damage = diagnose_gzip(where)
             raise TruncatedImageError(
-                f"{where}: the data ends at decompressed byte {offset + filled}, but the "
-                f"header promises at least {offset + total} bytes. The file is truncated "
-                "(an interrupted download or copy?); fetch it again."
+                _truncated_message(where, offset + filled, offset + total, damage=damage)
             )
         filled += count
 
 
-def _raise_decode_error(error: BaseException, *, where: str, offset: int) -> None:
+@dataclass(frozen=True)
+class GzipDamage:
+    """Where a gzip file stops inflating, found by :func:`diagnose_gzip`.
+
+    Attributes
+    ----------
+    kind : {"truncated", "corrupt"}
+        The stream ends before its end-of-stream marker, or holds invalid data.
+    compressed : int
+        Compressed bytes consumed before the problem (the file size when truncated; for
+        corrupt data, the start of the :data:`_DIAGNOSE_PIECE`-byte piece that failed).
+    decompressed : int
+        Decompressed bytes produced before the problem.
+    file_size : int
+        Size of the compressed file.
+    detail : str
+        zlib's message, for corrupt data.
+    """
+
+    kind: str
+    compressed: int
+    decompressed: int
+    file_size: int
+    detail: str = ""
+
+
+# Pieces fed to zlib while diagnosing: small, so a corrupt spot is located within 16 KB.
+_DIAGNOSE_PIECE = 16 * 1024
+
+
+def diagnose_gzip(where: str) -> GzipDamage | None:
+    """Inflate a local gzip file once with zlib to find where it is damaged.
+
+    Used on the error path only: the fast engines decode ahead in blocks (or in parallel),
+    so when they fail the caller cannot tell how far the file really inflates. Returns
+    ``None`` for URLs and file objects (not re-read), for files that are not gzip, and for a
+    file that inflates cleanly.
+    """
+    if not os.path.isfile(where):
+        return None
+    inflater = zlib.decompressobj(wbits=31)
+    consumed = produced = 0
+    with open(where, "rb") as raw:
+        size = os.fstat(raw.fileno()).st_size
+        if raw.read(2) != b"\x1f\x8b":
+            return None  # not gzip: an uncompressed file, ended early
+        raw.seek(0)
+        while piece := raw.read(_DIAGNOSE_PIECE):
+            while piece:
+                try:
+                    produced += len(inflater.decompress(piece, 1 << 20))
+                except zlib.error as error:
+                    return GzipDamage("corrupt", consumed, produced, size, str(error))
+                if inflater.eof:
+                    used = len(piece) - len(inflater.unused_data)
+                    piece = inflater.unused_data
+                    consumed += used
+                    if piece:
+                        inflater = zlib.decompressobj(wbits=31)  # the next member
+                else:
+                    consumed += len(piece) - len(inflater.unconsumed_tail)
+                    piece = inflater.unconsumed_tail
+    if not inflater.eof:
+        return GzipDamage("truncated", consumed, produced, size)
+    return None
+
+
+def _truncated_message(
+    where: str, reached: int, needed: int | None, damage: GzipDamage | None
+) -> str:
+    if damage is not None and needed is not None and damage.decompressed >= needed:
+        needed = None  # the engine failed while decoding ahead, past the bytes asked for
+    need = f", but at least {needed} are needed for the data the header describes" * (
+        needed is not None
+    )
+    if damage is None:
+        head = f"{where}: the data ends at decompressed byte {reached}{need}."
+    else:
+        head = (
+            f"{where}: the gzip stream is cut short: all {damage.compressed} compressed bytes "
+            f"of the file inflate to {damage.decompressed} bytes{need}, and the stream ends "
+            "without its end-of-stream marker."
+        )
+    return f"{head} The file is truncated (an interrupted download or copy?); fetch it again."
+
+
+def _raise_decode_error(
+    error: BaseException, *, where: str, offset: int, needed: int | None = None
+) -> None:
     text = str(error)
+    damage = diagnose_gzip(where)
+    if damage is not None and damage.kind == "truncated":
+        raise TruncatedImageError(_truncated_message(where, offset, needed, damage)) from error
+    if damage is not None:
+        raise ImageFormatError(
+            f"{where}: corrupt gzip data at compressed bytes {damage.compressed}-"
+            f"{damage.compressed + _DIAGNOSE_PIECE} of {damage.file_size} (decompressed byte "
+            f"{damage.decompressed}): {damage.detail}. The file is damaged; fetch it again."
+        ) from error
+    # Not re-readable (a URL or file object): the engine delivered ``offset`` bytes before
+    # it failed; threaded and parallel engines decode ahead, so the damage may lie further.
+    place = f"after {offset} decompressed bytes were delivered"
     if isinstance(error, EOFError) or "end-of-stream" in text or "truncat" in text.lower():
         raise TruncatedImageError(
-            f"{where}: the gzip stream ends early (near decompressed byte {offset}): {text}. "
-            "The file is truncated; fetch it again."
+            f"{where}: the gzip stream ends early ({place}; the inflater reads ahead, so "
+            f"the cut may be further on): {text}. The file is truncated; fetch it again."
         ) from error
-    raise ImageFormatError(
-        f"{where}: corrupt gzip data near decompressed byte {offset}: {text}."
-    ) from error
+    raise ImageFormatError(f"{where}: corrupt gzip data ({place}): {text}.") from error
 
 
 def read_head(raw: IO[bytes], size: int, *, compressed: bool) -> bytes:

@@ -82,7 +82,9 @@ class NiftiFile:
             compressed = byte_source.compression == "gzip"
             head = read_head(raw, HEADER_PROBE_BYTES, compressed=compressed)
         header = parse_header_bytes(head, where=where)
-        layout = layout_from_header(header, where=where)
+        layout = layout_from_header(
+            header, where=where, file_size=byte_source.size, compressed=compressed
+        )
         if byte_source.compression is None and byte_source.size is not None:
             needed = layout.vox_offset + layout.data_bytes
             if byte_source.size < needed:
