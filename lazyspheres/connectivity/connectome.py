@@ -110,10 +110,8 @@ def connectome(
         tasks, group_mean = _tangent_graph(runs, estimator)
     else:
         tasks = [
-            dask.delayed(_run_matrix, pure=True)(
-                array, count, estimator, kind, str(run_id)
-            )
-            for run_id, array, count in zip(runs.run_ids, runs.arrays, runs.n_volumes)
+            dask.delayed(_run_matrix, pure=True)(array, count, estimator, kind, str(run_id))
+            for run_id, array, count in zip(runs.run_ids, runs.arrays, runs.n_volumes, strict=True)
         ]
         group_mean = dask.delayed(_symmetric_mean, pure=True)(tasks)
     blocks = [da.from_delayed(task, shape=(n, n), dtype=np.float64) for task in tasks]
@@ -217,12 +215,10 @@ def _group_whitening(covariances: list[np.ndarray]) -> tuple[np.ndarray, np.ndar
 def _tangent_graph(runs: RunSignals, estimator: Any) -> tuple[list[Any], Any]:
     covariances = [
         dask.delayed(_run_covariance, pure=True)(array, count, estimator, str(run_id))
-        for run_id, array, count in zip(runs.run_ids, runs.arrays, runs.n_volumes)
+        for run_id, array, count in zip(runs.run_ids, runs.arrays, runs.n_volumes, strict=True)
     ]
     group = dask.delayed(_group_whitening, pure=True, nout=2)(covariances)
-    tasks = [
-        dask.delayed(_tangent, pure=True)(covariance, group[1]) for covariance in covariances
-    ]
+    tasks = [dask.delayed(_tangent, pure=True)(covariance, group[1]) for covariance in covariances]
     return tasks, group[0]
 
 

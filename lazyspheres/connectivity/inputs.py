@@ -46,6 +46,7 @@ class RunSignals:
 
     @property
     def n_seeds(self) -> int:
+        """Number of seeds (columns) of every run."""
         return int(self.arrays[0].shape[1])
 
 

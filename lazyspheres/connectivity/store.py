@@ -68,12 +68,7 @@ def write_connectome(
     if "group_mean" in dataset.coords:
         dataset = dataset.rename({"group_mean": f"{name}_group_mean"})
     if existing is not None:
-        for dim in ("run", "seed"):
-            _check_same(existing, dataset, dim, store)
-        shared = [c for c in dataset.coords if c in existing.variables and c not in ("pair",)]
-        dataset = dataset.drop_vars([c for c in shared if c in ("run", "seed")] + [
-            c for c in shared if c not in ("run", "seed") and existing[c].dims == dataset[c].dims
-        ])
+        dataset = dataset.drop_vars(_already_stored(existing, dataset, store))
     encoding = {name: {"chunks": (1, *result.shape[1:])}}
     with _quiet():
         dataset.to_zarr(
@@ -88,14 +83,23 @@ def write_connectome(
     return reopened[name]
 
 
-def _check_same(existing: xr.Dataset, dataset: xr.Dataset, dim: str, store: Any) -> None:
-    if dim not in existing.coords or dim not in dataset.coords:
-        return
-    theirs = np.asarray(existing[dim].values)
-    ours = np.asarray(dataset[dim].values)
-    if theirs.shape != ours.shape or not np.array_equal(theirs.astype(str), ours.astype(str)):
-        raise ValueError(
-            f"The store {store} has {dim} coordinate {theirs[:5].tolist()} (size "
-            f"{theirs.size}) but the connectome has {ours[:5].tolist()} (size {ours.size}): "
-            "write a connectome into the store its signals came from, or into a new store."
+def _already_stored(existing: xr.Dataset, dataset: xr.Dataset, store: Any) -> list[str]:
+    """Coordinates the store already holds with the same values (others must be new)."""
+    same = []
+    for key in dataset.coords:
+        if key not in existing.variables:
+            continue
+        theirs, ours = existing[key], dataset[key]
+        equal = theirs.dims == ours.dims and theirs.shape == ours.shape
+        equal = equal and np.array_equal(
+            np.asarray(theirs.values).astype(str), np.asarray(ours.values).astype(str)
         )
+        if not equal:
+            raise ValueError(
+                f"The store {store} already has a '{key}' {theirs.dims} of shape {theirs.shape} "
+                f"that differs from the connectome's {ours.dims} {ours.shape}: write a connectome "
+                "into the store its signals came from, or into a new store (a vectorized "
+                "connectome with and one without its diagonal cannot share a store)."
+            )
+        same.append(str(key))
+    return same
