@@ -40,15 +40,22 @@ def _case(index: int) -> dict:
     if equal:
         lengths = [lengths[0]] * n_runs
     mixing = rng.standard_normal((n_seeds, n_seeds)) + 2 * np.eye(n_seeds)
-    runs = [rng.standard_normal((t, n_seeds)) @ mixing + rng.normal(0, 5, n_seeds) for t in lengths]
+    runs = [
+        rng.standard_normal((t, n_seeds)) @ mixing + rng.normal(0, 5, n_seeds) for t in lengths
+    ]
     estimator = ESTIMATORS[index % len(ESTIMATORS)]
     if kind in ("precision", "partial correlation", "tangent") and estimator is not None:
         estimator = ESTIMATORS[1 + index % (len(ESTIMATORS) - 1)]
     vectorize = bool(rng.integers(0, 2))
     discard = vectorize and bool(rng.integers(0, 2))
-    return dict(
-        kind=kind, runs=runs, form=form, estimator=estimator, vectorize=vectorize, discard=discard
-    )
+    return {
+        "kind": kind,
+        "runs": runs,
+        "form": form,
+        "estimator": estimator,
+        "vectorize": vectorize,
+        "discard": discard,
+    }
 
 
 def _as_input(runs: list[np.ndarray], form: str):

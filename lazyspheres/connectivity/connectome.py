@@ -223,4 +223,4 @@ def _tangent_graph(runs: RunSignals, estimator: Any) -> tuple[list[Any], Any]:
 
 
 def _tangent(covariance: np.ndarray, whitening: np.ndarray) -> np.ndarray:
-    return tangent_vector(np.asarray(covariance, dtype=np.float64), whitening)
+    return tangent_vector(covariance, whitening).astype(np.float64)

@@ -33,7 +33,8 @@ class RunSignals:
     n_volumes : list
         Real volumes of each run (a Dask scalar for stores), or None to use every row.
     seed_coords : dict
-        ``name -> (values, attrs)`` for every coordinate along ``seed``.
+        ``name -> (values, attrs)`` for every coordinate along ``seed`` (values may be
+        lazy: nothing is read before the result is computed).
     source : str or None
         Where the signals came from (for attributes and messages).
     """
@@ -41,7 +42,7 @@ class RunSignals:
     run_ids: list[Any]
     arrays: list[Any]
     n_volumes: list[Any]
-    seed_coords: dict[str, tuple[np.ndarray, dict]]
+    seed_coords: dict[str, tuple[Any, dict]]
     source: str | None = None
 
     @property
@@ -95,11 +96,11 @@ def _as_2d(item: Any, *, where: str) -> da.Array:
     return array if isinstance(array, da.Array) else da.from_array(array, chunks=-1)
 
 
-def _seed_coords(obj: xr.DataArray | xr.Dataset) -> dict[str, tuple[np.ndarray, dict]]:
+def _seed_coords(obj: xr.DataArray | xr.Dataset) -> dict[str, tuple[Any, dict]]:
     coords = {}
     for name, coord in obj.coords.items():
         if coord.dims == ("seed",):
-            coords[str(name)] = (np.asarray(coord.values), dict(coord.attrs))
+            coords[str(name)] = (coord.data, dict(coord.attrs))
     return coords
 
 

@@ -75,6 +75,6 @@ def label_matrices(
     )
     coords["pair"] = ("pair", np.arange(rows.size))
     for key, (values, meta) in seed_coords.items():
-        coords[f"row_{key}"] = ("pair", np.asarray(values)[rows], meta)
-        coords[f"col_{key}"] = ("pair", np.asarray(values)[cols], meta)
+        coords[f"row_{key}"] = ("pair", values[rows], meta)
+        coords[f"col_{key}"] = ("pair", values[cols], meta)
     return xr.DataArray(vectors, dims=("run", "pair"), coords=coords, name=name, attrs=attrs)

@@ -85,7 +85,7 @@ def geometric_mean(
     ndarray
         The mean, ``(n, n)``.
     """
-    stack = np.asarray(matrices, dtype=np.float64)
+    stack = np.asarray(matrices)  # nilearn keeps the estimator's dtype throughout
     mean = stack.mean(axis=0)
     best = np.inf
     step = 1.0

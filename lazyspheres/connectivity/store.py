@@ -69,6 +69,8 @@ def write_connectome(
         dataset = dataset.rename({"group_mean": f"{name}_group_mean"})
     if existing is not None:
         dataset = dataset.drop_vars(_already_stored(existing, dataset, store))
+        # to_zarr replaces the group's attributes with the Dataset's: keep the store's.
+        dataset.attrs = dict(existing.attrs)
     encoding = {name: {"chunks": (1, *result.shape[1:])}}
     with _quiet():
         dataset.to_zarr(
@@ -91,9 +93,7 @@ def _already_stored(existing: xr.Dataset, dataset: xr.Dataset, store: Any) -> li
             continue
         theirs, ours = existing[key], dataset[key]
         equal = theirs.dims == ours.dims and theirs.shape == ours.shape
-        equal = equal and np.array_equal(
-            np.asarray(theirs.values).astype(str), np.asarray(ours.values).astype(str)
-        )
+        equal = equal and _as_strings(theirs) == _as_strings(ours)
         if not equal:
             raise ValueError(
                 f"The store {store} already has a '{key}' {theirs.dims} of shape {theirs.shape} "
@@ -103,3 +103,8 @@ def _already_stored(existing: xr.Dataset, dataset: xr.Dataset, store: Any) -> li
             )
         same.append(str(key))
     return same
+
+
+def _as_strings(values: xr.DataArray) -> list[str]:
+    # str() of every value: object, fixed-width and variable-width string arrays compare alike
+    return [str(v) for v in np.asarray(values.values).ravel().tolist()]
