@@ -37,7 +37,8 @@ from lazyspheres.cleaning.params import CleanPlan, build_plan
 from lazyspheres.connectivity.staging import (
     VOXEL_BLOCK_BYTES,
     Scratch,
-    array_volume_blocks,
+    array_pieces,
+    file_pieces,
     stage_image,
 )
 from lazyspheres.errors import DimensionError
@@ -57,9 +58,22 @@ CLEANING_KEYWORDS = tuple(
 )
 
 
+class _Hidden:
+    """A Dask array kept out of Dask's sight.
+
+    ``dask.delayed`` traverses dataclasses: it would compute the whole image as a
+    dependency instead of letting the task stream it.
+    """
+
+    __slots__ = ("value",)
+
+    def __init__(self, value: Any) -> None:
+        self.value = value
+
+
 @dataclass(frozen=True)
 class _Job:
-    """Everything the compute task needs (kept opaque to Dask: no array is traversed)."""
+    """Everything the compute task needs."""
 
     nifti: Any
     data: Any
@@ -178,7 +192,7 @@ def seed_to_voxel(
     build_plan(n_time, ensure_float_dtype(store_dtype), **_clean_params(cleaning))
     job = _Job(
         nifti=nifti,
-        data=None if nifti is not None else image.data,
+        data=_Hidden(None if nifti is not None else image.data),
         voxels=voxels,
         plan=plan,
         n_time=n_time,
@@ -241,13 +255,10 @@ def _compute_map(job: _Job) -> np.ndarray:
         job.n_time, job.voxels.size, job.store_dtype, _block_size(job), job.scratch_dir
     ) as scratch:
         if job.nifti is not None:
-            layout = job.nifti.layout
-            blocks = job.nifti.iter_volume_blocks()
-            scale = layout.scale
+            pieces, scale = file_pieces(job.nifti), job.nifti.layout.scale
         else:
-            blocks = array_volume_blocks(job.data)
-            scale = None
-        means, n_bad = stage_image(blocks, job.voxels, job.plan, scratch, scale=scale)
+            pieces, scale = array_pieces(job.data.value), None
+        means, n_bad = stage_image(pieces, job.voxels, job.plan, scratch, scale=scale)
         _warn_nonfinite(n_bad)
         seed_plan, seed_projector = _planned(job.n_time, job.seed_dtype, job.cleaning)
         seeds = clean_block(means.astype(job.seed_dtype), seed_plan, seed_projector)

@@ -23,12 +23,19 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-import dask
+import dask.array as da
 import numpy as np
 
 from lazyspheres.gather import GatherPlan, sphere_means
 
-__all__ = ["VOXEL_BLOCK_BYTES", "Scratch", "array_volume_blocks", "stage_image"]
+__all__ = [
+    "TIME_BLOCK_BYTES",
+    "VOXEL_BLOCK_BYTES",
+    "Scratch",
+    "array_pieces",
+    "file_pieces",
+    "stage_image",
+]
 
 #: A voxel block holds about this many bytes of float64 time series in pass 2 (the
 #: cleaning makes a few copies of it): large enough for few reads and BLAS-sized products.
@@ -60,13 +67,23 @@ class Scratch:
         self.offsets = np.concatenate([[0], np.cumsum(sizes * self.n_time)])[:-1]
         self.offsets = self.offsets * self.dtype.itemsize
 
-    def write_rows(self, t0: int, rows: np.ndarray) -> None:
-        """Write ``rows`` = ``(b, n_voxels)`` values of volumes ``t0:t0+b``."""
+    def write_rows(self, t0: int, rows: np.ndarray, first: int = 0) -> None:
+        """Write ``rows`` = ``(b, n)`` values of volumes ``t0:t0+b``, voxels ``first:first+n``."""
         rows = np.asarray(rows, dtype=self.dtype)
+        last = first + rows.shape[1]
+        item = self.dtype.itemsize
         for (start, stop), offset in zip(self.bounds, self.offsets, strict=True):
-            piece = np.ascontiguousarray(rows[:, start:stop])
-            position = int(offset) + t0 * (stop - start) * self.dtype.itemsize
-            _write_all(self.fd, memoryview(piece).cast("B"), position)
+            lo, hi = max(start, first), min(stop, last)
+            if lo >= hi:
+                continue
+            piece = np.ascontiguousarray(rows[:, lo - first : hi - first])
+            width = stop - start
+            if lo == start and hi == stop:  # whole rows of the block: one contiguous write
+                _write_all(self.fd, memoryview(piece).cast("B"), int(offset) + t0 * width * item)
+                continue
+            for row in range(piece.shape[0]):
+                position = int(offset) + ((t0 + row) * width + lo - start) * item
+                _write_all(self.fd, memoryview(piece[row]).cast("B"), position)
 
     def read_block(self, index: int) -> np.ndarray:
         """The ``(n_time, n_b)`` full time series of voxel block ``index``."""
@@ -113,21 +130,23 @@ def _read_all(fd: int, out: memoryview, position: int) -> None:
 
 
 def stage_image(
-    blocks: Iterator[tuple[int, np.ndarray]],
+    pieces: Iterator[tuple[int, int, np.ndarray]],
     voxels: np.ndarray,
     plan: GatherPlan,
     scratch: Scratch,
     *,
     scale: Any = None,
 ) -> tuple[np.ndarray, int]:
-    """Stream blocks of volumes into ``scratch`` and average the seeds' spheres.
+    """Stream pieces of volumes into ``scratch`` and average the seeds' spheres.
 
     Parameters
     ----------
-    blocks : iterator of (t0, ndarray)
-        ``(b, n_volume_voxels)`` raw volumes in time order, voxels in NIfTI (Fortran) order.
+    pieces : iterator of (t0, first, ndarray)
+        ``(b, n)`` raw values of volumes ``t0:t0+b`` and flat (Fortran order) voxels
+        ``first:first+n``; in time order, and for each block of volumes, in voxel order
+        (whole volumes have ``first`` 0).
     voxels : ndarray of int
-        Flat (Fortran) indices of the in-mask voxels, in the scratch file's order.
+        Sorted flat (Fortran) indices of the in-mask voxels, in the scratch file's order.
     plan : GatherPlan
         The seeds' spheres.
     scratch : Scratch
@@ -142,36 +161,62 @@ def stage_image(
     n_nonfinite : int
         How many non-finite sphere voxel values were met.
     """
-    sphere_index = plan.flat_indices("F")
+    union = plan.flat_indices("F")
+    order = np.argsort(union)
     means = np.empty((scratch.n_time, plan.n_seeds), dtype=np.float64)
     n_bad = 0
-    for t0, block in blocks:
-        values = block[:, voxels]
-        scratch.write_rows(t0, values if scale is None else scale(values))
-        block_means, bad = sphere_means(block[:, sphere_index], plan, scale=scale)
-        means[t0 : t0 + block.shape[0]] = block_means
-        n_bad += bad
+    gathered: np.ndarray | None = None
+    current = -1
+    for t0, first, block in pieces:
+        if t0 != current:
+            if gathered is not None:
+                n_bad += _average(gathered, current, plan, means)
+            gathered = np.empty((block.shape[0], union.size), dtype=scratch.dtype)
+            current = t0
+        last = first + block.shape[1]
+        c0, c1 = np.searchsorted(voxels, [first, last])
+        values = block[:, voxels[c0:c1] - first]
+        scratch.write_rows(t0, values if scale is None else scale(values), int(c0))
+        u0, u1 = np.searchsorted(union[order], [first, last])
+        inside = order[u0:u1]
+        spheres = block[:, union[inside] - first]
+        gathered[:, inside] = spheres if scale is None else scale(spheres)
+    if gathered is not None:
+        n_bad += _average(gathered, current, plan, means)
     return means, n_bad
 
 
-def array_volume_blocks(data: Any) -> Iterator[tuple[int, np.ndarray]]:
-    """``(t0, (b, V))`` Fortran-order volume blocks of an ``(i, j, k, time)`` array.
+def _average(gathered: np.ndarray, t0: int, plan: GatherPlan, means: np.ndarray) -> int:
+    block_means, bad = sphere_means(gathered, plan)
+    means[t0 : t0 + gathered.shape[0]] = block_means
+    return bad
 
-    Blocks follow the array's time chunks (Dask) or :data:`TIME_BLOCK_BYTES` (numpy), so a
-    Zarr image chunked along time is read once; one chunked only along space is read
-    whole per time chunk (rechunk it along time first for bounded memory).
+
+def file_pieces(nifti: Any) -> Iterator[tuple[int, int, np.ndarray]]:
+    """Whole-volume pieces of a NIfTI file, one streaming pass (one inflate for gzip)."""
+    for t0, block in nifti.iter_volume_blocks():
+        yield t0, 0, block
+
+
+def array_pieces(data: Any) -> Iterator[tuple[int, int, np.ndarray]]:
+    """Pieces of an ``(i, j, k, time)`` Dask or numpy array: time blocks × slabs along k.
+
+    A Dask array (a Zarr image) is read one chunk row along ``k`` by one chunk along time
+    at a time, so that every chunk is decoded once and memory is one such slab; a numpy
+    array in blocks of about :data:`TIME_BLOCK_BYTES` of whole volumes.
     """
-    n_time = data.shape[3]
-    n_voxels = int(np.prod(data.shape[:3]))
-    if hasattr(data, "chunks") and data.chunks is not None and hasattr(data, "dask"):
-        edges = np.concatenate([[0], np.cumsum(data.chunks[3])]).astype(int)
+    ni, nj, nk, n_time = (int(n) for n in data.shape)
+    if isinstance(data, da.Array):
+        t_edges = np.cumsum([0, *data.chunks[3]])
+        k_edges = np.cumsum([0, *data.chunks[2]])
     else:
-        step = max(1, TIME_BLOCK_BYTES // max(1, n_voxels * data.dtype.itemsize))
-        edges = np.unique(np.concatenate([np.arange(0, n_time, step), [n_time]]))
-    for t0, t1 in itertools.pairwise(edges):
-        part = data[:, :, :, int(t0) : int(t1)]
-        if hasattr(part, "dask"):
-            with dask.config.set(scheduler="synchronous"):
-                part = part.compute()
-        volumes = np.asarray(part).reshape((n_voxels, int(t1 - t0)), order="F")
-        yield int(t0), np.ascontiguousarray(volumes.T)
+        step = max(1, TIME_BLOCK_BYTES // max(1, ni * nj * nk * data.dtype.itemsize))
+        t_edges = np.unique(np.append(np.arange(0, n_time, step), n_time))
+        k_edges = np.array([0, nk])
+    for t0, t1 in itertools.pairwise(int(t) for t in t_edges):
+        for k0, k1 in itertools.pairwise(int(k) for k in k_edges):
+            part = data[:, :, k0:k1, t0:t1]
+            if isinstance(part, da.Array):
+                part = part.compute(scheduler="synchronous")
+            slab = np.asarray(part).reshape((ni * nj * (k1 - k0), t1 - t0), order="F")
+            yield t0, k0 * ni * nj, np.ascontiguousarray(slab.T)
