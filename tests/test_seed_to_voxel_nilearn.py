@@ -61,7 +61,7 @@ def _case(index, tmp_path):
     img = nib.Nifti1Image(data.astype(np.float64), affine)
     img.header.set_zooms((*img.header.get_zooms()[:3], 2.0))
     centre = np.array(shape) // 2
-    voxels = [centre, centre - [2, 2, 1], centre + [2, 1, 2]][: 1 + index % 3]
+    voxels = [centre, centre - np.array([2, 2, 1]), centre + np.array([2, 1, 2])][: 1 + index % 3]
     seeds = [tuple((affine @ [*v, 1])[:3] + rng.uniform(-0.4, 0.4, 3)) for v in voxels]
     radius = (None, 3.0, 5.0)[index % 3]
     cleaning = dict(CLEANINGS[index % len(CLEANINGS)])

@@ -34,13 +34,8 @@ from lazyspheres.cleaning.api import clean, numpy_projector
 from lazyspheres.cleaning.confounds import ensure_float_dtype
 from lazyspheres.cleaning.kernel import clean_block
 from lazyspheres.cleaning.params import CleanPlan, build_plan
-from lazyspheres.connectivity.staging import (
-    VOXEL_BLOCK_BYTES,
-    Scratch,
-    array_pieces,
-    file_pieces,
-    stage_image,
-)
+from lazyspheres.connectivity import staging
+from lazyspheres.connectivity.staging import Scratch, array_pieces, file_pieces, stage_image
 from lazyspheres.errors import DimensionError
 from lazyspheres.extraction import _label, _warn_nonfinite, load_mask_on_grid, output_dtype
 from lazyspheres.gather import GatherPlan
@@ -276,7 +271,7 @@ def _compute_map(job: _Job) -> np.ndarray:
 
 
 def _block_size(job: _Job) -> int:
-    return max(1, VOXEL_BLOCK_BYTES // (8 * job.n_time))
+    return max(1, staging.VOXEL_BLOCK_BYTES // (8 * job.n_time))
 
 
 def _centred(series: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

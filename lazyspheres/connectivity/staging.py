@@ -192,9 +192,13 @@ def _average(gathered: np.ndarray, t0: int, plan: GatherPlan, means: np.ndarray)
     return bad
 
 
+def _time_block_bytes() -> int:
+    return TIME_BLOCK_BYTES  # read at call time, so that tests can shrink it
+
+
 def file_pieces(nifti: Any) -> Iterator[tuple[int, int, np.ndarray]]:
     """Whole-volume pieces of a NIfTI file, one streaming pass (one inflate for gzip)."""
-    for t0, block in nifti.iter_volume_blocks():
+    for t0, block in nifti.iter_volume_blocks(block_bytes=_time_block_bytes()):
         yield t0, 0, block
 
 
@@ -210,7 +214,7 @@ def array_pieces(data: Any) -> Iterator[tuple[int, int, np.ndarray]]:
         t_edges = np.cumsum([0, *data.chunks[3]])
         k_edges = np.cumsum([0, *data.chunks[2]])
     else:
-        step = max(1, TIME_BLOCK_BYTES // max(1, ni * nj * nk * data.dtype.itemsize))
+        step = max(1, _time_block_bytes() // max(1, ni * nj * nk * data.dtype.itemsize))
         t_edges = np.unique(np.append(np.arange(0, n_time, step), n_time))
         k_edges = np.array([0, nk])
     for t0, t1 in itertools.pairwise(int(t) for t in t_edges):
