@@ -51,7 +51,8 @@ def write_connectome(
     Returns
     -------
     xarray.DataArray
-        The stored variable, lazily opened from the store.
+        The stored variable, lazily opened from the store (with its ``group_mean``
+        coordinate, stored as ``<name>_group_mean``).
 
     Raises
     ------
@@ -82,7 +83,12 @@ def write_connectome(
             encoding=encoding if existing is None or name not in existing else None,
         )
         reopened = xr.open_zarr(store, storage_options=storage_options)
-    return reopened[name]
+    stored = reopened[name]
+    mean = f"{name}_group_mean"
+    if mean in reopened.variables:  # stored under its own name; the same coordinate again
+        stored = stored.assign_coords(group_mean=reopened[mean].variable)
+        stored = stored.drop_vars(mean, errors="ignore")
+    return stored
 
 
 def _already_stored(existing: xr.Dataset, dataset: xr.Dataset, store: Any) -> list[str]:
