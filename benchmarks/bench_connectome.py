@@ -33,8 +33,8 @@ for _name in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
     os.environ[_name] = "1"  # inherited by the worker processes
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
-from bench_batch import available_cores  # noqa: E402
 from _cases import peak_rss_mb  # noqa: E402
+from bench_batch import available_cores  # noqa: E402
 
 
 def write_store(path: pathlib.Path, n_runs: int, n_seeds: int, max_volumes: int) -> None:

@@ -54,7 +54,9 @@ def case_ours(path: str) -> tuple[np.ndarray, float]:
 
     mask, confounds = _inputs(path)
     started = time.perf_counter()
-    maps = ls.seed_to_voxel(path, DMN_SEEDS, RADIUS, mask_img=mask, confounds=confounds, **CLEANING)
+    maps = ls.seed_to_voxel(
+        path, DMN_SEEDS, RADIUS, mask_img=mask, confounds=confounds, **CLEANING
+    )
     values = maps.values
     return values, time.perf_counter() - started
 
@@ -74,7 +76,9 @@ def case_nilearn(path: str) -> tuple[np.ndarray, float]:
         )
     seeds = seeds - seeds.mean(axis=0)
     voxels = voxels - voxels.mean(axis=0)
-    r = (seeds.T @ voxels) / np.outer(np.linalg.norm(seeds, axis=0), np.linalg.norm(voxels, axis=0))
+    r = (seeds.T @ voxels) / np.outer(
+        np.linalg.norm(seeds, axis=0), np.linalg.norm(voxels, axis=0)
+    )
     return r, time.perf_counter() - started
 
 
