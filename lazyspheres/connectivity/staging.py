@@ -47,7 +47,13 @@ TIME_BLOCK_BYTES = 32 * 2**20
 
 @dataclass
 class Scratch:
-    """A voxel-block-major scratch file of ``n_time`` volumes of ``n_voxels`` voxels."""
+    """A scratch file of ``n_time`` volumes of ``n_voxels`` voxels, voxel-block-major.
+
+    Voxel block ``b`` owns one contiguous region; inside it, each piece of volumes
+    ``t0:t1`` written by pass 1 is a voxel-major ``(n_b, t1 - t0)`` tile at element offset
+    ``t0 * n_b``. Pass 1 thus writes each tile (or a run of its rows) with one call, and
+    pass 2 reads a region with one call and gets voxel-major series without a transpose.
+    """
 
     n_time: int
     n_voxels: int
@@ -66,30 +72,37 @@ class Scratch:
         sizes = np.array([b - a for a, b in self.bounds], dtype=np.int64)
         self.offsets = np.concatenate([[0], np.cumsum(sizes * self.n_time)])[:-1]
         self.offsets = self.offsets * self.dtype.itemsize
+        self.pieces: list[tuple[int, int]] = []
 
     def write_rows(self, t0: int, rows: np.ndarray, first: int = 0) -> None:
-        """Write ``rows`` = ``(b, n)`` values of volumes ``t0:t0+b``, voxels ``first:first+n``."""
-        rows = np.asarray(rows, dtype=self.dtype)
+        """Write ``rows`` = ``(b, n)`` values of volumes ``t0:t0+b``, voxels ``first:first+n``.
+
+        All writes of one piece of volumes must have the same ``t0`` and ``b``.
+        """
+        n_rows = rows.shape[0]
+        if not self.pieces or self.pieces[-1][0] != t0:
+            self.pieces.append((t0, t0 + n_rows))
         last = first + rows.shape[1]
         item = self.dtype.itemsize
         for (start, stop), offset in zip(self.bounds, self.offsets, strict=True):
             lo, hi = max(start, first), min(stop, last)
             if lo >= hi:
                 continue
-            piece = np.ascontiguousarray(rows[:, lo - first : hi - first])
-            width = stop - start
-            if lo == start and hi == stop:  # whole rows of the block: one contiguous write
-                _write_all(self.fd, memoryview(piece).cast("B"), int(offset) + t0 * width * item)
-                continue
-            for row in range(piece.shape[0]):
-                position = int(offset) + ((t0 + row) * width + lo - start) * item
-                _write_all(self.fd, memoryview(piece[row]).cast("B"), position)
+            tile = np.ascontiguousarray(rows[:, lo - first : hi - first].T, dtype=self.dtype)
+            position = int(offset) + (t0 * (stop - start) + (lo - start) * n_rows) * item
+            _write_all(self.fd, memoryview(tile).cast("B"), position)
 
     def read_block(self, index: int) -> np.ndarray:
-        """The ``(n_time, n_b)`` full time series of voxel block ``index``."""
+        """The ``(n_b, n_time)`` full time series of voxel block ``index``, voxel-major."""
         start, stop = self.bounds[index]
-        out = np.empty((self.n_time, stop - start), dtype=self.dtype)
-        _read_all(self.fd, memoryview(out).cast("B"), int(self.offsets[index]))
+        width = stop - start
+        raw = np.empty(self.n_time * width, dtype=self.dtype)
+        _read_all(self.fd, memoryview(raw).cast("B"), int(self.offsets[index]))
+        if len(self.pieces) == 1:
+            return raw.reshape(width, self.n_time)
+        out = np.empty((width, self.n_time), dtype=self.dtype)
+        for t0, t1 in self.pieces:
+            out[:, t0:t1] = raw[t0 * width : t1 * width].reshape(width, t1 - t0)
         return out
 
     def close(self) -> None:
