@@ -136,8 +136,8 @@ def _from_dataset(dataset: xr.Dataset, *, source: str | None) -> RunSignals:
         )
     signals = dataset["signals"].transpose("run", "time", "seed")
     data = signals.data if isinstance(signals.data, da.Array) else signals.chunk({"run": 1}).data
-    counts = dataset["n_volumes"]
-    counts = counts.data if isinstance(counts.data, da.Array) else counts.chunk().data
+    stored = dataset["n_volumes"]
+    counts = stored.data if isinstance(stored.data, da.Array) else stored.chunk().data
     ids = list(signals.coords["run"].values)
     arrays = [data[r] for r in range(len(ids))]
     n_volumes = [counts[r] for r in range(len(ids))]

@@ -67,8 +67,8 @@ class Scratch:
         self.dtype = np.dtype(self.dtype)
         handle, self.path = tempfile.mkstemp(prefix="lazyspheres-s2v-", dir=self.directory)
         self.fd = handle
-        starts = np.arange(0, self.n_voxels, self.block_size)
-        self.bounds = [(int(s), int(min(self.n_voxels, s + self.block_size))) for s in starts]
+        starts = range(0, self.n_voxels, self.block_size)
+        self.bounds = [(s, min(self.n_voxels, s + self.block_size)) for s in starts]
         sizes = np.array([b - a for a, b in self.bounds], dtype=np.int64)
         self.offsets = np.concatenate([[0], np.cumsum(sizes * self.n_time)])[:-1]
         self.offsets = self.offsets * self.dtype.itemsize
@@ -178,11 +178,11 @@ def stage_image(
     order = np.argsort(union)
     means = np.empty((scratch.n_time, plan.n_seeds), dtype=np.float64)
     n_bad = 0
-    gathered: np.ndarray | None = None
+    gathered = np.empty((0, union.size), dtype=scratch.dtype)
     current = -1
     for t0, first, block in pieces:
         if t0 != current:
-            if gathered is not None:
+            if current >= 0:
                 n_bad += _average(gathered, current, plan, means)
             gathered = np.empty((block.shape[0], union.size), dtype=scratch.dtype)
             current = t0
@@ -194,7 +194,7 @@ def stage_image(
         inside = order[u0:u1]
         spheres = block[:, union[inside] - first]
         gathered[:, inside] = spheres if scale is None else scale(spheres)
-    if gathered is not None:
+    if current >= 0:
         n_bad += _average(gathered, current, plan, means)
     return means, n_bad
 
