@@ -29,6 +29,8 @@ _EXPORTS = {
     "NiftiSpheresMasker": "lazyspheres.masker",
     "extract_many": "lazyspheres.batch",
     "open_results": "lazyspheres.batch",
+    "connectome": "lazyspheres.connectivity",
+    "seed_to_voxel": "lazyspheres.connectivity",
     "datasets": "lazyspheres.datasets",
     "errors": "lazyspheres.errors",
 }

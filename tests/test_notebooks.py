@@ -20,6 +20,7 @@ EXPECTED = {
     "02_xarray_exploration.ipynb",
     "03_many_runs_on_dask.ipynb",
     "04_migrating_from_nilearn.ipynb",
+    "05_connectivity.ipynb",
 }
 
 

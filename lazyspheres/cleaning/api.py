@@ -12,7 +12,7 @@ from lazyspheres.cleaning.exceptions import CleaningTypeError, CleaningValueErro
 from lazyspheres.cleaning.kernel import build_projector, clean_block
 from lazyspheres.cleaning.params import CleanPlan, build_plan
 
-__all__ = ["clean"]
+__all__ = ["clean", "numpy_projector"]
 
 
 def clean(
@@ -160,21 +160,38 @@ def _clean_array(data: Any, params: dict[str, Any]) -> tuple[Any, CleanPlan]:
 
         result = clean_dask(matrix, plan, confounds)
     else:
-        values = None
-        if confounds is not None:
-            values = confounds.values
-            if confounds.is_lazy:  # numpy signals: the caller wants numbers now
-                values = values.compute()
-        checked = confounds is not None and confounds.is_lazy
-        projector = build_projector(
-            values,
-            plan,
-            confounds.labels if confounds else None,
-            confounds.header_lines if confounds else None,
-            check_finite=checked,
-        )
-        result = clean_block(matrix, plan, projector)
+        result = clean_block(matrix, plan, numpy_projector(plan, confounds))
     return (result[:, 0] if data.ndim == 1 else result), plan
+
+
+def numpy_projector(plan: CleanPlan, confounds: Any) -> Any:
+    """The plan's confound directions, computed now (lazy confounds are computed).
+
+    Parameters
+    ----------
+    plan : CleanPlan
+        From :func:`~lazyspheres.cleaning.params.build_plan`.
+    confounds : ConfoundSet or None
+        The loaded confounds returned with the plan.
+
+    Returns
+    -------
+    ndarray or None
+        For :func:`~lazyspheres.cleaning.kernel.clean_block`.
+    """
+    values = None
+    if confounds is not None:
+        values = confounds.values
+        if confounds.is_lazy:  # numpy signals: the caller wants numbers now
+            values = values.compute()
+    checked = confounds is not None and confounds.is_lazy
+    return build_projector(
+        values,
+        plan,
+        confounds.labels if confounds else None,
+        confounds.header_lines if confounds else None,
+        check_finite=checked,
+    )
 
 
 def _clean_dataarray(signals: Any, params: dict[str, Any]) -> Any:

@@ -26,6 +26,7 @@ log = logging.getLogger("lazyspheres")
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; returns the process exit code."""
+    from lazyspheres.cli.connectome import run_connectome
     from lazyspheres.cli.info import info
     from lazyspheres.cli.parser import build_parser
 
@@ -34,7 +35,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     logging.basicConfig(
         level=logging.WARNING - 10 * min(args.verbose, 2), format="%(levelname)s %(message)s"
     )
-    handlers = {"demo": _demo, "info": info, "extract": _extract}
+    handlers = {"demo": _demo, "info": info, "extract": _extract, "connectome": run_connectome}
     # Warnings (nilearn's DeprecationWarnings, non-finite values ...) are shown once each
     # as plain lines on stderr, after the command's own output.
     with warnings.catch_warnings(record=True) as caught:

@@ -81,6 +81,9 @@ def build_parser() -> argparse.ArgumentParser:
     _demo_parser(sub)
     _info_parser(sub)
     _extract_parser(sub)
+    from lazyspheres.cli.connectome import add_connectome_parser
+
+    add_connectome_parser(sub)
     return parser
 
 

@@ -1,0 +1,136 @@
+"""Connectome throughput: 100 runs × 264 seeds on a 2-worker LocalCluster vs 1 worker.
+
+Usage::
+
+    python benchmarks/bench_connectome.py               # 100 runs, T up to 1200, 2 repeats
+    python benchmarks/bench_connectome.py --quick       # 20 runs, T up to 200, 1 repeat
+
+Data: a result store laid out as :func:`lazyspheres.extract_many` writes it
+(``signals(run, time, seed)`` float32, one chunk per run, NaN padding after each run's
+``n_volumes``), with random network-structured signals, written once into a temporary
+folder. Workload: ``lazyspheres.connectome(store, "correlation").compute()`` (Ledoit-Wolf
+per run; one task per run reads its chunk and returns its matrix).
+
+Each configuration gets a fresh ``distributed.LocalCluster`` of worker processes with one
+thread each (BLAS limited to one thread per worker), lazyspheres and scikit-learn imported
+before the clock starts. Configurations alternate and repeat; the best time of each counts.
+Before each one, two busy-loop processes measure the free cores (2.00 on an idle machine).
+Printed as ``name: ratio (1-worker s / 2-worker s)``; target >= 1.7.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import pathlib
+import sys
+import tempfile
+import time
+
+import numpy as np
+
+for _name in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
+    os.environ[_name] = "1"  # inherited by the worker processes
+
+sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
+from _cases import peak_rss_mb  # noqa: E402
+from bench_batch import available_cores  # noqa: E402
+
+
+def write_store(path: pathlib.Path, n_runs: int, n_seeds: int, max_volumes: int) -> None:
+    """A result-store-like Zarr: signals(run, time, seed) with NaN padding, n_volumes(run)."""
+    import xarray as xr
+
+    rng = np.random.default_rng(0)
+    lengths = rng.integers(max_volumes * 3 // 4, max_volumes + 1, size=n_runs)
+    mixing = rng.standard_normal((8, n_seeds))
+    signals = np.full((n_runs, max_volumes, n_seeds), np.nan, dtype=np.float32)
+    for run, length in enumerate(lengths):
+        latent = rng.standard_normal((length, 8))
+        signals[run, :length] = latent @ mixing + rng.standard_normal((length, n_seeds))
+    dataset = xr.Dataset(
+        {
+            "signals": (("run", "time", "seed"), signals),
+            "n_volumes": ("run", lengths.astype(np.int64)),
+        },
+        coords={"run": [f"sub-{i:03d}" for i in range(n_runs)], "seed": np.arange(n_seeds)},
+    )
+    encoding = {"signals": {"chunks": (1, max_volumes, n_seeds)}, "n_volumes": {"chunks": (1,)}}
+    dataset.to_zarr(path, mode="w", zarr_format=3, consolidated=False, encoding=encoding)
+
+
+def _warm() -> None:
+    import sklearn.covariance  # noqa: F401
+    import zarr  # noqa: F401
+
+    import lazyspheres.connectivity  # noqa: F401
+
+
+def run_once(store: pathlib.Path, n_workers: int) -> dict:
+    """Time one connectome of the store on a fresh cluster of ``n_workers`` workers."""
+    import xarray as xr
+    from distributed import Client, LocalCluster
+
+    import lazyspheres as ls
+
+    with (
+        LocalCluster(
+            n_workers=n_workers, threads_per_worker=1, processes=True, dashboard_address=None
+        ) as cluster,
+        Client(cluster) as client,
+    ):
+        client.run(_warm)
+        started = time.perf_counter()
+        dataset = xr.open_zarr(store, consolidated=False)
+        matrices = ls.connectome(dataset, "correlation").compute()
+        seconds = time.perf_counter() - started
+        peaks = sorted(client.run(peak_rss_mb).values())
+    return {"seconds": seconds, "peaks_mb": peaks, "checksum": float(matrices.sum())}
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the benchmark and print the ratio line."""
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--runs", type=int, default=100)
+    parser.add_argument("--seeds", type=int, default=264)
+    parser.add_argument("--volumes", type=int, default=1200)
+    parser.add_argument("--repeat", type=int, default=2)
+    parser.add_argument("--quick", action="store_true")
+    args = parser.parse_args(argv)
+    if args.quick:
+        args.runs, args.volumes, args.repeat = 20, 200, 1
+    print(f"load average before: {os.getloadavg()}, cores: {os.cpu_count()}", flush=True)
+    results: dict[int, list[dict]] = {1: [], 2: []}
+    with tempfile.TemporaryDirectory(prefix="bench-connectome-") as folder:
+        store = pathlib.Path(folder) / "results.zarr"
+        write_store(store, args.runs, args.seeds, args.volumes)
+        for repeat in range(args.repeat):
+            for n_workers in (1, 2):
+                free = available_cores()
+                record = run_once(store, n_workers)
+                results[n_workers].append(record)
+                print(
+                    f"  repeat {repeat}: {n_workers} worker(s): {record['seconds']:.2f} s, "
+                    f"per-worker peak RSS {[round(p) for p in record['peaks_mb']]} MB, "
+                    f"free cores before {free:.2f}",
+                    flush=True,
+                )
+    print(f"load average after: {os.getloadavg()}")
+    one = min(results[1], key=lambda r: r["seconds"])
+    two = min(results[2], key=lambda r: r["seconds"])
+    assert np.isclose(one["checksum"], two["checksum"], rtol=1e-12), "1 and 2 workers disagree"
+    print()
+    print(
+        f"connectome {args.runs} runs x {args.seeds} seeds (T<={args.volumes}), 2 workers vs "
+        f"1 worker throughput: {one['seconds'] / two['seconds']:.2f} "
+        f"({one['seconds']:.2f} s / {two['seconds']:.2f} s)"
+    )
+    print(
+        f"runs per second: 1 worker {args.runs / one['seconds']:.1f}, "
+        f"2 workers {args.runs / two['seconds']:.1f}"
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

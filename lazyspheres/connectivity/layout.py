@@ -1,0 +1,80 @@
+"""Labels and layout of connectome results: ``(run, seed, seed2)`` matrices or ``(run, pair)``.
+
+The vectorised layout is nilearn's ``sym_matrix_to_vec``: the lower triangle row by row
+(``seed >= seed2``, or ``>`` without the diagonal), the diagonal divided by √2 so that the
+vector keeps the matrix's Frobenius norm.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import dask.array as da
+import numpy as np
+import xarray as xr
+
+__all__ = ["label_matrices", "lower_pairs", "vectorize_matrices"]
+
+
+def lower_pairs(n: int, *, discard_diagonal: bool) -> tuple[np.ndarray, np.ndarray]:
+    """Row and column indices of the lower triangle, in row-major order."""
+    rows, cols = np.tril_indices(n, k=-1 if discard_diagonal else 0)
+    return rows, cols
+
+
+def vectorize_matrices(matrices: Any, *, discard_diagonal: bool) -> Any:
+    """``(..., n, n)`` -> ``(..., n_pairs)`` lower triangles (diagonal / √2 unless dropped)."""
+    n = matrices.shape[-1]
+    rows, cols = lower_pairs(n, discard_diagonal=discard_diagonal)
+    values = matrices[..., rows, cols]
+    if discard_diagonal:
+        return values
+    scale = np.where(rows == cols, np.sqrt(2.0), 1.0)
+    return values / scale
+
+
+def _vectorize_block(block: np.ndarray, discard_diagonal: bool) -> np.ndarray:
+    return vectorize_matrices(block, discard_diagonal=discard_diagonal)
+
+
+def label_matrices(
+    matrices: da.Array,
+    mean: da.Array,
+    runs: Any,
+    *,
+    vectorize: bool,
+    discard_diagonal: bool,
+    attrs: dict[str, Any],
+) -> xr.DataArray:
+    """Wrap ``(run, n, n)`` matrices as a labelled DataArray (vectorised if asked)."""
+    n = matrices.shape[-1]
+    seed_coords = dict(runs.seed_coords)
+    if "seed" not in seed_coords:
+        seed_coords["seed"] = (np.arange(n), {})
+    coords: dict[str, Any] = {"run": ("run", np.asarray(runs.run_ids, dtype=object))}
+    if all(isinstance(r, (int, np.integer)) for r in runs.run_ids):
+        coords["run"] = ("run", np.asarray(runs.run_ids, dtype=np.int64))
+    if runs.source is not None:
+        attrs = {**attrs, "source": runs.source}
+    name = "connectome_" + attrs["kind"].replace(" ", "_")
+    if not vectorize:
+        for key, (values, meta) in seed_coords.items():
+            coords[key] = ("seed", values, meta)
+            coords[f"{key}2"] = ("seed2", values, meta)
+        coords["group_mean"] = (("seed", "seed2"), mean)
+        return xr.DataArray(
+            matrices, dims=("run", "seed", "seed2"), coords=coords, name=name, attrs=attrs
+        )
+    rows, cols = lower_pairs(n, discard_diagonal=discard_diagonal)
+    vectors = matrices.map_blocks(
+        _vectorize_block,
+        discard_diagonal,
+        dtype=np.float64,
+        drop_axis=2,
+        chunks=(matrices.chunks[0], (rows.size,)),
+    )
+    coords["pair"] = ("pair", np.arange(rows.size))
+    for key, (values, meta) in seed_coords.items():
+        coords[f"row_{key}"] = ("pair", values[rows], meta)
+        coords[f"col_{key}"] = ("pair", values[cols], meta)
+    return xr.DataArray(vectors, dims=("run", "pair"), coords=coords, name=name, attrs=attrs)

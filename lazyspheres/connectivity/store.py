@@ -1,0 +1,116 @@
+"""Write a connectome into a Zarr store (normally the result store its signals came from).
+
+Only what the store does not have yet is written: the connectome variable (chunked one run
+per chunk), its ``seed2``/``pair`` coordinates and its group mean. The store's own ``run`` and
+``seed`` coordinates are checked to match, never rewritten, so the store still opens with
+``xr.open_zarr`` and :func:`~lazyspheres.open_results`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import warnings
+from collections.abc import Iterator
+from typing import Any
+
+import numpy as np
+import xarray as xr
+
+__all__ = ["write_connectome"]
+
+
+@contextlib.contextmanager
+def _quiet() -> Iterator[None]:
+    # zarr warns that consolidated metadata is not in the v3 spec; the result store uses it.
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="Consolidated metadata", module="zarr")
+        yield
+
+
+def write_connectome(
+    result: xr.DataArray,
+    store: Any,
+    *,
+    name: str | None = None,
+    storage_options: dict[str, Any] | None = None,
+) -> xr.DataArray:
+    """Compute ``result`` and write it into ``store``; return it read back lazily.
+
+    Parameters
+    ----------
+    result : xarray.DataArray
+        A :func:`~lazyspheres.connectome` result.
+    store : path or zarr store
+        A Zarr store; when it already has ``run`` / ``seed`` coordinates they must equal the
+        result's (an existing variable of the same name is replaced).
+    name : str, optional
+        Variable name (default ``result.name``, e.g. ``connectome_correlation``).
+    storage_options : dict, optional
+        fsspec options for URLs.
+
+    Returns
+    -------
+    xarray.DataArray
+        The stored variable, lazily opened from the store (with its ``group_mean``
+        coordinate, stored as ``<name>_group_mean``).
+
+    Raises
+    ------
+    ValueError
+        The store's runs or seeds differ from the result's.
+    """
+    name = name or str(result.name)
+    with _quiet():
+        try:
+            existing = xr.open_zarr(store, storage_options=storage_options)
+        except (FileNotFoundError, KeyError, ValueError):
+            existing = None
+    dataset = result.rename(name).to_dataset()
+    if "group_mean" in dataset.coords:
+        dataset = dataset.rename({"group_mean": f"{name}_group_mean"})
+    if existing is not None:
+        dataset = dataset.drop_vars(_already_stored(existing, dataset, store))
+        # to_zarr replaces the group's attributes with the Dataset's: keep the store's.
+        dataset.attrs = dict(existing.attrs)
+    encoding = {name: {"chunks": (1, *result.shape[1:])}}
+    with _quiet():
+        dataset.to_zarr(
+            store,
+            mode="a",
+            consolidated=True,
+            zarr_format=3,
+            storage_options=storage_options,
+            encoding=encoding if existing is None or name not in existing else None,
+        )
+        reopened = xr.open_zarr(store, storage_options=storage_options)
+    stored = reopened[name]
+    mean = f"{name}_group_mean"
+    if mean in reopened.variables:  # stored under its own name; the same coordinate again
+        stored = stored.assign_coords(group_mean=reopened[mean].variable)
+        stored = stored.drop_vars(mean, errors="ignore")
+    return stored
+
+
+def _already_stored(existing: xr.Dataset, dataset: xr.Dataset, store: Any) -> list[str]:
+    """Coordinates the store already holds with the same values (others must be new)."""
+    same = []
+    for key in dataset.coords:
+        if key not in existing.variables:
+            continue
+        theirs, ours = existing[key], dataset[key]
+        equal = theirs.dims == ours.dims and theirs.shape == ours.shape
+        equal = equal and _as_strings(theirs) == _as_strings(ours)
+        if not equal:
+            raise ValueError(
+                f"The store {store} already has a '{key}' {theirs.dims} of shape {theirs.shape} "
+                f"that differs from the connectome's {ours.dims} {ours.shape}: write a connectome "
+                "into the store its signals came from, or into a new store (a vectorized "
+                "connectome with and one without its diagonal cannot share a store)."
+            )
+        same.append(str(key))
+    return same
+
+
+def _as_strings(values: xr.DataArray) -> list[str]:
+    # str() of every value: object, fixed-width and variable-width string arrays compare alike
+    return [str(v) for v in np.asarray(values.values).ravel().tolist()]
