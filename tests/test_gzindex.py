@@ -21,7 +21,6 @@ from cloud_server import data_gets, s3_fixture  # noqa: F401  (the session's ser
 from lazyspheres.errors import LazySpheresWarning
 from lazyspheres.io import gzindex, gzindex_cache
 from lazyspheres.io.gzindex import GzipIndex, build_index, open_indexing, read_range
-from lazyspheres.io.inflate import open_inflated
 from lazyspheres.io.reader import STREAM_BLOCK_BYTES
 
 BIG = 2 * STREAM_BLOCK_BYTES + 5_000_003  # crosses two stream blocks, odd size
@@ -172,10 +171,10 @@ def test_first_pass_records_the_index(big, big_index):
     assert seen[0].inflate_from > 0
 
 
-def test_open_inflated_hook_reports_the_index(big):
+def test_indexing_stream_reports_the_index(big):
     path, data = big
     found = []
-    with open(path, "rb") as raw, open_inflated(raw, on_index=found.append) as stream:
+    with open(path, "rb") as raw, gzindex.open_indexing(raw, on_index=found.append) as stream:
         assert stream.read() == data
     [index] = found
     assert index.uncompressed_size == len(data)

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import argparse
 import json
 from typing import Any
 
-__all__ = ["storage_options", "version"]
+__all__ = ["add_storage_options", "storage_options", "version"]
 
 
 def version() -> str:
@@ -27,3 +28,14 @@ def storage_options(pairs: list[str]) -> dict[str, Any]:
         except json.JSONDecodeError:
             options[key] = value
     return options
+
+
+def add_storage_options(parser: argparse.ArgumentParser) -> None:
+    """The repeatable ``--storage-option KEY=VALUE`` argument."""
+    parser.add_argument(
+        "--storage-option",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="fsspec option for URLs, e.g. anon=true (repeatable; values parsed as JSON)",
+    )

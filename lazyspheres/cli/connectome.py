@@ -18,7 +18,7 @@ _EXAMPLES = """examples:
 
 def add_connectome_parser(sub: argparse._SubParsersAction) -> None:
     """Register the ``connectome`` subcommand."""
-    from lazyspheres.cli.parser import add_storage_options
+    from lazyspheres.cli.common import add_storage_options
 
     parser = sub.add_parser(
         "connectome",
@@ -57,7 +57,7 @@ def run_connectome(args: argparse.Namespace) -> int:
     """Compute and write the connectome; print what was written."""
     from sklearn.covariance import EmpiricalCovariance
 
-    from lazyspheres.cli.app import storage_options
+    from lazyspheres.cli.common import storage_options
     from lazyspheres.connectivity import connectome
 
     if args.discard_diagonal and not args.vectorize:

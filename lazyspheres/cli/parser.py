@@ -10,6 +10,8 @@ import argparse
 import pathlib
 import textwrap
 
+from lazyspheres.cli.common import add_storage_options
+
 __all__ = ["EXAMPLE_PREFIX", "build_parser", "help_examples"]
 
 EXAMPLE_PREFIX = "  lazyspheres "
@@ -234,17 +236,6 @@ def _extract_parser(sub: argparse._SubParsersAction) -> None:
     )
     output.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     add_storage_options(extract)
-
-
-def add_storage_options(parser: argparse.ArgumentParser) -> None:
-    """The repeatable ``--storage-option KEY=VALUE`` argument."""
-    parser.add_argument(
-        "--storage-option",
-        action="append",
-        default=[],
-        metavar="KEY=VALUE",
-        help="fsspec option for URLs, e.g. anon=true (repeatable; values parsed as JSON)",
-    )
 
 
 def help_examples() -> list[str]:

@@ -40,7 +40,10 @@ from lazyspheres.errors import DimensionError
 from lazyspheres.extraction import _label, _warn_nonfinite, load_mask_on_grid, output_dtype
 from lazyspheres.gather import GatherPlan
 from lazyspheres.geometry import sphere_voxels
-from lazyspheres.io.open import NIFTI_META, ImageSource, nifti_file_of, open_nifti
+from lazyspheres.io.open import NIFTI_META, ImageSource, open_nifti
+from lazyspheres.io.reader import NiftiFile
+from lazyspheres.io.readers.lazy import reader_of
+from lazyspheres.io.readers.nifti import NiftiReader
 from lazyspheres.seeds import load_seeds
 
 __all__ = ["CLEANING_KEYWORDS", "seed_to_voxel"]
@@ -180,7 +183,8 @@ def seed_to_voxel(
         mask = load_mask_on_grid(mask_img, affine, shape, storage_options=storage_options)
     voxels = np.flatnonzero(mask.ravel(order="F"))
     n_time = int(image.sizes["time"])
-    nifti = nifti_file_of(image)
+    reader = reader_of(image)  # an unmodified opened file: stream it once
+    nifti = NiftiFile.of_reader(reader) if isinstance(reader, NiftiReader) else None
     store_dtype = nifti.layout.dtype if nifti is not None else np.dtype(image.dtype)
     seed_dtype = output_dtype(store_dtype)
     # Validate (and warn) now, as clean() does at call time; the task re-plans quietly.

@@ -24,7 +24,7 @@ the CPU of ISA-L's plain pass, and inside ``extract`` (gathering in other thread
 1.5-2.7x slower end to end, as was rapidgzip used as the plain inflate engine. So the
 recommended use is: extraction keeps streaming with ISA-L; the first random access builds
 the index on demand (:func:`build_index`) and stores it (:mod:`.gzindex_cache`).
-:func:`open_indexing` / ``open_inflated(on_index=...)`` remain for sources read once anyway.
+:func:`open_indexing` / ``open_indexing(raw, on_index=...)`` remain for sources read once anyway.
 
 The standard library cannot build an index (``zlib`` has no ``Z_BLOCK`` flush to stop at a
 deflate block boundary), so without rapidgzip reads fall back to inflating from byte 0 and

@@ -93,7 +93,6 @@ def open_inflated(
     raw: IO[bytes],
     *,
     engine: str | None = None,
-    on_index: Callable[[Any], None] | None = None,
 ) -> IO[bytes]:
     """Wrap a compressed binary stream in a file object yielding the inflated bytes.
 
@@ -103,13 +102,6 @@ def open_inflated(
         The gzip bytes, positioned at the start.
     engine : str, optional
         Force an engine (see :func:`choose_engine`).
-    on_index : callable, optional
-        Record a seek-point index as a by-product of this pass: called with the
-        :class:`~lazyspheres.io.gzindex.GzipIndex` once the stream was read to its end.
-        Uses rapidgzip's single-thread pass (1.15-1.25x the CPU of ISA-L's plain pass:
-        benchmarks/bench_gzindex.py) when ``raw`` can seek and rapidgzip is installed (and no
-        other engine is forced); otherwise the pass is a plain one and ``on_index`` is never
-        called.
 
     Returns
     -------
@@ -118,12 +110,6 @@ def open_inflated(
         own owner).
     """
     seekable = bool(getattr(raw, "seekable", lambda: False)())
-    wanted = engine or os.environ.get("LAZYSPHERES_INFLATE") or "auto"
-    if on_index is not None and seekable and wanted in ("auto", "rapidgzip"):
-        from lazyspheres.io import gzindex
-
-        if gzindex.index_available():
-            return gzindex.open_indexing(raw, on_index=on_index)
     name = choose_engine(engine, seekable=seekable)
     if name == "rapidgzip":
         import rapidgzip
