@@ -13,6 +13,7 @@ import xarray as xr
 from dask import delayed
 from dask.base import tokenize
 
+from lazyspheres.batch.checks import check_confounds
 from lazyspheres.batch.execute import Progress, active_client, collect, compute_all, n_workers
 from lazyspheres.batch.params import (
     check_clean,
@@ -190,6 +191,8 @@ def extract_many(
     fwhm = check_fwhm(smoothing_fwhm)
     handle = ResultStore(store, storage_options)
     exists = handle.exists()
+    if exists and not overwrite and handle.is_unfinished_start():
+        overwrite = True  # no run was ever completed in it: nothing to keep, nothing to mix
     if exists and not resume and not overwrite:
         raise FileExistsError(
             f"{store} exists. Pass resume=True to finish or update it, or overwrite=True to "
@@ -200,7 +203,7 @@ def extract_many(
     opened = [p for p in probes if not isinstance(p, Failure)]
     if not opened:
         failures = {r.run_id: _describe(r, p) for r, p in zip(runs, probes, strict=True)}
-        raise BatchError(_failure_message(failures, store, written=False), failures, store)
+        raise BatchError(_failure_message(failures, store, n_complete=None), failures, store)
     facts = [p[0] for p in opened]
     dtype = "float32" if all(f.dtype == "float32" for f in facts) else "float64"
     has_confounds = any(run.confounds is not None for run in runs)
@@ -218,6 +221,12 @@ def extract_many(
         storage_options=storage_options,
         fwhm=fwhm,
         known_warnings=frozenset(known),
+    )
+    check_confounds(
+        runs,
+        [None if isinstance(p, Failure) else p[0].n_volumes for p in probes],
+        config,
+        clean_kwargs.get("fill_na"),
     )
     if per_run_masks is None:  # fail fast on seeds that are wrong for every run
         from lazyspheres.batch.tasks import spheres_for
@@ -378,7 +387,7 @@ def _finish(handle: ResultStore, runs: list[RunSpec], outcomes: list[RunOutcome]
         warnings.warn(f"{message} [run(s) {listed}]", klass, stacklevel=3)
     new_failures = {o.run_id: failed[o.run_id] for o in outcomes if o.failure is not None}
     if new_failures:
-        message = _failure_message(new_failures, handle.store, written=True)
+        message = _failure_message(new_failures, handle.store, n_complete=(len(done), len(runs)))
         if errors == "raise":
             raise BatchError(message, new_failures, handle.store)
         warnings.warn(message, UserWarning, stacklevel=3)
@@ -389,16 +398,25 @@ def _describe(run: RunSpec, failure: Any) -> str:
     return f"{run.source}: {failure.error_type}: {failure.message}"
 
 
-def _failure_message(failures: dict[str, str], store: Any, *, written: bool) -> str:
+def _failure_message(
+    failures: dict[str, str], store: Any, *, n_complete: tuple[int, int] | None
+) -> str:
+    """The failed runs, one line each, then what to do next.
+
+    ``n_complete`` is ``(complete runs, runs)`` in the store, or None when nothing was
+    written.
+    """
     lines = [f"{len(failures)} run(s) failed:"]
     lines += [f"  {run_id}: {text}" for run_id, text in list(failures.items())[:20]]
     if len(failures) > 20:
         lines.append(f"  ... and {len(failures) - 20} more (see the store's 'failed' attribute)")
-    if written:
-        lines.append(
-            f"The other runs are complete in {store}. Fix the failed runs and call "
-            "extract_many again with the same arguments: complete runs are not recomputed."
-        )
-    else:
+    if n_complete is None:
         lines.append("No run could be opened; nothing was written.")
+        return "\n".join(lines)
+    done, total = n_complete
+    lines.append(
+        f"{done} of {total} run(s) are complete in {store}. Fix the failed runs and call "
+        "extract_many again with the same arguments"
+        + (": complete runs are not recomputed." if done else ".")
+    )
     return "\n".join(lines)

@@ -211,6 +211,24 @@ def discover_mask(source: str, storage_options: dict[str, Any] | None = None) ->
     return candidate
 
 
+def _discover_all(discover: Any, name: str, sources: list[str], ids: list[str], options: Any):
+    """Each run's file found next to it; every missing one is named at once."""
+    from lazyspheres.batch.checks import BatchInputError
+
+    found, missing = [], []
+    for source, run_id in zip(sources, ids, strict=True):
+        try:
+            found.append(discover(source, options))
+        except (FileNotFoundError, ValueError) as error:
+            missing.append(f"{run_id}: {str(error).split(';')[0].removeprefix('File not found: ')}")
+    if missing:
+        raise BatchInputError(
+            missing, f"Pass {name} explicitly (one per run) or {name}=None, and call "
+            "extract_many again."
+        )
+    return found
+
+
 def _per_run(
     value: Any, name: str, sources: list[str], ids: list[str], discover: Any, options: Any
 ) -> list[Any]:
@@ -221,7 +239,7 @@ def _per_run(
     if isinstance(value, str) and value == "bids":
         if discover is None:
             raise ValueError(f"{name}='bids' is not supported; pass one value per run.")
-        return [discover(source, options) for source in sources]
+        return _discover_all(discover, name, sources, ids, options)
     if isinstance(value, Mapping):
         unknown = sorted(set(value) - set(ids))
         if unknown:

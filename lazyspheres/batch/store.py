@@ -213,6 +213,17 @@ class ResultStore:
         runs = group["run"][:]
         return {str(runs[i]): str(fingerprints[i]) for i in np.flatnonzero(flags)}
 
+    def is_unfinished_start(self) -> bool:
+        """Whether this is a result store in which no run was ever completed.
+
+        Such a store (a first batch that failed or was interrupted early) holds nothing to
+        keep, so a corrected call may start it again whatever its parameters.
+        """
+        group = _open_group(self.store, self.storage_options, "r")
+        if group.attrs.get("store_format") != STORE_FORMAT or "complete" not in group:
+            return False
+        return not np.asarray(group["complete"][:], dtype=bool).any()
+
     def n_time(self) -> int:
         """Length of the store's time axis."""
         return int(_open_group(self.store, self.storage_options, "r")["time"].shape[0])

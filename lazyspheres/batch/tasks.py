@@ -27,7 +27,15 @@ from lazyspheres.batch.spheres import RunSpheres, run_spheres
 from lazyspheres.batch.store import write_run
 from lazyspheres.smoothing import SmoothingPlan
 
-__all__ = ["BatchConfig", "Failure", "RunOutcome", "finish_run", "probe_run", "read_block"]
+__all__ = [
+    "BatchConfig",
+    "Failure",
+    "RunOutcome",
+    "finish_run",
+    "probe_run",
+    "read_block",
+    "select_confounds",
+]
 
 # warnings.catch_warnings swaps process-wide state: tasks in threads take turns.
 _WARNINGS_LOCK = threading.Lock()
@@ -231,7 +239,7 @@ def _clean(
     from lazyspheres.extraction import output_dtype
 
     signals = means.astype(output_dtype(dtype), copy=False)
-    confounds = _confounds(spec.confounds, config)
+    confounds = select_confounds(spec.confounds, config)
     if not config.clean and confounds is None and spec.sample_mask is None:
         return signals
     from lazyspheres.cleaning import clean
@@ -249,7 +257,7 @@ def _clean(
     return cleaned if signals.shape[1] else cleaned[:, :0]
 
 
-def _confounds(value: Any, config: BatchConfig) -> Any:
+def select_confounds(value: Any, config: BatchConfig) -> Any:
     """Confounds as :func:`clean` takes them; remote files read here; columns selected."""
     if value is None:
         return None

@@ -227,10 +227,25 @@ def _extract_parser(sub: argparse._SubParsersAction) -> None:
     where = output.add_mutually_exclusive_group()
     where.add_argument("--scheduler", default=None, help="address of a running Dask scheduler")
     where.add_argument(
-        "--workers", type=int, default=None, help="start a local cluster with N worker processes"
+        "--workers",
+        type=_positive_int,
+        default=None,
+        metavar="N",
+        help="start a local cluster with N (>= 1) worker processes",
     )
     output.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     add_storage_options(extract)
+
+
+def _positive_int(text: str) -> int:
+    """argparse type of a count of at least 1 (a bad value is a usage error, exit code 2)."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number; got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1; got {value}")
+    return value
 
 
 def add_storage_options(parser: argparse.ArgumentParser) -> None:
