@@ -3,18 +3,15 @@
 from __future__ import annotations
 
 import builtins
-import itertools
 import json
 import warnings
 from typing import Any, Literal
 
 import numpy as np
 import xarray as xr
-from dask import delayed
-from dask.base import tokenize
 
 from lazyspheres.batch.checks import check_confounds
-from lazyspheres.batch.execute import Progress, active_client, collect, compute_all, n_workers
+from lazyspheres.batch.execute import active_client
 from lazyspheres.batch.params import (
     check_clean,
     dry_run_clean,
@@ -22,25 +19,15 @@ from lazyspheres.batch.params import (
     split_mask,
     store_parameters,
 )
+from lazyspheres.batch.running import probe_all, run_all
 from lazyspheres.batch.runs import RunSpec, build_runs
 from lazyspheres.batch.spheres import check_radii
 from lazyspheres.batch.store import ResultStore, open_results
-from lazyspheres.batch.tasks import (
-    BatchConfig,
-    Failure,
-    RunOutcome,
-    finish_run,
-    probe_run,
-    read_block,
-)
+from lazyspheres.batch.tasks import BatchConfig, Failure, RunOutcome
 from lazyspheres.errors import LazySpheresError
 from lazyspheres.smoothing import check_fwhm
 
 __all__ = ["BatchError", "extract_many"]
-
-# Uncompressed runs are split in time blocks of at least this many volumes when there are
-# fewer runs than worker threads (gzip streams cannot be split; Zarr chunks hold all T).
-_MIN_BLOCK_VOLUMES = 64
 
 
 class BatchError(LazySpheresError, RuntimeError):
@@ -199,7 +186,7 @@ def extract_many(
             "start again."
         )
     client = active_client(client)
-    probes = _probe(runs, client, storage_options)
+    probes = probe_all(runs, client, storage_options)
     opened = [p for p in probes if not isinstance(p, Failure)]
     if not opened:
         failures = {r.run_id: _describe(r, p) for r, p in zip(runs, probes, strict=True)}
@@ -267,101 +254,8 @@ def extract_many(
         handle.clear_flags([run.index for run, _ in todo if run.run_id in complete])
         handle.set_attrs(complete=False)
 
-    outcomes = _run(todo, config, client, progress, time_blocks, prepare_store)
+    outcomes = run_all(todo, config, client, progress, time_blocks, prepare_store)
     return _finish(handle, runs, outcomes, errors)
-
-
-# ---------------------------------------------------------------------------- steps
-def _probe(runs: list[RunSpec], client: Any, options: dict[str, Any] | None) -> list[Any]:
-    """Header facts of every run, read by the workers (a Failure per unreadable run)."""
-    token = tokenize(object())
-    tasks = [
-        delayed(probe_run, pure=False)(run, options, dask_key_name=f"probe-{run.run_id}-{token}")
-        for run in runs
-    ]
-    results: list[Any] = [None] * len(runs)
-
-    def done(i: int, result: Any) -> None:
-        results[i] = result
-
-    def error(i: int, exc: BaseException) -> None:
-        results[i] = Failure.of(exc)
-
-    compute_all(tasks, client=client, on_done=done, on_error=error)
-    return results
-
-
-def _n_blocks(facts: Any, n_runs: int, workers: int, time_blocks: int | None) -> int:
-    if facts.kind != "nifti":  # gzip: one stream; Zarr: one task reads the chunks it needs
-        return 1
-    if time_blocks is not None:
-        return max(1, min(int(time_blocks), facts.n_volumes))
-    if n_runs >= 2 * workers:
-        return 1
-    return max(1, min(workers, facts.n_volumes // _MIN_BLOCK_VOLUMES))
-
-
-def _run(todo, config, client, progress, time_blocks, prepare) -> list[RunOutcome]:
-    """Read and finish every run of ``todo``; ``prepare()`` runs before any run is finished.
-
-    On a cluster the block reads are submitted first and ``prepare`` (creating the store)
-    overlaps with them; locally it simply runs first.
-    """
-    outcomes: list[RunOutcome] = []
-    workers = n_workers(client)
-    token = tokenize(object())
-    submitted, reads = [], []
-    for run, probe in todo:
-        if isinstance(probe, Failure):
-            outcomes.append(RunOutcome(run.index, run.run_id, run.source, failure=probe))
-            continue
-        n_volumes = probe[0].n_volumes
-        n = _n_blocks(probe[0], len(todo), workers, time_blocks)
-        edges = np.linspace(0, n_volumes, n + 1).astype(int)
-        reads.append(
-            [
-                delayed(read_block, pure=False)(
-                    run, config, int(a), int(b), dask_key_name=f"read-{run.run_id}-{k}-{token}"
-                )
-                for k, (a, b) in enumerate(itertools.pairwise(edges))
-            ]
-        )
-        submitted.append(run)
-    bar = Progress(len(submitted), enabled=progress)
-
-    def done(i: int, outcome: RunOutcome) -> None:
-        outcomes.append(outcome)
-        bar.update(failed=outcome.failure is not None)
-
-    def error(i: int, exc: BaseException) -> None:
-        run = submitted[i]
-        outcomes.append(RunOutcome(run.index, run.run_id, run.source, failure=Failure.of(exc)))
-        bar.update(failed=True)
-
-    keys = [f"run-{run.run_id}-{token}" for run in submitted]
-    if client is None:
-        prepare()
-        tasks = [
-            delayed(finish_run, pure=False)(run, config, *blocks, dask_key_name=key)
-            for run, blocks, key in zip(submitted, reads, keys, strict=True)
-        ]
-        compute_all(tasks, client=None, on_done=done, on_error=error)
-        return outcomes
-    block_futures = [client.compute(blocks) for blocks in reads]
-    try:
-        prepare()
-    except BaseException:
-        client.cancel([future for futures in block_futures for future in futures])
-        raise
-    finals = [
-        client.submit(finish_run, run, config, *futures, key=key, pure=False)
-        for run, futures, key in zip(submitted, block_futures, keys, strict=True)
-    ]
-    # Only the finishing tasks need the blocks now: without our references the scheduler
-    # frees each run's blocks as soon as its finishing task has run.
-    del block_futures
-    collect(finals, client=client, on_done=done, on_error=error)
-    return outcomes
 
 
 def _finish(handle: ResultStore, runs: list[RunSpec], outcomes: list[RunOutcome], errors: str):

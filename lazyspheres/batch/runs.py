@@ -220,11 +220,13 @@ def _discover_all(discover: Any, name: str, sources: list[str], ids: list[str], 
         try:
             found.append(discover(source, options))
         except (FileNotFoundError, ValueError) as error:
-            missing.append(f"{run_id}: {str(error).split(';')[0].removeprefix('File not found: ')}")
+            missing.append(
+                f"{run_id}: {str(error).split(';')[0].removeprefix('File not found: ')}"
+            )
     if missing:
         raise BatchInputError(
-            missing, f"Pass {name} explicitly (one per run) or {name}=None, and call "
-            "extract_many again."
+            missing,
+            f"Pass {name} explicitly (one per run) or {name}=None, and call extract_many again.",
         )
     return found
 

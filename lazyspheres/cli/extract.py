@@ -67,7 +67,9 @@ def _check_out(out: str, args: argparse.Namespace) -> bool:
     if not tables and "://" not in out:
         path = pathlib.Path(out)
         if path.exists() and not path.is_dir():
-            raise FileExistsError(f"--out {out} is a file, not a .zarr store: choose another path.")
+            raise FileExistsError(
+                f"--out {out} is a file, not a .zarr store: choose another path."
+            )
     return tables
 
 
@@ -83,7 +85,9 @@ def _table_targets(out: str, sources: list[str]) -> dict[str, pathlib.Path]:
     targets = {}
     for run in build_runs(sources):
         name = strip_image_suffix(pathlib.PurePath(run.source).name)
-        targets[run.run_id] = pathlib.Path(out.replace("{name}", name).replace("{run}", run.run_id))
+        targets[run.run_id] = pathlib.Path(
+            out.replace("{name}", name).replace("{run}", run.run_id)
+        )
     paths = list(targets.values())
     clashes = sorted({str(p) for p in paths if paths.count(p) > 1})
     if clashes:

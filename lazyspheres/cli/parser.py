@@ -238,7 +238,7 @@ def _extract_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def _positive_int(text: str) -> int:
-    """argparse type of a count of at least 1 (a bad value is a usage error, exit code 2)."""
+    """Type of a count (argparse): at least 1 (else a usage error, exit code 2)."""
     try:
         value = int(text)
     except ValueError:
