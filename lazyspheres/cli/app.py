@@ -47,17 +47,22 @@ def main(argv: Sequence[str] | None = None) -> int:
         except KeyboardInterrupt:
             print(f"\nlazyspheres {args.command}: interrupted", file=sys.stderr)
             code = 130
-        except (FileNotFoundError, ValueError, TypeError, OSError) as error:
+        except (FileNotFoundError, ValueError, TypeError, OSError, ImportError) as error:
             from lazyspheres.cli.messages import to_cli
 
             print(f"lazyspheres {args.command}: error: {to_cli(str(error))}", file=sys.stderr)
             code = 2
         finally:
             _show_warnings(caught, args)
-    if code == 130 and argv is None:
-        sys.stdout.flush()
-        sys.stderr.flush()
-        os._exit(code)
+    if argv is None:  # the script, not a caller in the same process
+        if code == 130:
+            sys.stdout.flush()
+            sys.stderr.flush()
+            os._exit(code)
+        if code != 0 and args.verbose == 0:
+            # After a failed remote read, cloud clients' abandoned coroutines complain
+            # at exit ("Exception ignored in ..."): the error is already reported.
+            sys.unraisablehook = lambda unraisable: None
     return code
 
 
@@ -99,6 +104,13 @@ def _configure_logging(verbose: int) -> None:
     levels = [logging.WARNING, logging.INFO, logging.DEBUG]
     logging.getLogger("lazyspheres").setLevel(levels[min(verbose, 2)])
     logging.getLogger("distributed").setLevel(distributed_log_level(verbose))
+    # Cloud clients log every retry (with tracebacks) before the error reaches us, and we
+    # report that error in one line: their logs are for -v.
+    for name in _CLOUD_LOGGERS:
+        logging.getLogger(name).setLevel(logging.CRITICAL if verbose == 0 else logging.WARNING)
+
+
+_CLOUD_LOGGERS = ("gcsfs", "s3fs", "aiobotocore", "botocore", "fsspec", "aiohttp", "asyncio")
 
 
 def distributed_log_level(verbose: int) -> int:

@@ -46,6 +46,7 @@ _FRAGMENTS = [
     ("Pass mask_img explicitly", "Pass --mask explicitly"),
     ("confound_columns", "--confound-columns"),
     ("fill_na=", "--fill-na "),
+    ("storage_options={'anon': True}", "--storage-option anon=true"),
 ]
 _TEMPORARY = re.compile(r"\S*lazyspheres-extract-[^\s/\\]+[/\\]results\.zarr\S*")
 _MAX_LINE = 240
