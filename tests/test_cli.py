@@ -126,7 +126,7 @@ def test_extract_store_resume_and_errors(small_runs, seeds_csv, tmp_path, capsys
     )
 
     assert main([*base, "--out", str(store)]) == 2
-    assert "pass --resume to finish or update it" in capsys.readouterr().err
+    assert "add --resume to finish or update it, or --overwrite" in capsys.readouterr().err
     assert main([*base, "--out", str(store), "--resume"]) == 0
     assert "2 of 2 run(s) complete" in capsys.readouterr().out
     assert main([*base, "--out", str(store), "--resume", "--detrend"]) == 2
@@ -153,8 +153,9 @@ def test_extract_store_resume_and_errors(small_runs, seeds_csv, tmp_path, capsys
     )
     err = capsys.readouterr().err
     assert code == 1
-    assert f"1 run(s) failed:\n  sub-03_task-rest: {broken}:" in err
-    assert "complete runs are not recomputed" in err
+    assert "1 run(s) failed:\n  sub-03_task-rest: TruncatedImageError:" in err
+    assert f"2 of 3 run(s) are complete in {tmp_path / 'z.zarr'}" in err
+    assert err.rstrip().endswith("run the same command with --resume (complete runs are not redone).")
 
 
 def test_info_on_nifti_zarr_image_and_result_store(small_runs, seeds_csv, tmp_path, capsys):
@@ -204,4 +205,6 @@ def test_subprocess_module_and_script(small_runs, seeds_csv, tmp_path):
 def test_missing_run_is_a_failed_run(tmp_path, monkeypatch, capsys):
     monkeypatch.chdir(tmp_path)
     assert main(["extract", "missing.nii.gz", "--seeds", "power2011", "--out", "x.zarr"]) == 1
-    assert "missing.nii.gz: FileNotFoundError: File not found" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert "  missing: FileNotFoundError: File not found" in err
+    assert "No run is complete in x.zarr" in err

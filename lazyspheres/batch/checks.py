@@ -18,7 +18,7 @@ import numpy as np
 
 from lazyspheres.errors import LazySpheresError
 
-__all__ = ["BatchInputError", "check_confounds"]
+__all__ = ["BatchInputError", "MissingInputsError", "check_confounds"]
 
 #: The advice line for non-finite confound cells (the CLI turns it into ``--fill-na``).
 FILL_NA_ADVICE = (
@@ -26,6 +26,15 @@ FILL_NA_ADVICE = (
     "censor those volumes with sample_mask, and call extract_many again."
 )
 _MAX_LISTED = 20
+
+
+def _listing(problems: list[str], advice: str) -> str:
+    lines = [f"{len(problems)} problem(s) found before reading any image:"]
+    lines += [f"  {p}" for p in problems[:_MAX_LISTED]]
+    if len(problems) > _MAX_LISTED:
+        lines.append(f"  ... and {len(problems) - _MAX_LISTED} more")
+    lines.append(advice)
+    return "\n".join(lines)
 
 
 class BatchInputError(LazySpheresError, ValueError):
@@ -42,12 +51,19 @@ class BatchInputError(LazySpheresError, ValueError):
     def __init__(self, problems: list[str], advice: str) -> None:
         self.problems = list(problems)
         self.advice = advice
-        lines = [f"{len(problems)} problem(s) found before reading any image:"]
-        lines += [f"  {p}" for p in problems[:_MAX_LISTED]]
-        if len(problems) > _MAX_LISTED:
-            lines.append(f"  ... and {len(problems) - _MAX_LISTED} more")
-        lines.append(advice)
-        super().__init__("\n".join(lines))
+        super().__init__(_listing(problems, advice))
+
+
+class MissingInputsError(LazySpheresError, FileNotFoundError):
+    """Files a batch needs next to its runs (confounds, masks) are missing.
+
+    Attributes are those of :class:`BatchInputError`.
+    """
+
+    def __init__(self, problems: list[str], advice: str) -> None:
+        self.problems = list(problems)
+        self.advice = advice
+        super().__init__(_listing(problems, advice))
 
 
 def check_confounds(

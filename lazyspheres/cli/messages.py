@@ -41,6 +41,10 @@ _FRAGMENTS = [
     ("on_empty='nan'", "--on-empty nan"),
     ("mask_img=None", "no --mask"),
     ("confounds=None", "no --confounds"),
+    (
+        "Pass confounds and mask_img explicitly (one per run) or None",
+        "Pass --confounds and --mask with one file per run, or leave them out",
+    ),
     ("Pass confounds explicitly (one per run)", "Pass --confounds with one file per run"),
     ("Pass mask_img explicitly (one per run)", "Pass --mask explicitly"),
     ("Pass mask_img explicitly", "Pass --mask explicitly"),
