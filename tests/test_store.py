@@ -46,7 +46,10 @@ def test_a_resumed_run_longer_than_the_store_grows_its_time_axis(tmp_path, two_r
     np.testing.assert_array_equal(ds.signals.values[0], ls.extract(two_runs[0], seeds, 3.0).values)
     np.testing.assert_array_equal(ds.signals.values[1, :16], first.signals.values[1])
     assert np.isnan(ds.signals.values[1, 16:]).all()
-    assert ds.time.values.tolist() == list(range(20))
+    assert ds.volume.values.tolist() == list(range(20))
+    t_r = float(ds.t_r.values[0])  # the runs' header TR: time is in seconds
+    np.testing.assert_array_equal(ds.time.values, np.arange(20) * t_r)
+    assert ds.time.attrs["units"] == "s"
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         assert xr.open_zarr(store).sizes["time"] == 20  # consolidated metadata follows

@@ -250,12 +250,19 @@ def extract_many(
                 dtype=np.dtype(dtype),
                 parameters=recorded,
                 overwrite=overwrite,
+                t_r=_common_t_r(facts),
             )
         handle.clear_flags([run.index for run, _ in todo if run.run_id in complete])
         handle.set_attrs(complete=False)
 
     outcomes = run_all(todo, config, client, progress, time_blocks, prepare_store)
     return _finish(handle, runs, outcomes, errors)
+
+
+def _common_t_r(facts: list[Any]) -> float | None:
+    """The repetition time every opened run shares, or None."""
+    values = {f.t_r for f in facts}
+    return values.pop() if len(values) == 1 else None
 
 
 def _finish(handle: ResultStore, runs: list[RunSpec], outcomes: list[RunOutcome], errors: str):
