@@ -211,14 +211,15 @@ def _reporter(run_id: str) -> Callable[[int], None] | None:
     return lambda n: worker.log_event(PROGRESS_TOPIC, (run_id, n))
 
 
-#: Test only (tests/test_cli_session.py): the run whose id this variable holds never
-#: finishes reading, so a subprocess can be interrupted at a known point. Never set it
-#: outside tests.
+#: Test only (tests/test_cli_session.py): the runs whose ids this variable holds
+#: (comma-separated, or ``*`` for all) never finish reading, so a subprocess can be
+#: interrupted at a known point. Never set it outside tests.
 HOLD_RUN_VARIABLE = "LAZYSPHERES_TEST_HOLD_RUN"
 
 
 def _hold_for_tests(run_id: str) -> None:
-    if os.environ.get(HOLD_RUN_VARIABLE) == run_id:
+    held = os.environ.get(HOLD_RUN_VARIABLE)
+    if held and (held == "*" or run_id in held.split(",")):
         while True:
             time.sleep(0.05)
 
