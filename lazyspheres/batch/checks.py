@@ -12,6 +12,7 @@ them to its flags (:mod:`lazyspheres.cli.messages`).
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 import numpy as np
@@ -69,7 +70,7 @@ class MissingInputsError(LazySpheresError, FileNotFoundError):
 def check_confounds(
     runs: list[Any], n_volumes: list[int | None], config: Any, fill_na: str | None
 ) -> None:
-    """Read and check each run's confounds against its length (header-probed).
+    """Check each run's files exist, and its confounds against its length (header-probed).
 
     Parameters
     ----------
@@ -93,7 +94,13 @@ def check_confounds(
     problems: list[str] = []
     has_na = False
     for run, n in zip(runs, n_volumes, strict=True):
-        if run.confounds is None or n is None:
+        missing = [
+            f"{run.run_id}: {what} file not found: {os.fspath(value)}"
+            for what, value in (("confounds", run.confounds), ("mask", run.mask))
+            if _missing_local_file(value)
+        ]
+        problems += missing
+        if run.confounds is None or n is None or missing:
             continue
         try:
             table = select_confounds(run.confounds, config)
@@ -121,6 +128,15 @@ def check_confounds(
     if problems:
         advice = FILL_NA_ADVICE if has_na else "Fix them and call extract_many again."
         raise BatchInputError(problems, advice)
+
+
+def _missing_local_file(value: Any) -> bool:
+    if not isinstance(value, (str, os.PathLike)):
+        return False
+    text = os.fspath(value)
+    if "://" in text and not text.startswith("file://"):
+        return False  # remote: its read reports it
+    return not os.path.exists(text.removeprefix("file://"))
 
 
 def _kept_rows(sample_mask: Any, loaded: Any, n: int) -> np.ndarray | None:
