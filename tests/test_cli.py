@@ -155,7 +155,9 @@ def test_extract_store_resume_and_errors(small_runs, seeds_csv, tmp_path, capsys
     assert code == 1
     assert "1 run(s) failed:\n  sub-03_task-rest: TruncatedImageError:" in err
     assert f"2 of 3 run(s) are complete in {tmp_path / 'z.zarr'}" in err
-    assert err.rstrip().endswith("run the same command with --resume (complete runs are not redone).")
+    assert err.rstrip().endswith(
+        "run the same command with --resume (complete runs are not redone)."
+    )
 
 
 def test_info_on_nifti_zarr_image_and_result_store(small_runs, seeds_csv, tmp_path, capsys):
@@ -208,3 +210,54 @@ def test_missing_run_is_a_failed_run(tmp_path, monkeypatch, capsys):
     err = capsys.readouterr().err
     assert "  missing: FileNotFoundError: File not found" in err
     assert "No run is complete in x.zarr" in err
+
+
+def test_zscore_deprecation_only_when_the_user_chose_zscore(
+    small_runs, seeds_csv, tmp_path, capsys
+):
+    """nilearn warns on every confound standardisation; the CLI's default is zscore_sample."""
+    base = [
+        "extract",
+        str(small_runs[0]),
+        "--seeds",
+        str(seeds_csv[0]),
+        "--radius",
+        "3",
+        "--confounds",
+        confounds_path(small_runs[0]),
+        "--confound-columns",
+        "csf",
+        "--no-progress",
+    ]
+    for options in ([], ["--standardize"], ["--standardize", "zscore_sample", "--detrend"]):
+        assert main([*base, *options, "--out", str(tmp_path / "a.tsv")]) == 0
+        assert "DeprecationWarning" not in capsys.readouterr().err, options
+    assert main([*base, "--standardize", "zscore", "--out", str(tmp_path / "b.tsv")]) == 0
+    err = capsys.readouterr().err
+    assert "warning: DeprecationWarning: The default strategy for standardize" in err
+    # the Python API keeps nilearn 0.12.1's warning with confounds, as nilearn does
+    with pytest.warns(DeprecationWarning, match="The default strategy for standardize"):
+        ls.extract_many(
+            small_runs[:1],
+            seeds_csv[1],
+            3.0,
+            store=tmp_path / "p.zarr",
+            confounds=[confounds_path(small_runs[0])],
+            confound_columns=["csf"],
+            progress=False,
+        )
+
+
+def test_cli_messages_name_flags():
+    from lazyspheres.batch.checks import FILL_NA_ADVICE
+    from lazyspheres.cli.messages import to_cli
+
+    assert to_cli(FILL_NA_ADVICE) == (
+        "Next: run the same command with --fill-na zero (or mean, interpolate)."
+    )
+    text = to_cli(
+        "x.zarr exists. Pass resume=True to finish it, or overwrite=True to start again."
+    )
+    assert text == "x.zarr exists. Pass --resume to finish it, or --overwrite to start again."
+    hidden = to_cli("cannot write /tmp/lazyspheres-extract-ab12_c/results.zarr/signals/c/0")
+    assert hidden == "cannot write (temporary store)"
