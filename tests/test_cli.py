@@ -261,3 +261,21 @@ def test_cli_messages_name_flags():
     assert text == "x.zarr exists. Pass --resume to finish it, or --overwrite to start again."
     hidden = to_cli("cannot write /tmp/lazyspheres-extract-ab12_c/results.zarr/signals/c/0")
     assert hidden == "cannot write (temporary store)"
+
+
+def test_tables_of_complete_runs_are_written_when_others_fail(
+    small_runs, seeds_csv, tmp_path, capsys
+):
+    broken = tmp_path / "sub-09_task-rest_bold.nii.gz"
+    broken.write_bytes(small_runs[0].read_bytes()[:5000])  # header intact, data truncated
+    out = tmp_path / "tables" / "{run}.tsv"
+    argv = ["extract", str(small_runs[0]), str(broken), "--seeds", str(seeds_csv[0])]
+    assert main([*argv, "--radius", "3", "--out", str(out), "--no-progress"]) == 1
+    captured = capsys.readouterr()
+    assert "  sub-09_task-rest: TruncatedImageError: " in captured.err
+    assert captured.err.strip().splitlines()[-1] == (
+        "1 of 2 table(s) written. Next: fix the failed runs and run the same command again."
+    )
+    assert "lazyspheres-extract-" not in captured.err + captured.out
+    written = sorted(p.name for p in (tmp_path / "tables").iterdir())
+    assert written == [small_runs[0].name.split("_space-")[0] + ".tsv"]

@@ -31,6 +31,11 @@ _EXTRACT_EXAMPLES = r"""output:
              n_voxels, parameters and input fingerprints; an interrupted or partly failed
              batch is finished with --resume (complete, unchanged runs are not redone)
 
+checks and exit codes:
+  confounds (files, columns, n/a cells, lengths), masks and output paths are checked
+  before any image is read. Exit code 0: done; 1: some runs failed (the others are
+  complete); 2: bad input or usage; 130: interrupted (Ctrl-C; finish with --resume).
+
 examples:
   lazyspheres extract bold.nii.gz --seeds power2011 --radius 5 --out signals.tsv
   lazyspheres extract run1.nii.gz run2.nii.gz --seeds seeds.csv --radius 6 --out {name}.csv
@@ -76,7 +81,14 @@ def build_parser() -> argparse.ArgumentParser:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("--version", action="version", version=version())
-    parser.add_argument("-v", "--verbose", action="count", default=0, help="more log output")
+    parser.add_argument(
+        "-v",
+        "--verbose",
+        action="count",
+        default=0,
+        help="-v: lazyspheres' log (runs opened, read, written) and cluster warnings; "
+        "-vv: debug lines and the cluster's own log",
+    )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     _demo_parser(sub)
     _info_parser(sub)
