@@ -111,11 +111,12 @@ def extract_many(
     resume : bool, default True
         Continue an existing store: skip complete runs whose inputs are unchanged
         (fingerprint), redo incomplete or changed ones. False: refuse an existing store
-        unless ``overwrite``.
+        unless ``overwrite``. A store in which no run was ever completed is started again
+        whatever these say (it holds nothing to keep).
     overwrite : bool, default False
         Start the store again from scratch.
     progress : bool, default True
-        Draw a progress bar of finished runs on stderr.
+        Draw a progress bar on stderr: finished runs, and volumes read inside them.
     on_empty : {"raise", "nan"}, default "raise"
         A run in which a sphere is empty (after masking) fails, or gets NaN for that seed
         (``n_voxels`` records the coverage).
@@ -136,10 +137,14 @@ def extract_many(
 
     Raises
     ------
+    BatchInputError, MissingInputsError
+        Before any image is read: missing confounds or mask files, confound columns that
+        match nothing, wrong lengths, or ``n/a`` cells in kept volumes (one line per
+        problem; nothing is written).
     StoreMismatchError
         The store was written with other parameters, seeds or runs (all differences named).
     FileExistsError
-        The store exists, ``resume=False`` and ``overwrite=False``.
+        The store exists with complete runs, ``resume=False`` and ``overwrite=False``.
     BatchError
         Runs failed (``errors="raise"``); the others are complete and the store says which
         failed. Fix them and call again: complete runs are not recomputed.
