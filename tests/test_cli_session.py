@@ -83,7 +83,7 @@ def start(args, cwd, hold=None):
         env[HOLD_RUN_VARIABLE] = hold
     return subprocess.Popen(
         [*SCRIPT, *args], cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-        text=True,
+        text=True, start_new_session=True,  # its own process group, as a terminal job
     )  # fmt: skip
 
 
@@ -109,14 +109,20 @@ def complete_flags(store):
         return -1
 
 
-def interrupt_when(process, store, n_complete):
-    """SIGINT as soon as ``n_complete`` runs are complete in ``store``."""
+def interrupt_when(process, store, n_complete, group=False):
+    """SIGINT as soon as ``n_complete`` runs are complete in ``store``.
+
+    ``group``: to the whole process group (workers included), as a terminal's Ctrl-C.
+    """
     started = time.monotonic()
     while complete_flags(store) < n_complete:
         assert process.poll() is None, process.communicate()
         assert time.monotonic() - started < _DEADLINE, "the batch never got there"
         time.sleep(0.1)
-    process.send_signal(signal.SIGINT)
+    if group:
+        os.killpg(process.pid, signal.SIGINT)
+    else:
+        process.send_signal(signal.SIGINT)
     out, err = process.communicate(timeout=_DEADLINE)
     return process.returncode, out, err
 
@@ -192,6 +198,20 @@ def test_corrected_batch_interrupted_then_resumed(tree):
     assert f"{store.name}: 3 of 3 run(s) complete" in out
     group = zarr.open_group(str(store), mode="r")
     assert group.attrs["complete"] is True
+
+
+def test_ctrl_c_on_a_local_cluster_stops_workers_quietly(tree):
+    folder, runs, _ = tree
+    store = folder / "cluster.zarr"
+    corrected = command(runs, "--fill-na", "zero", "--out", store.name, "--workers", "2")
+    process = start(corrected, folder, hold=RUN_IDS[0])
+    code, _, err = interrupt_when(process, store, 2, group=True)
+    assert code == 130, err
+    assert_clean(err)
+    assert err.strip().splitlines()[-1] == (
+        f"interrupted: 2 of 3 runs complete in {store.name}; rerun with --resume"
+    )
+    assert "KeyboardInterrupt" not in err
 
 
 def test_failed_runs_say_how_many_are_complete(tree):

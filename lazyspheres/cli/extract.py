@@ -312,5 +312,14 @@ def _client(args: argparse.Namespace) -> Iterator[Any]:
         ) as cluster,
         Client(cluster) as client,
     ):
+        # Ctrl-C reaches the whole process group: the workers leave the interrupt to this
+        # process, which cancels their tasks and closes the cluster.
+        client.run(_ignore_interrupts)
         log.info("local cluster of %d worker process(es) started", args.workers)
         yield client
+
+
+def _ignore_interrupts() -> None:
+    import signal
+
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
