@@ -279,3 +279,18 @@ def test_tables_of_complete_runs_are_written_when_others_fail(
     assert "lazyspheres-extract-" not in captured.err + captured.out
     written = sorted(p.name for p in (tmp_path / "tables").iterdir())
     assert written == [small_runs[0].name.split("_space-")[0] + ".tsv"]
+
+
+def test_files_named_by_flags_are_checked_first(small_runs, seeds_csv, tmp_path, capsys):
+    base = ["extract", str(small_runs[0]), "--radius", "3", "--no-progress"]
+    seeds = ["--seeds", str(seeds_csv[0])]
+    missing = str(tmp_path / "none.nii.gz")
+    assert main([*base, *seeds, "--mask", missing, "--out", str(tmp_path / "a.zarr")]) == 2
+    assert f"error: --mask {missing}: file not found." in capsys.readouterr().err
+    assert main([*base, "--seeds", "nothere.csv", "--out", str(tmp_path / "a.zarr")]) == 2
+    assert "--seeds nothere.csv: file not found (or a named seed set" in capsys.readouterr().err
+    (tmp_path / "afile").write_text("")
+    out = str(tmp_path / "afile" / "{run}.tsv")
+    assert main([*base, *seeds, "--out", out]) == 2
+    assert "afile is a file, not a folder" in capsys.readouterr().err
+    assert not (tmp_path / "a.zarr").exists()

@@ -178,5 +178,7 @@ def _ranges(values: np.ndarray) -> str:
     return ", ".join(spans[:5]) + (", ..." if len(spans) > 5 else "")
 
 
-def _first_line(error: BaseException) -> str:
-    return str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+def _first_line(error: BaseException, limit: int = 200) -> str:
+    """The first line of an error's message, at most ``limit`` characters."""
+    text = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+    return text if len(text) <= limit else text[: limit - 4] + " ..."

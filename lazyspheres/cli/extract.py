@@ -31,6 +31,7 @@ def extract(args: argparse.Namespace) -> int:
 
     out = str(args.out)
     tables = _check_out(out, args)
+    _check_files(args)
     sources = expand_sources(args.sources)
     if tables:
         targets = _table_targets(out, sources)
@@ -96,10 +97,30 @@ def _table_targets(out: str, sources: list[str]) -> dict[str, pathlib.Path]:
             "which is unique per run."
         )
     for path in paths:
+        if path.is_dir():
+            raise FileExistsError(f"--out {out}: cannot write {path}: it is a folder.")
         parent = next((p for p in path.parents if p.exists()), None)
-        if path.is_dir() or (parent is not None and not parent.is_dir()):
-            raise FileExistsError(f"--out {out}: cannot write {path} (a folder is in the way).")
+        if parent is not None and not parent.is_dir():
+            raise FileExistsError(
+                f"--out {out}: cannot write {path}: {parent} is a file, not a folder."
+            )
     return targets
+
+
+def _check_files(args: argparse.Namespace) -> None:
+    """Local files named by flags exist (URLs are checked when read)."""
+    named = [("--mask", args.mask), ("--seeds", args.seeds)]
+    named += [("--confounds", path) for path in args.confounds or []]
+    for flag, value in named:
+        if value is None or value == "bids" or "://" in value:
+            continue
+        path = pathlib.Path(value)
+        looks_like_file = flag != "--seeds" or path.suffix.lower() in (".csv", ".tsv", ".txt")
+        if looks_like_file and not path.exists():
+            hint = " (or a named seed set: power2011, dosenbach2010, seitzman2018)"
+            raise FileNotFoundError(
+                f"{flag} {value}: file not found{hint if flag == '--seeds' else ''}."
+            )
 
 
 def _refuse_finished_store(store: Any, args: argparse.Namespace) -> None:
