@@ -31,11 +31,11 @@ def extract(args: argparse.Namespace) -> int:
 
     out = str(args.out)
     tables = _check_out(out, args)
-    _check_files(args)
     sources = expand_sources(args.sources)
     if tables:
         targets = _table_targets(out, sources)
     kwargs = _library_options(args, len(sources))
+    _check_files(args)
     seeds = _read_seeds(args.seeds)
     with _client(args) as client, _table_store(tables, out) as store:
         _refuse_finished_store(store, args)
