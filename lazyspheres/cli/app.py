@@ -85,10 +85,18 @@ def _show_warnings(caught: list[warnings.WarningMessage], args: argparse.Namespa
         message = str(record.message)
         if message.startswith(_ZSCORE_PREFIX) and not from_user:
             continue
+        if issubclass(record.category, ResourceWarning):
+            continue  # hidden by Python's default filters too
+        if args.verbose == 0 and _from_distributed(record.filename):
+            continue  # "Port 8787 is already in use": the cluster's business, shown with -v
         text = f"{record.category.__name__}: {message}"
         if text not in shown:
             shown.add(text)
             print(f"lazyspheres {args.command}: warning: {text}", file=sys.stderr)
+
+
+def _from_distributed(filename: str) -> bool:
+    return f"{os.sep}distributed{os.sep}" in filename
 
 
 _ZSCORE_PREFIX = "The default strategy for standardize is currently 'zscore'"
