@@ -42,6 +42,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     # as plain lines on stderr, after the command's own output.
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
+        # Result stores consolidate their metadata on purpose (batch/store.py); an
+        # interrupted write can let zarr's note about it through.
+        warnings.filterwarnings("ignore", message="Consolidated metadata")
         try:
             code = handlers[args.command](args)
         except KeyboardInterrupt:
