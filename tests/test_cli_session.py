@@ -115,7 +115,8 @@ def interrupt_when(process, store, n_complete, group=False):
     ``group``: to the whole process group (workers included), as a terminal's Ctrl-C.
     """
     started = time.monotonic()
-    while complete_flags(store) < n_complete:
+    # n_complete=0: as soon as the store appears, possibly while its template is written
+    while (complete_flags(store) < n_complete) if n_complete else not store.exists():
         assert process.poll() is None, process.communicate()
         assert time.monotonic() - started < _DEADLINE, "the batch never got there"
         time.sleep(0.1)

@@ -131,3 +131,22 @@ def test_recycle_buffers_only_under_distributed_malloc_settings(monkeypatch):
         ("mallopt", -1, 65536),
         ("malloc_trim", 0),  # freed memory back to the OS, as distributed wants
     ]
+
+
+def test_a_template_interrupted_half_written_counts_as_unfinished(tmp_path, two_runs, seeds):
+    import zarr
+
+    from lazyspheres.batch.store import STORE_FORMAT, ResultStore
+
+    empty = tmp_path / "empty.zarr"
+    zarr.open_group(empty, mode="w")
+    assert ResultStore(empty).is_unfinished_start()
+    half = tmp_path / "half.zarr"
+    zarr.open_group(half, mode="w").attrs["store_format"] = STORE_FORMAT  # no arrays yet
+    assert ResultStore(half).is_unfinished_start()
+    ds = ls.extract_many(two_runs, seeds, 3.0, store=half, resume=False, progress=False)
+    assert bool(ds.attrs["complete"])
+    assert not ResultStore(half).is_unfinished_start()  # complete runs: kept from now on
+    foreign = tmp_path / "foreign.zarr"
+    xr.Dataset({"v": ("x", np.arange(3))}).to_zarr(foreign, consolidated=False)
+    assert not ResultStore(foreign).is_unfinished_start()

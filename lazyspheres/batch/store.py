@@ -225,13 +225,18 @@ class ResultStore:
     def is_unfinished_start(self) -> bool:
         """Whether this is a result store in which no run was ever completed.
 
-        Such a store (a first batch that failed or was interrupted early) holds nothing to
-        keep, so a corrected call may start it again whatever its parameters.
+        Such a store (a first batch that failed or was interrupted early, even while its
+        template was written) holds nothing to keep, so a corrected call may start it
+        again whatever its parameters.
         """
         group = _open_group(self.store, self.storage_options, "r")
-        if group.attrs.get("store_format") != STORE_FORMAT or "complete" not in group:
-            return False
-        return not np.asarray(group["complete"][:], dtype=bool).any()
+        if group.attrs.get("store_format") != STORE_FORMAT:
+            # a template interrupted before its first attribute: an empty group
+            return not group.attrs and not list(group.keys())
+        try:
+            return not np.asarray(group["complete"][:], dtype=bool).any()
+        except KeyError:  # a template interrupted before its flags were written
+            return True
 
     def n_time(self) -> int:
         """Length of the store's time axis."""

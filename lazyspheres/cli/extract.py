@@ -185,9 +185,10 @@ def _count_complete(store: Any, n_runs: int) -> tuple[int, int]:
     from lazyspheres.batch.store import ResultStore
 
     handle = ResultStore(store)
-    if not handle.exists():
-        return 0, n_runs
-    return len(handle.complete_runs()), n_runs
+    try:
+        return len(handle.complete_runs()), n_runs
+    except (FileNotFoundError, KeyError, ValueError, OSError):
+        return 0, n_runs  # no store yet, or a template interrupted half-written
 
 
 def _interrupted(store: Any, n_runs: int, tables: bool) -> int:
