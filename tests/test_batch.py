@@ -428,3 +428,107 @@ def test_warnings_are_shown_once_per_batch(dataset, seeds, tmp_path):
     corner = world_seeds(run_affine(nan_run), [[0, 0, 0], [10, 12, 10]])  # background: NaN
     with pytest.warns(UserWarning, match=r"Non-finite values detected.*\[run\(s\) nan\]"):
         batch([nan_run], corner, tmp_path / "n.zarr", radius=None)
+
+
+# ---------------------------------------------------------------------------- checked first
+def test_na_confounds_are_refused_before_any_image_is_read(runs, seeds, tmp_path, reads):
+    """fMRIPrep's n/a first rows: every run named, Python advice, nothing read or written."""
+    from lazyspheres.batch import BatchInputError
+    from lazyspheres.batch.checks import FILL_NA_ADVICE
+
+    store = tmp_path / "na.zarr"
+    with pytest.raises(BatchInputError) as caught:
+        batch(runs, seeds, store, confounds="bids", clean=CLEAN)
+    lines = str(caught.value).splitlines()
+    assert lines[0] == "4 problem(s) found before reading any image:"
+    for run in runs:
+        run_id = run.name.split("_space-")[0]
+        assert any(
+            line.startswith(f"  {run_id}: n/a in ") and "volume(s) 0" in line for line in lines
+        )
+    assert lines[-1] == FILL_NA_ADVICE
+    assert "clean={'fill_na': 'zero'}" in lines[-1]
+    assert sum(reads.values()) == 0
+    assert not store.exists()
+
+    done = batch(runs, seeds, store, confounds="bids", clean={**CLEAN, "fill_na": "zero"})
+    assert bool(done.attrs["complete"])
+    assert sum(reads.values()) == len(runs)
+
+
+def test_confound_problems_are_listed_one_line_each(runs, seeds, tmp_path, reads):
+    short = tmp_path / "short.tsv"
+    pd.read_csv(confounds_of_path(runs[1]), sep="\t").iloc[:10].to_csv(
+        short, sep="\t", index=False
+    )
+    confounds = [
+        confounds_of_path(runs[0]),
+        short,
+        tmp_path / "missing.tsv",
+        confounds_of_path(runs[3]),
+    ]
+    with pytest.raises(ValueError, match="2 problem") as caught:
+        batch(runs, seeds, tmp_path / "c.zarr", confounds=confounds, confound_columns=["csf"])
+    text = str(caught.value)
+    assert "incorrect length" in text
+    assert f"  {runs[2].name.split('_space-')[0]}: confounds file not found: " in text
+    assert text.splitlines()[-1] == "Fix them and call extract_many again."
+    with pytest.raises(ValueError, match="No confound column matches"):
+        batch(runs[:1], seeds, tmp_path / "c.zarr", confounds="bids", confound_columns=["nope*"])
+    assert sum(reads.values()) == 0
+
+
+def confounds_of_path(run):
+    return str(run).split("_space-")[0] + "_desc-confounds_timeseries.tsv"
+
+
+def test_a_store_without_complete_runs_never_blocks(runs, seeds, tmp_path):
+    """A first attempt that wrote the template but no run: other parameters, resume=False."""
+    store = tmp_path / "r.zarr"
+    original = store_module.fault_hook
+
+    def fail(stage, run_id):
+        raise OSError("disk full (simulated)")
+
+    store_module.fault_hook = fail
+    try:
+        with pytest.raises(BatchError, match="0 of 2 run"):
+            batch(runs[:2], seeds, store)
+    finally:
+        store_module.fault_hook = original
+    assert store.exists()
+    ds = batch(runs[:2], seeds, store, resume=False, radius=2.0, clean={"detrend": True})
+    assert bool(ds.attrs["complete"])
+    assert json.loads(ds.attrs["parameters"])["radius"] == 2.0
+
+
+def test_time_is_the_volume_index_when_runs_have_other_trs(tmp_path, seeds):
+    a = datasets.write_bold(tmp_path / "a_bold.nii.gz", 12, shape=(20, 24, 20), seeds=None)
+    b = datasets.write_bold(
+        tmp_path / "b_bold.nii.gz", 12, shape=(20, 24, 20), seeds=None, t_r=1.5
+    )
+    ds = batch([a, b], seeds, tmp_path / "r.zarr")
+    assert ds.t_r.values.tolist() == [2.0, 1.5]
+    assert ds.time.attrs["units"] == "volume index"
+    np.testing.assert_array_equal(ds.time.values, np.arange(12))
+    np.testing.assert_array_equal(ds.volume.values, np.arange(12))
+
+
+def test_progress_moves_inside_a_single_run(dataset, seeds, tmp_path, monkeypatch, capsys):
+    """A one-run batch reports the volumes read block by block (one gzip pass)."""
+    from lazyspheres.batch.execute import Progress
+    from lazyspheres.io import reader
+
+    events = []
+    monkeypatch.setattr(reader, "STREAM_BLOCK_BYTES", 20 * 24 * 20 * 4 * 7)  # 7 volumes
+    monkeypatch.setattr(Progress, "read", lambda self, run, n: events.append(("read", n)))
+    original = Progress.update
+    monkeypatch.setattr(
+        Progress, "update", lambda self, **kw: (events.append(("done", 0)), original(self, **kw))
+    )
+    batch(dataset[:1], seeds, tmp_path / "p.zarr", progress=True)
+    reads = [n for kind, n in events if kind == "read"]
+    assert len(reads) >= 4  # 30 volumes in blocks of 7
+    assert sum(reads) == 30
+    assert events[-1] == ("done", 0)  # every count arrived before the run finished
+    assert "1/1 runs" in capsys.readouterr().err

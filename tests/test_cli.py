@@ -126,7 +126,7 @@ def test_extract_store_resume_and_errors(small_runs, seeds_csv, tmp_path, capsys
     )
 
     assert main([*base, "--out", str(store)]) == 2
-    assert "pass --resume to finish or update it" in capsys.readouterr().err
+    assert "add --resume to finish or update it, or --overwrite" in capsys.readouterr().err
     assert main([*base, "--out", str(store), "--resume"]) == 0
     assert "2 of 2 run(s) complete" in capsys.readouterr().out
     assert main([*base, "--out", str(store), "--resume", "--detrend"]) == 2
@@ -153,8 +153,11 @@ def test_extract_store_resume_and_errors(small_runs, seeds_csv, tmp_path, capsys
     )
     err = capsys.readouterr().err
     assert code == 1
-    assert f"1 run(s) failed:\n  sub-03_task-rest: {broken}:" in err
-    assert "complete runs are not recomputed" in err
+    assert "1 run(s) failed:\n  sub-03_task-rest: TruncatedImageError:" in err
+    assert f"2 of 3 run(s) are complete in {tmp_path / 'z.zarr'}" in err
+    assert err.rstrip().endswith(
+        "run the same command with --resume (complete runs are not redone)."
+    )
 
 
 def test_info_on_nifti_zarr_image_and_result_store(small_runs, seeds_csv, tmp_path, capsys):
@@ -204,4 +207,90 @@ def test_subprocess_module_and_script(small_runs, seeds_csv, tmp_path):
 def test_missing_run_is_a_failed_run(tmp_path, monkeypatch, capsys):
     monkeypatch.chdir(tmp_path)
     assert main(["extract", "missing.nii.gz", "--seeds", "power2011", "--out", "x.zarr"]) == 1
-    assert "missing.nii.gz: FileNotFoundError: File not found" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert "  missing: FileNotFoundError: File not found" in err
+    assert "No run is complete in x.zarr" in err
+
+
+def test_zscore_deprecation_only_when_the_user_chose_zscore(
+    small_runs, seeds_csv, tmp_path, capsys
+):
+    """nilearn warns on every confound standardisation; the CLI's default is zscore_sample."""
+    base = [
+        "extract",
+        str(small_runs[0]),
+        "--seeds",
+        str(seeds_csv[0]),
+        "--radius",
+        "3",
+        "--confounds",
+        confounds_path(small_runs[0]),
+        "--confound-columns",
+        "csf",
+        "--no-progress",
+    ]
+    for options in ([], ["--standardize"], ["--standardize", "zscore_sample", "--detrend"]):
+        assert main([*base, *options, "--out", str(tmp_path / "a.tsv")]) == 0
+        assert "DeprecationWarning" not in capsys.readouterr().err, options
+    assert main([*base, "--standardize", "zscore", "--out", str(tmp_path / "b.tsv")]) == 0
+    err = capsys.readouterr().err
+    assert "warning: DeprecationWarning: The default strategy for standardize" in err
+    # the Python API keeps nilearn 0.12.1's warning with confounds, as nilearn does
+    with pytest.warns(DeprecationWarning, match="The default strategy for standardize"):
+        ls.extract_many(
+            small_runs[:1],
+            seeds_csv[1],
+            3.0,
+            store=tmp_path / "p.zarr",
+            confounds=[confounds_path(small_runs[0])],
+            confound_columns=["csf"],
+            progress=False,
+        )
+
+
+def test_cli_messages_name_flags():
+    from lazyspheres.batch.checks import FILL_NA_ADVICE
+    from lazyspheres.cli.messages import to_cli
+
+    assert to_cli(FILL_NA_ADVICE) == (
+        "Next: run the same command with --fill-na zero (or mean, interpolate)."
+    )
+    text = to_cli(
+        "x.zarr exists. Pass resume=True to finish it, or overwrite=True to start again."
+    )
+    assert text == "x.zarr exists. Pass --resume to finish it, or --overwrite to start again."
+    hidden = to_cli("cannot write /tmp/lazyspheres-extract-ab12_c/results.zarr/signals/c/0")
+    assert hidden == "cannot write (temporary store)"
+
+
+def test_tables_of_complete_runs_are_written_when_others_fail(
+    small_runs, seeds_csv, tmp_path, capsys
+):
+    broken = tmp_path / "sub-09_task-rest_bold.nii.gz"
+    broken.write_bytes(small_runs[0].read_bytes()[:5000])  # header intact, data truncated
+    out = tmp_path / "tables" / "{run}.tsv"
+    argv = ["extract", str(small_runs[0]), str(broken), "--seeds", str(seeds_csv[0])]
+    assert main([*argv, "--radius", "3", "--out", str(out), "--no-progress"]) == 1
+    captured = capsys.readouterr()
+    assert "  sub-09_task-rest: TruncatedImageError: " in captured.err
+    assert captured.err.strip().splitlines()[-1] == (
+        "1 of 2 table(s) written. Next: fix the failed runs and run the same command again."
+    )
+    assert "lazyspheres-extract-" not in captured.err + captured.out
+    written = sorted(p.name for p in (tmp_path / "tables").iterdir())
+    assert written == [small_runs[0].name.split("_space-")[0] + ".tsv"]
+
+
+def test_files_named_by_flags_are_checked_first(small_runs, seeds_csv, tmp_path, capsys):
+    base = ["extract", str(small_runs[0]), "--radius", "3", "--no-progress"]
+    seeds = ["--seeds", str(seeds_csv[0])]
+    missing = str(tmp_path / "none.nii.gz")
+    assert main([*base, *seeds, "--mask", missing, "--out", str(tmp_path / "a.zarr")]) == 2
+    assert f"error: --mask {missing}: file not found." in capsys.readouterr().err
+    assert main([*base, "--seeds", "nothere.csv", "--out", str(tmp_path / "a.zarr")]) == 2
+    assert "--seeds nothere.csv: file not found (or a named seed set" in capsys.readouterr().err
+    (tmp_path / "afile").write_text("")
+    out = str(tmp_path / "afile" / "{run}.tsv")
+    assert main([*base, *seeds, "--out", out]) == 2
+    assert "afile is a file, not a folder" in capsys.readouterr().err
+    assert not (tmp_path / "a.zarr").exists()

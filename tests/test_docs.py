@@ -87,6 +87,66 @@ def test_no_static_python_examples():
     assert not offenders, f"static Python code blocks (make them code cells): {offenders}"
 
 
+# What an executed page's cells use that is not a dependency of lazyspheres itself, and the
+# extra that installs it (moto is named as its own package: it only serves a local S3).
+_OPTIONAL = {
+    r"^\s*(import|from) matplotlib|generate_report\(": "report",
+    r"^\s*(import|from) nilearn": "nilearn",
+    r"^\s*(import|from) s3fs|s3://": "cloud",
+    r"^\s*(import|from) moto": "moto[server]",
+}
+
+
+def _named_extras(text: str) -> set[str] | None:
+    """Extras a page's note names (``pip install "lazyspheres[a,b]" "moto[server]"``)."""
+    note = re.search(r"```\{note\}\nThis page needs (.+?)```", text, flags=re.S)
+    if note is None:
+        return None
+    words = " ".join(note.group(1).split())
+    if "lazyspheres only" in words:
+        return set()
+    install = re.search(r"`pip install ([^`]+)`", words)
+    assert install is not None, words
+    named = set()
+    for package in re.findall(r'"([^"]+)"', install.group(1)):
+        if package.startswith("lazyspheres["):
+            named |= set(package[len("lazyspheres[") : -1].split(","))
+        else:
+            named.add(package)
+    return named
+
+
+@pytest.mark.parametrize(
+    "page",
+    [p for p in _pages() if _executed(p) and p.name != "index.md"],
+    ids=lambda p: p.relative_to(DOCS).as_posix(),
+)
+def test_pages_name_the_extras_they_need(page):
+    text = page.read_text()
+    named = _named_extras(text)
+    assert named is not None, f"{page.name}: no 'This page needs ...' note under its title"
+    cells = "\n".join(re.findall(r"```\{code-cell\}[^\n]*\n(.*?)```", text, flags=re.S))
+    needed = {extra for pattern, extra in _OPTIONAL.items() if re.search(pattern, cells, re.M)}
+    assert needed <= named, f"{page.name} uses {sorted(needed - named)} but does not name them"
+    assert not (named - needed), f"{page.name} names {sorted(named - needed)} it does not use"
+
+
+def test_all_extra_installs_every_extra_the_docs_name():
+    tomllib = pytest.importorskip("tomllib")  # Python >= 3.11
+
+    extras = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"][
+        "optional-dependencies"
+    ]
+    (own,) = [r for r in extras["all"] if r.startswith("lazyspheres[")]
+    in_all = set(own[len("lazyspheres[") : -1].split(",")) | {
+        r.split(">")[0] for r in extras["all"] if not r.startswith("lazyspheres[")
+    }
+    for page in _pages():
+        named = _named_extras(page.read_text()) or set()
+        assert named <= in_all, f"{page.name}: {sorted(named - in_all)} not in lazyspheres[all]"
+        assert {n for n in named if "[" not in n} <= set(extras), page.name
+
+
 def _modules() -> list[str]:
     names = ["lazyspheres"]
     for info in pkgutil.walk_packages(lazyspheres.__path__, prefix="lazyspheres."):

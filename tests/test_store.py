@@ -46,7 +46,10 @@ def test_a_resumed_run_longer_than_the_store_grows_its_time_axis(tmp_path, two_r
     np.testing.assert_array_equal(ds.signals.values[0], ls.extract(two_runs[0], seeds, 3.0).values)
     np.testing.assert_array_equal(ds.signals.values[1, :16], first.signals.values[1])
     assert np.isnan(ds.signals.values[1, 16:]).all()
-    assert ds.time.values.tolist() == list(range(20))
+    assert ds.volume.values.tolist() == list(range(20))
+    t_r = float(ds.t_r.values[0])  # the runs' header TR: time is in seconds
+    np.testing.assert_array_equal(ds.time.values, np.arange(20) * t_r)
+    assert ds.time.attrs["units"] == "s"
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         assert xr.open_zarr(store).sizes["time"] == 20  # consolidated metadata follows
@@ -128,3 +131,22 @@ def test_recycle_buffers_only_under_distributed_malloc_settings(monkeypatch):
         ("mallopt", -1, 65536),
         ("malloc_trim", 0),  # freed memory back to the OS, as distributed wants
     ]
+
+
+def test_a_template_interrupted_half_written_counts_as_unfinished(tmp_path, two_runs, seeds):
+    import zarr
+
+    from lazyspheres.batch.store import STORE_FORMAT, ResultStore
+
+    empty = tmp_path / "empty.zarr"
+    zarr.open_group(empty, mode="w")
+    assert ResultStore(empty).is_unfinished_start()
+    half = tmp_path / "half.zarr"
+    zarr.open_group(half, mode="w").attrs["store_format"] = STORE_FORMAT  # no arrays yet
+    assert ResultStore(half).is_unfinished_start()
+    ds = ls.extract_many(two_runs, seeds, 3.0, store=half, resume=False, progress=False)
+    assert bool(ds.attrs["complete"])
+    assert not ResultStore(half).is_unfinished_start()  # complete runs: kept from now on
+    foreign = tmp_path / "foreign.zarr"
+    xr.Dataset({"v": ("x", np.arange(3))}).to_zarr(foreign, consolidated=False)
+    assert not ResultStore(foreign).is_unfinished_start()

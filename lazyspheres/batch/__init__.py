@@ -9,7 +9,15 @@ distributed scheduling, progress), ``api`` (:func:`extract_many`).
 from __future__ import annotations
 
 from lazyspheres.batch.api import BatchError, extract_many
+from lazyspheres.batch.checks import BatchInputError, MissingInputsError
 from lazyspheres.batch.runs import run_id_of
 from lazyspheres.batch.store import open_results
 
-__all__ = ["BatchError", "extract_many", "open_results", "run_id_of"]
+__all__ = [
+    "BatchError",
+    "BatchInputError",
+    "MissingInputsError",
+    "extract_many",
+    "open_results",
+    "run_id_of",
+]

@@ -3,17 +3,15 @@
 from __future__ import annotations
 
 import builtins
-import itertools
 import json
 import warnings
 from typing import Any, Literal
 
 import numpy as np
 import xarray as xr
-from dask import delayed
-from dask.base import tokenize
 
-from lazyspheres.batch.execute import Progress, active_client, collect, compute_all, n_workers
+from lazyspheres.batch.checks import check_confounds
+from lazyspheres.batch.execute import active_client
 from lazyspheres.batch.lock import one_writer
 from lazyspheres.batch.params import (
     check_clean,
@@ -22,25 +20,15 @@ from lazyspheres.batch.params import (
     split_mask,
     store_parameters,
 )
+from lazyspheres.batch.running import probe_all, run_all
 from lazyspheres.batch.runs import RunSpec, build_runs
 from lazyspheres.batch.spheres import check_radii
 from lazyspheres.batch.store import ResultStore, open_results
-from lazyspheres.batch.tasks import (
-    BatchConfig,
-    Failure,
-    RunOutcome,
-    finish_run,
-    probe_run,
-    read_block,
-)
+from lazyspheres.batch.tasks import BatchConfig, Failure, RunOutcome
 from lazyspheres.errors import LazySpheresError
 from lazyspheres.smoothing import check_fwhm
 
 __all__ = ["BatchError", "extract_many"]
-
-# Uncompressed runs are split in time blocks of at least this many volumes when there are
-# fewer runs than worker threads (gzip streams cannot be split; Zarr chunks hold all T).
-_MIN_BLOCK_VOLUMES = 64
 
 
 class BatchError(LazySpheresError, RuntimeError):
@@ -125,11 +113,12 @@ def extract_many(
     resume : bool, default True
         Continue an existing store: skip complete runs whose inputs are unchanged
         (fingerprint), redo incomplete or changed ones. False: refuse an existing store
-        unless ``overwrite``.
+        unless ``overwrite``. A store in which no run was ever completed is started again
+        whatever these say (it holds nothing to keep).
     overwrite : bool, default False
         Start the store again from scratch.
     progress : bool, default True
-        Draw a progress bar of finished runs on stderr.
+        Draw a progress bar on stderr: finished runs, and volumes read inside them.
     on_empty : {"raise", "nan"}, default "raise"
         A run in which a sphere is empty (after masking) fails, or gets NaN for that seed
         (``n_voxels`` records the coverage).
@@ -150,10 +139,14 @@ def extract_many(
 
     Raises
     ------
+    BatchInputError, MissingInputsError
+        Before any image is read: missing confounds or mask files, confound columns that
+        match nothing, wrong lengths, or ``n/a`` cells in kept volumes (one line per
+        problem; nothing is written).
     StoreMismatchError
         The store was written with other parameters, seeds or runs (all differences named).
     FileExistsError
-        The store exists, ``resume=False`` and ``overwrite=False``.
+        The store exists with complete runs, ``resume=False`` and ``overwrite=False``.
     BatchError
         Runs failed (``errors="raise"``); the others are complete and the store says which
         failed. Fix them and call again: complete runs are not recomputed.
@@ -192,17 +185,19 @@ def extract_many(
     fwhm = check_fwhm(smoothing_fwhm)
     handle = ResultStore(store, storage_options)
     exists = handle.exists()
+    if exists and not overwrite and handle.is_unfinished_start():
+        overwrite = True  # no run was ever completed in it: nothing to keep, nothing to mix
     if exists and not resume and not overwrite:
         raise FileExistsError(
             f"{store} exists. Pass resume=True to finish or update it, or overwrite=True to "
             "start again."
         )
     client = active_client(client)
-    probes = _probe(runs, client, storage_options)
+    probes = probe_all(runs, client, storage_options)
     opened = [p for p in probes if not isinstance(p, Failure)]
     if not opened:
         failures = {r.run_id: _describe(r, p) for r, p in zip(runs, probes, strict=True)}
-        raise BatchError(_failure_message(failures, store, written=False), failures, store)
+        raise BatchError(_failure_message(failures, store, n_complete=None), failures, store)
     facts = [p[0] for p in opened]
     dtype = "float32" if all(f.dtype == "float32" for f in facts) else "float64"
     has_confounds = any(run.confounds is not None for run in runs)
@@ -220,6 +215,12 @@ def extract_many(
         storage_options=storage_options,
         fwhm=fwhm,
         known_warnings=frozenset(known),
+    )
+    check_confounds(
+        runs,
+        [None if isinstance(p, Failure) else p[0].n_volumes for p in probes],
+        config,
+        clean_kwargs.get("fill_na"),
     )
     if per_run_masks is None:  # fail fast on seeds that are wrong for every run
         from lazyspheres.batch.tasks import spheres_for
@@ -256,105 +257,19 @@ def extract_many(
                 dtype=np.dtype(dtype),
                 parameters=recorded,
                 overwrite=overwrite,
+                t_r=_common_t_r(facts),
             )
         handle.clear_flags([run.index for run, _ in todo if run.run_id in complete])
         handle.set_attrs(complete=False)
 
-    outcomes = _run(todo, config, client, progress, time_blocks, prepare_store)
+    outcomes = run_all(todo, config, client, progress, time_blocks, prepare_store)
     return _finish(handle, runs, outcomes, errors)
 
 
-# ---------------------------------------------------------------------------- steps
-def _probe(runs: list[RunSpec], client: Any, options: dict[str, Any] | None) -> list[Any]:
-    """Header facts of every run, read by the workers (a Failure per unreadable run)."""
-    token = tokenize(object())
-    tasks = [
-        delayed(probe_run, pure=False)(run, options, dask_key_name=f"probe-{run.run_id}-{token}")
-        for run in runs
-    ]
-    results: list[Any] = [None] * len(runs)
-
-    def done(i: int, result: Any) -> None:
-        results[i] = result
-
-    def error(i: int, exc: BaseException) -> None:
-        results[i] = Failure.of(exc)
-
-    compute_all(tasks, client=client, on_done=done, on_error=error)
-    return results
-
-
-def _n_blocks(facts: Any, n_runs: int, workers: int, time_blocks: int | None) -> int:
-    if facts.kind != "nifti":  # gzip: one stream; Zarr: one task reads the chunks it needs
-        return 1
-    if time_blocks is not None:
-        return max(1, min(int(time_blocks), facts.n_volumes))
-    if n_runs >= 2 * workers:
-        return 1
-    return max(1, min(workers, facts.n_volumes // _MIN_BLOCK_VOLUMES))
-
-
-def _run(todo, config, client, progress, time_blocks, prepare) -> list[RunOutcome]:
-    """Read and finish every run of ``todo``; ``prepare()`` runs before any run is finished.
-
-    On a cluster the block reads are submitted first and ``prepare`` (creating the store)
-    overlaps with them; locally it simply runs first.
-    """
-    outcomes: list[RunOutcome] = []
-    workers = n_workers(client)
-    token = tokenize(object())
-    submitted, reads = [], []
-    for run, probe in todo:
-        if isinstance(probe, Failure):
-            outcomes.append(RunOutcome(run.index, run.run_id, run.source, failure=probe))
-            continue
-        n_volumes = probe[0].n_volumes
-        n = _n_blocks(probe[0], len(todo), workers, time_blocks)
-        edges = np.linspace(0, n_volumes, n + 1).astype(int)
-        reads.append(
-            [
-                delayed(read_block, pure=False)(
-                    run, config, int(a), int(b), dask_key_name=f"read-{run.run_id}-{k}-{token}"
-                )
-                for k, (a, b) in enumerate(itertools.pairwise(edges))
-            ]
-        )
-        submitted.append(run)
-    bar = Progress(len(submitted), enabled=progress)
-
-    def done(i: int, outcome: RunOutcome) -> None:
-        outcomes.append(outcome)
-        bar.update(failed=outcome.failure is not None)
-
-    def error(i: int, exc: BaseException) -> None:
-        run = submitted[i]
-        outcomes.append(RunOutcome(run.index, run.run_id, run.source, failure=Failure.of(exc)))
-        bar.update(failed=True)
-
-    keys = [f"run-{run.run_id}-{token}" for run in submitted]
-    if client is None:
-        prepare()
-        tasks = [
-            delayed(finish_run, pure=False)(run, config, *blocks, dask_key_name=key)
-            for run, blocks, key in zip(submitted, reads, keys, strict=True)
-        ]
-        compute_all(tasks, client=None, on_done=done, on_error=error)
-        return outcomes
-    block_futures = [client.compute(blocks) for blocks in reads]
-    try:
-        prepare()
-    except BaseException:
-        client.cancel([future for futures in block_futures for future in futures])
-        raise
-    finals = [
-        client.submit(finish_run, run, config, *futures, key=key, pure=False)
-        for run, futures, key in zip(submitted, block_futures, keys, strict=True)
-    ]
-    # Only the finishing tasks need the blocks now: without our references the scheduler
-    # frees each run's blocks as soon as its finishing task has run.
-    del block_futures
-    collect(finals, client=client, on_done=done, on_error=error)
-    return outcomes
+def _common_t_r(facts: list[Any]) -> float | None:
+    """The repetition time every opened run shares, or None."""
+    values = {f.t_r for f in facts}
+    return values.pop() if len(values) == 1 else None
 
 
 def _finish(handle: ResultStore, runs: list[RunSpec], outcomes: list[RunOutcome], errors: str):
@@ -380,7 +295,7 @@ def _finish(handle: ResultStore, runs: list[RunSpec], outcomes: list[RunOutcome]
         warnings.warn(f"{message} [run(s) {listed}]", klass, stacklevel=3)
     new_failures = {o.run_id: failed[o.run_id] for o in outcomes if o.failure is not None}
     if new_failures:
-        message = _failure_message(new_failures, handle.store, written=True)
+        message = _failure_message(new_failures, handle.store, n_complete=(len(done), len(runs)))
         if errors == "raise":
             raise BatchError(message, new_failures, handle.store)
         warnings.warn(message, UserWarning, stacklevel=3)
@@ -391,16 +306,25 @@ def _describe(run: RunSpec, failure: Any) -> str:
     return f"{run.source}: {failure.error_type}: {failure.message}"
 
 
-def _failure_message(failures: dict[str, str], store: Any, *, written: bool) -> str:
+def _failure_message(
+    failures: dict[str, str], store: Any, *, n_complete: tuple[int, int] | None
+) -> str:
+    """The failed runs, one line each, then what to do next.
+
+    ``n_complete`` is ``(complete runs, runs)`` in the store, or None when nothing was
+    written.
+    """
     lines = [f"{len(failures)} run(s) failed:"]
     lines += [f"  {run_id}: {text}" for run_id, text in list(failures.items())[:20]]
     if len(failures) > 20:
         lines.append(f"  ... and {len(failures) - 20} more (see the store's 'failed' attribute)")
-    if written:
-        lines.append(
-            f"The other runs are complete in {store}. Fix the failed runs and call "
-            "extract_many again with the same arguments: complete runs are not recomputed."
-        )
-    else:
+    if n_complete is None:
         lines.append("No run could be opened; nothing was written.")
+        return "\n".join(lines)
+    done, total = n_complete
+    lines.append(
+        f"{done} of {total} run(s) are complete in {store}. Fix the failed runs and call "
+        "extract_many again with the same arguments"
+        + (": complete runs are not recomputed." if done else ".")
+    )
     return "\n".join(lines)

@@ -11,6 +11,7 @@ runs, drawn on stderr.
 from __future__ import annotations
 
 import sys
+import threading
 import time
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -49,33 +50,60 @@ def n_workers(client: Any) -> int:
 
 
 class Progress:
-    """A one-line progress bar of finished runs on stderr (or nothing)."""
+    """A one-line progress bar on stderr (or nothing): runs finished and volumes read.
 
-    def __init__(self, total: int, *, enabled: bool, label: str = "runs") -> None:
+    ``read`` is called from worker threads (or distributed events) as blocks of volumes are
+    read, so a single long run moves the bar too.
+    """
+
+    def __init__(
+        self, total: int, *, enabled: bool, label: str = "runs", volumes: int = 0
+    ) -> None:
         self.total, self.done, self.failed = total, 0, 0
+        self.volumes, self.volumes_read = volumes, 0
         self.enabled = enabled and total > 0
         self.label = label
         self.started = time.perf_counter()
         self._last = 0.0
+        self._lock = threading.Lock()
 
     def update(self, *, failed: bool = False) -> None:
         """Count one finished run and redraw (at most 10 times a second)."""
-        self.done += 1
-        self.failed += int(failed)
-        now = time.perf_counter()
-        if self.enabled and (now - self._last > 0.1 or self.done == self.total):
-            self._last = now
-            self._draw(now)
+        with self._lock:
+            self.done += 1
+            self.failed += int(failed)
+            self._redraw(final=self.done == self.total)
 
-    def _draw(self, now: float) -> None:
+    def read(self, run_id: str, n_volumes: int) -> None:
+        """Count ``n_volumes`` more volumes read (of run ``run_id``) and redraw."""
+        with self._lock:
+            self.volumes_read += n_volumes
+            self._redraw(final=False)
+
+    def _redraw(self, *, final: bool) -> None:
+        now = time.perf_counter()
+        if self.enabled and (now - self._last > 0.1 or final):
+            self._last = now
+            self._draw(now, final)
+
+    def _draw(self, now: float, final: bool) -> None:
         width = 30
-        filled = int(width * self.done / self.total)
+        if self.volumes and not final:
+            fraction = min(1.0, self.volumes_read / self.volumes)
+        else:
+            fraction = self.done / self.total
+        filled = int(width * fraction)
         failed = f", {self.failed} failed" if self.failed else ""
+        volumes = (
+            f", {min(self.volumes_read, self.volumes)}/{self.volumes} volumes read"
+            if self.volumes
+            else ""
+        )
         sys.stderr.write(
             f"\r[{'#' * filled}{' ' * (width - filled)}] {self.done}/{self.total} "
-            f"{self.label}{failed} | {now - self.started:6.1f} s"
+            f"{self.label}{failed}{volumes} | {now - self.started:6.1f} s"
         )
-        if self.done == self.total:
+        if final:
             sys.stderr.write("\n")
         sys.stderr.flush()
 

@@ -11,6 +11,7 @@ results (facts, or ``(b, n_seeds)`` means), so no image data ever travels to the
 from __future__ import annotations
 
 import os
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -96,6 +97,25 @@ def probe_image(source: str, storage_options: dict[str, Any] | None) -> ImageFac
     return open_image(source, storage_options)[1]
 
 
+class _Counted:
+    """A NiftiFile whose streamed blocks are reported (volumes read) as they are read.
+
+    The one streaming pass stays one pass: the report is a side effect of each block.
+    """
+
+    def __init__(self, nifti: NiftiFile, report: Callable[[int], None]) -> None:
+        self._nifti = nifti
+        self._report = report
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._nifti, name)
+
+    def iter_gathered(self, *args: Any, **kwargs: Any) -> Iterator[tuple[int, np.ndarray]]:
+        for t0, values in self._nifti.iter_gathered(*args, **kwargs):
+            yield t0, values
+            self._report(int(values.shape[0]))
+
+
 def block_means(
     image: Any,
     facts: ImageFacts,
@@ -103,15 +123,18 @@ def block_means(
     start: int,
     stop: int,
     smoother: SmoothingPlan | None = None,
+    report: Callable[[int], None] | None = None,
 ) -> tuple[np.ndarray, int]:
     """``(stop - start, n_seeds)`` float64 sphere means of volumes ``start:stop``.
 
     With a ``smoother``, its read set (sphere voxels plus kernel halo) is gathered and
     smoothed to the sphere voxels first. Returns the means and the number of non-finite
-    values met (counted as 0, nilearn's rule).
+    values met (counted as 0, nilearn's rule). ``report(n)`` is called as each block of
+    ``n`` volumes has been read (progress inside a run).
     """
     if isinstance(image, NiftiFile):
-        return file_block_means(image, plan, start, stop, smoother)
+        counted: Any = image if report is None else _Counted(image, report)
+        return file_block_means(counted, plan, start, stop, smoother)
     import dask
 
     voxels = plan.voxels if smoother is None else smoother.read_voxels
@@ -122,6 +145,8 @@ def block_means(
     if smoother is not None:
         gathered = smoother.smooth(gathered, axis=0)
     means, n_bad = sphere_means(gathered.T, plan)
+    if report is not None:
+        report(stop - start)
     return np.ascontiguousarray(means, dtype=np.float64), n_bad
 
 

@@ -211,6 +211,28 @@ def discover_mask(source: str, storage_options: dict[str, Any] | None = None) ->
     return candidate
 
 
+def _discover_all(discover: Any, name: str, sources: list[str], ids: list[str], options: Any):
+    """Each run's file found next to it; every missing one is named at once."""
+    from lazyspheres.batch.checks import BatchInputError, MissingInputsError
+
+    found, missing, unnamed = [], [], []
+    for source, run_id in zip(sources, ids, strict=True):
+        try:
+            found.append(discover(source, options))
+        except FileNotFoundError as error:
+            text = str(error).removeprefix("File not found: ").split(". Pass")[0]
+            text = text.replace(f" for run {source}; looked for ", " next to it (looked for ")
+            missing.append(f"{run_id}: {text})")
+        except ValueError as error:
+            unnamed.append(f"{run_id}: {str(error).split(', so')[0]}")
+    advice = f"Pass {name} explicitly (one per run) or {name}=None, and call extract_many again."
+    if unnamed:
+        raise BatchInputError(unnamed + missing, advice)
+    if missing:
+        raise MissingInputsError(missing, advice)
+    return found
+
+
 def _per_run(
     value: Any, name: str, sources: list[str], ids: list[str], discover: Any, options: Any
 ) -> list[Any]:
@@ -221,7 +243,7 @@ def _per_run(
     if isinstance(value, str) and value == "bids":
         if discover is None:
             raise ValueError(f"{name}='bids' is not supported; pass one value per run.")
-        return [discover(source, options) for source in sources]
+        return _discover_all(discover, name, sources, ids, options)
     if isinstance(value, Mapping):
         unknown = sorted(set(value) - set(ids))
         if unknown:
@@ -237,6 +259,17 @@ def _per_run(
         f"or a list with one entry per run ({n} runs); got {type(value).__name__}"
         f"{f' of length {len(value)}' if hasattr(value, '__len__') else ''}."
     )
+
+
+def _missing_masks(masks: Any, paths: list[str], ids: list[str], options: Any) -> Any:
+    """The error discovering the runs' masks would raise (None if they are all there)."""
+    from lazyspheres.batch.checks import BatchInputError, MissingInputsError
+
+    try:
+        _per_run(masks, "mask_img", paths, ids, discover_mask, options)
+    except (BatchInputError, MissingInputsError) as error:
+        return error
+    return None
 
 
 def build_runs(
@@ -269,6 +302,8 @@ def build_runs(
     -------
     list of RunSpec
     """
+    from lazyspheres.batch.checks import BatchInputError, MissingInputsError
+
     paths = expand_sources(sources)
     if run_ids is None:
         ids = _run_ids(paths)
@@ -278,10 +313,21 @@ def build_runs(
             raise ValueError(
                 f"run_ids must be {len(paths)} unique strings, one per source; got {ids[:10]}."
             )
-    per_confounds = _per_run(
-        confounds, "confounds", paths, ids, discover_confounds, storage_options
-    )
     per_sample = _per_run(sample_mask, "sample_mask", paths, ids, None, storage_options)
+    try:
+        per_confounds = _per_run(
+            confounds, "confounds", paths, ids, discover_confounds, storage_options
+        )
+    except (BatchInputError, MissingInputsError) as error:
+        per_mask_error = _missing_masks(masks, paths, ids, storage_options)
+        if per_mask_error is None:
+            raise
+        # both are missing for some runs: one list, one advice
+        raise type(error)(
+            error.problems + per_mask_error.problems,
+            "Pass confounds and mask_img explicitly (one per run) or None, and call "
+            "extract_many again.",
+        ) from None
     per_mask = _per_run(masks, "mask_img", paths, ids, discover_mask, storage_options)
     return [
         RunSpec(i, ids[i], paths[i], per_confounds[i], per_sample[i], per_mask[i])

@@ -8,7 +8,9 @@ Layout (one group, consolidated metadata, readable with plain ``xr.open_zarr``):
     t_r          (run)        float64 the run's header TR (NaN if none)
     fingerprint  (run)        str     JSON identity of the run's inputs, as read
     complete     (run)        bool    written only after the run's data
-    coords: run (ids), source (run), time (volume index), seed, x, y, z, radius, labels
+    coords: run (ids), source (run), time (s: volume x TR, when the runs share one TR;
+            else the volume index), volume (time: the volume index), seed, x, y, z,
+            radius, labels
     attrs:  lazyspheres_version, store_format, parameters (JSON), inputs (JSON),
             failed (JSON run id -> error), complete (bool, written last)
 
@@ -105,15 +107,22 @@ class ResultStore:
         dtype: np.dtype,
         parameters: dict[str, Any],
         overwrite: bool = False,
+        t_r: float | None = None,
     ) -> None:
-        """Write the template: metadata, coordinates and empty per-run variables."""
+        """Write the template: metadata, coordinates and empty per-run variables.
+
+        ``time`` holds seconds (volume × ``t_r``, as :func:`lazyspheres.extract` gives)
+        when the runs share one repetition time; otherwise it is the volume index. The
+        volume index is always the ``volume`` coordinate.
+        """
         import lazyspheres
 
         n_runs, n_seeds = len(run_ids), len(seed_coords["x"][1])
         coords: dict[str, Any] = {
             "run": ("run", np.array(run_ids, dtype=object)),
             "source": ("run", np.array(sources, dtype=object)),
-            "time": ("time", np.arange(n_time), {"units": "volume index"}),
+            "time": ("time", *_time_axis(0, n_time, t_r)),
+            "volume": ("time", np.arange(n_time), {"units": "volume index"}),
             **seed_coords,
         }
         variables = {
@@ -213,6 +222,22 @@ class ResultStore:
         runs = group["run"][:]
         return {str(runs[i]): str(fingerprints[i]) for i in np.flatnonzero(flags)}
 
+    def is_unfinished_start(self) -> bool:
+        """Whether this is a result store in which no run was ever completed.
+
+        Such a store (a first batch that failed or was interrupted early, even while its
+        template was written) holds nothing to keep, so a corrected call may start it
+        again whatever its parameters.
+        """
+        group = _open_group(self.store, self.storage_options, "r")
+        if group.attrs.get("store_format") != STORE_FORMAT:
+            # a template interrupted before its first attribute: an empty group
+            return not group.attrs and not list(group.keys())
+        try:
+            return not np.asarray(group["complete"][:], dtype=bool).any()
+        except KeyError:  # a template interrupted before its flags were written
+            return True
+
     def n_time(self) -> int:
         """Length of the store's time axis."""
         return int(_open_group(self.store, self.storage_options, "r")["time"].shape[0])
@@ -234,7 +259,11 @@ class ResultStore:
         old = time.shape[0]
         signals.resize((signals.shape[0], n_time, signals.shape[2]))
         time.resize((n_time,))
-        time[old:] = np.arange(old, n_time)
+        time[old:] = _time_axis(old, n_time, time.attrs.get("t_r"))[0]
+        if "volume" in group:  # stores before lazyspheres 0.2 have no volume coordinate
+            volume = group["volume"]
+            volume.resize((n_time,))
+            volume[old:] = np.arange(old, n_time)
         with _quiet():
             zarr.consolidate_metadata(group.store)
 
@@ -251,6 +280,14 @@ class ResultStore:
         """Whether every run's completion flag is set."""
         group = _open_group(self.store, self.storage_options, "r")
         return bool(np.asarray(group["complete"][:], dtype=bool).all())
+
+
+def _time_axis(start: int, stop: int, t_r: float | None) -> tuple[np.ndarray, dict[str, Any]]:
+    """Values and attributes of ``time`` for volumes ``start:stop``: seconds if TR is known."""
+    volumes = np.arange(start, stop)
+    if t_r is None or not np.isfinite(t_r) or t_r <= 0:
+        return volumes, {"units": "volume index", "note": "the runs have no common TR"}
+    return volumes * float(t_r), {"units": "s", "t_r": float(t_r)}
 
 
 def _placeholder(shape: tuple[int, ...], dtype: Any) -> da.Array:

@@ -15,6 +15,7 @@ import threading
 import time
 import warnings
 from collections import OrderedDict
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -27,7 +28,15 @@ from lazyspheres.batch.spheres import RunSpheres, run_spheres
 from lazyspheres.batch.store import write_run
 from lazyspheres.smoothing import SmoothingPlan
 
-__all__ = ["BatchConfig", "Failure", "RunOutcome", "finish_run", "probe_run", "read_block"]
+__all__ = [
+    "BatchConfig",
+    "Failure",
+    "RunOutcome",
+    "finish_run",
+    "probe_run",
+    "read_block",
+    "select_confounds",
+]
 
 # warnings.catch_warnings swaps process-wide state: tasks in threads take turns.
 _WARNINGS_LOCK = threading.Lock()
@@ -166,16 +175,53 @@ def read_block(spec: RunSpec, config: BatchConfig, start: int, stop: int | None)
         spheres = spheres_for(facts, spec.mask if spec.mask is not None else config.mask, config)
         if store.fault_hook is not None:
             store.fault_hook("reading", spec.run_id)
+        _hold_for_tests(spec.run_id)
         smoother = _smoother(spheres, facts, config.fwhm)
         if spheres.plan is None:
             means, n_bad = np.zeros((stop - start, 0)), 0
         else:
             with recycle_buffers():  # distributed's malloc settings make each block fault
-                means, n_bad = block_means(image, facts, spheres.plan, start, stop, smoother)
+                means, n_bad = block_means(
+                    image, facts, spheres.plan, start, stop, smoother, _reporter(spec.run_id)
+                )
         dtype = np.dtype(facts.dtype) if smoother is None else smoother.dtype
         return {"facts": facts, "spheres": spheres, "means": means, "n_bad": n_bad, "dtype": dtype}
     except Exception as error:
         return Failure.of(error)
+
+
+#: Progress inside runs, on the local scheduler: ``sink(run_id, n_volumes)`` is set by the
+#: client while its batch runs. On a ``distributed`` worker the same counts are sent as
+#: events on :data:`PROGRESS_TOPIC`, which the client subscribes to.
+progress_sink: Callable[[str, int], None] | None = None
+PROGRESS_TOPIC = "lazyspheres-volumes-read"
+
+
+def _reporter(run_id: str) -> Callable[[int], None] | None:
+    """What a read reports its volumes to (None: nobody is listening)."""
+    sink = progress_sink
+    if sink is not None:
+        return lambda n: sink(run_id, n)
+    try:
+        from distributed import get_worker
+
+        worker = get_worker()
+    except (ImportError, ValueError):
+        return None
+    return lambda n: worker.log_event(PROGRESS_TOPIC, (run_id, n))
+
+
+#: Test only (tests/test_cli_session.py): the runs whose ids this variable holds
+#: (comma-separated, or ``*`` for all) never finish reading, so a subprocess can be
+#: interrupted at a known point. Never set it outside tests.
+HOLD_RUN_VARIABLE = "LAZYSPHERES_TEST_HOLD_RUN"
+
+
+def _hold_for_tests(run_id: str) -> None:
+    held = os.environ.get(HOLD_RUN_VARIABLE)
+    if held and (held == "*" or run_id in held.split(",")):
+        while True:
+            time.sleep(0.05)
 
 
 def finish_run(spec: RunSpec, config: BatchConfig, *blocks: Any) -> RunOutcome:
@@ -231,7 +277,7 @@ def _clean(
     from lazyspheres.extraction import output_dtype
 
     signals = means.astype(output_dtype(dtype), copy=False)
-    confounds = _confounds(spec.confounds, config)
+    confounds = select_confounds(spec.confounds, config)
     if not config.clean and confounds is None and spec.sample_mask is None:
         return signals
     from lazyspheres.cleaning import clean
@@ -249,7 +295,7 @@ def _clean(
     return cleaned if signals.shape[1] else cleaned[:, :0]
 
 
-def _confounds(value: Any, config: BatchConfig) -> Any:
+def select_confounds(value: Any, config: BatchConfig) -> Any:
     """Confounds as :func:`clean` takes them; remote files read here; columns selected."""
     if value is None:
         return None

@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import logging
+import os
 import pathlib
 import sys
 import tempfile
@@ -17,48 +18,112 @@ import warnings
 from collections.abc import Iterator, Sequence
 from typing import Any
 
-from lazyspheres.cli.common import storage_options, version
+from lazyspheres.cli.common import distributed_log_level, storage_options, version
 
-__all__ = ["main", "storage_options", "version"]
+__all__ = ["distributed_log_level", "main", "storage_options", "version"]
 
 log = logging.getLogger("lazyspheres")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Run the command line; returns the process exit code."""
+    """Run the command line; returns the process exit code.
+
+    Called without ``argv`` (as the ``lazyspheres`` script), an interrupted command exits
+    at once with code 130 after its message, without waiting for reads still running in
+    worker threads: the store is consistent at any point (flags are written last).
+    """
     from lazyspheres.cli.connectome import run_connectome
     from lazyspheres.cli.info import info
     from lazyspheres.cli.parser import build_parser
 
     parser = build_parser()
     args = parser.parse_args(argv)
-    logging.basicConfig(
-        level=logging.WARNING - 10 * min(args.verbose, 2), format="%(levelname)s %(message)s"
-    )
+    _configure_logging(args.verbose)
     handlers = {"demo": _demo, "info": info, "extract": _extract, "connectome": run_connectome}
     # Warnings (nilearn's DeprecationWarnings, non-finite values ...) are shown once each
     # as plain lines on stderr, after the command's own output.
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
+        # Result stores consolidate their metadata on purpose (batch/store.py); an
+        # interrupted write can let zarr's note about it through.
+        warnings.filterwarnings("ignore", message="Consolidated metadata")
         try:
-            return handlers[args.command](args)
-        except (FileNotFoundError, ValueError, TypeError, OSError) as error:
-            print(f"lazyspheres {args.command}: error: {error}", file=sys.stderr)
-            return 2
-        except RuntimeError as error:
-            from lazyspheres.batch import BatchError  # imported only when needed: fast --help
+            code = handlers[args.command](args)
+        except KeyboardInterrupt:
+            print(f"\nlazyspheres {args.command}: interrupted", file=sys.stderr)
+            code = 130
+        except (FileNotFoundError, ValueError, TypeError, OSError, ImportError) as error:
+            from lazyspheres.cli.messages import to_cli
 
-            if not isinstance(error, BatchError):
-                raise
-            print(f"lazyspheres {args.command}: {error}", file=sys.stderr)
-            return 1
+            print(f"lazyspheres {args.command}: error: {to_cli(str(error))}", file=sys.stderr)
+            code = 2
         finally:
-            shown = set()
-            for record in caught:
-                text = f"{record.category.__name__}: {record.message}"
-                if text not in shown:
-                    shown.add(text)
-                    print(f"lazyspheres {args.command}: warning: {text}", file=sys.stderr)
+            _show_warnings(caught, args)
+    if argv is None:  # the script, not a caller in the same process
+        if code == 130:
+            sys.stdout.flush()
+            sys.stderr.flush()
+            os._exit(code)
+        if code != 0 and args.verbose == 0:
+            # After a failed remote read, cloud clients' abandoned coroutines complain
+            # at exit ("Exception ignored in ..."): the error is already reported.
+            sys.unraisablehook = lambda unraisable: None
+    return code
+
+
+def _extract(args: argparse.Namespace) -> int:
+    from lazyspheres.cli.extract import extract
+
+    return extract(args)
+
+
+def _show_warnings(caught: list[warnings.WarningMessage], args: argparse.Namespace) -> None:
+    """Print each warning once; nilearn's ``zscore`` deprecation only if the user chose it.
+
+    nilearn 0.12.1 warns about 'zscore' whenever confounds are standardised, whatever
+    ``standardize`` is. The command line's ``--standardize`` means 'zscore_sample', so the
+    warning concerns the user only when they typed ``--standardize zscore``.
+    """
+    from_user = getattr(args, "standardize", None) == "zscore"
+    shown = set()
+    for record in caught:
+        message = str(record.message)
+        if message.startswith(_ZSCORE_PREFIX) and not from_user:
+            continue
+        if issubclass(record.category, ResourceWarning):
+            continue  # hidden by Python's default filters too
+        if args.verbose == 0 and _from_distributed(record.filename):
+            continue  # "Port 8787 is already in use": the cluster's business, shown with -v
+        text = f"{record.category.__name__}: {message}"
+        if text not in shown:
+            shown.add(text)
+            print(f"lazyspheres {args.command}: warning: {text}", file=sys.stderr)
+
+
+def _from_distributed(filename: str) -> bool:
+    return f"{os.sep}distributed{os.sep}" in filename
+
+
+_ZSCORE_PREFIX = "The default strategy for standardize is currently 'zscore'"
+
+
+def _configure_logging(verbose: int) -> None:
+    """-v: lazyspheres' INFO lines and distributed's warnings; -vv: DEBUG and distributed INFO.
+
+    Other libraries (zarr, numcodecs, fsspec, asyncio ...) stay at WARNING: their DEBUG
+    lines are for their own developers.
+    """
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    levels = [logging.WARNING, logging.INFO, logging.DEBUG]
+    logging.getLogger("lazyspheres").setLevel(levels[min(verbose, 2)])
+    logging.getLogger("distributed").setLevel(distributed_log_level(verbose))
+    # Cloud clients log every retry (with tracebacks) before the error reaches us, and we
+    # report that error in one line: their logs are for -v.
+    for name in _CLOUD_LOGGERS:
+        logging.getLogger(name).setLevel(logging.CRITICAL if verbose == 0 else logging.WARNING)
+
+
+_CLOUD_LOGGERS = ("gcsfs", "s3fs", "aiobotocore", "botocore", "fsspec", "aiohttp", "asyncio")
 
 
 # ---------------------------------------------------------------------------- demo
@@ -69,6 +134,7 @@ def _demo(args: argparse.Namespace) -> int:
 
     import lazyspheres as ls
     from lazyspheres import datasets
+    from lazyspheres.cli.extract import write_table
 
     with _output_folder(args.out) as folder:
         bold = folder / f"sub-demo_task-rest_bold_T{args.volumes}.nii.gz"
@@ -86,7 +152,7 @@ def _demo(args: argparse.Namespace) -> int:
             signals = signals.compute()
         done = time.perf_counter()
         table = folder / "signals.tsv"
-        _write_table(signals.values, _column_names(signals), table)
+        write_table(signals.values, _column_names(signals), table)
         print(f"  generated the run in {generated - started:.1f} s")
         print(f"  extracted {signals.shape} (time x seed) in {done - generated:.2f} s")
         print(f"  voxels per sphere: {int(signals.n_voxels.min())}-{int(signals.n_voxels.max())}")
@@ -156,146 +222,9 @@ def _print_networks(corr: Any, network: Any) -> None:
     )
 
 
-# ---------------------------------------------------------------------------- info
-def _extract(args: argparse.Namespace) -> int:
-    import lazyspheres as ls
-    from lazyspheres.batch.runs import expand_sources, strip_image_suffix
-
-    out = str(args.out)
-    suffix = pathlib.PurePath(out.replace("{name}", "x").replace("{run}", "x")).suffix.lower()
-    if suffix not in (".zarr", ".tsv", ".csv"):
-        raise ValueError(f"--out {out}: use a .zarr store or .tsv/.csv table file names.")
-    sources = expand_sources(args.sources)
-    tables = suffix != ".zarr"
-    if tables and len(sources) > 1 and "{name}" not in out and "{run}" not in out:
-        raise ValueError(
-            f"{len(sources)} runs were given but --out {out!r} has no {{name}} or {{run}} "
-            "placeholder; use e.g. --out signals/{name}.tsv, or a .zarr store."
-        )
-    if tables and args.resume:
-        raise ValueError("--resume applies to .zarr stores, not to .tsv/.csv tables.")
-    options = storage_options(args.storage_option) or None
-    kwargs = {
-        "mask_img": args.mask,
-        "allow_overlap": args.allow_overlap,
-        "confounds": _confounds(args.confounds, len(sources)),
-        "confound_columns": None
-        if args.confound_columns is None
-        else [c.strip() for c in args.confound_columns.split(",") if c.strip()],
-        "clean": _clean_options(args),
-        "smoothing_fwhm": _fwhm(args.smoothing_fwhm),
-        "on_empty": args.on_empty,
-        "progress": not args.no_progress,
-        "storage_options": options,
-    }
-    seeds = _read_seeds(args.seeds)
-    with _client(args) as client, _table_store(tables, out) as store:
-        exists = store.exists() if isinstance(store, pathlib.Path) else False
-        if exists and not (args.resume or args.overwrite):
-            raise FileExistsError(
-                f"{store} exists: pass --resume to finish or update it, or --overwrite to "
-                "start it again."
-            )
-        ds = ls.extract_many(
-            sources,
-            seeds,
-            args.radius,
-            store=store,
-            client=client,
-            resume=args.resume or tables,
-            overwrite=args.overwrite or tables,
-            **kwargs,
-        )
-        if tables:
-            names = {
-                run: strip_image_suffix(pathlib.PurePath(src).name)
-                for run, src in zip(ds.run.values.tolist(), ds.source.values.tolist(), strict=True)
-            }
-            labels = ds["label"].values if "label" in ds.coords else ds["seed"].values
-            for i, run in enumerate(ds.run.values.tolist()):
-                target = pathlib.Path(out.replace("{name}", names[run]).replace("{run}", run))
-                target.parent.mkdir(parents=True, exist_ok=True)
-                n = int(ds.n_volumes.values[i])
-                _write_table(ds.signals.values[i, :n], [str(v) for v in labels], target)
-                print(f"{ds.source.values[i]} -> {target} ({n} volumes, {ds.sizes['seed']} seeds)")
-            return 0
-        n_done = int(ds.complete.values.sum())
-        print(
-            f"{store}: {n_done} of {ds.sizes['run']} run(s) complete "
-            f"({ds.sizes['seed']} seeds, up to {ds.sizes['time']} volumes)"
-        )
-    return 0
-
-
-def _clean_options(args: argparse.Namespace) -> dict[str, Any] | None:
-    clean: dict[str, Any] = {}
-    if args.detrend:
-        clean["detrend"] = True
-    if args.standardize is not None:
-        clean["standardize"] = args.standardize
-    if args.no_standardize_confounds:
-        clean["standardize_confounds"] = False
-    for name in ("low_pass", "high_pass", "t_r", "filter", "fill_na"):
-        value = getattr(args, name)
-        if value is not None:
-            clean[name] = value
-    return clean or None
-
-
-def _confounds(values: list[str] | None, n_runs: int) -> Any:
-    if values is None:
-        return None
-    if values == ["bids"]:
-        return "bids"
-    if len(values) != n_runs:
-        raise ValueError(
-            f"--confounds got {len(values)} file(s) for {n_runs} run(s): give one per run "
-            "(in the order of the runs) or 'bids'."
-        )
-    return values
-
-
-def _fwhm(text: str | None) -> Any:
-    if text is None or text == "fast":
-        return text
-    try:
-        return float(text)
-    except ValueError:
-        raise ValueError(
-            f"--smoothing-fwhm {text!r}: expected a number of mm or 'fast'."
-        ) from None
-
-
-def _read_seeds(text: str) -> Any:
-    path = pathlib.Path(text)
-    if path.suffix.lower() in (".csv", ".tsv", ".txt") and path.exists():
-        import pandas as pd
-
-        return pd.read_csv(path, sep=None, engine="python")
-    return text
-
-
 def _column_names(signals: Any) -> list[str]:
     labels = signals["label"].values if "label" in signals.coords else signals["seed"].values
     return [str(v) for v in labels]
-
-
-def _write_table(values: Any, columns: list[str], target: pathlib.Path) -> None:
-    import pandas as pd
-
-    frame = pd.DataFrame(values.reshape(-1, len(columns)), columns=columns)
-    sep = "\t" if target.suffix.lower() == ".tsv" else ","
-    frame.to_csv(target, sep=sep, index=False)
-
-
-@contextlib.contextmanager
-def _table_store(tables: bool, out: str) -> Iterator[Any]:
-    """The result store: ``--out`` itself, or a temporary one tables are written from."""
-    if not tables:
-        yield pathlib.Path(out) if "://" not in out else out
-        return
-    with tempfile.TemporaryDirectory(prefix="lazyspheres-extract-") as folder:
-        yield pathlib.Path(folder) / "results.zarr"
 
 
 @contextlib.contextmanager
@@ -317,23 +246,3 @@ def _local_progress(show: bool) -> Iterator[None]:
 
     with ProgressBar(minimum=0.5, dt=0.2):
         yield
-
-
-@contextlib.contextmanager
-def _client(args: argparse.Namespace) -> Iterator[Any]:
-    if args.scheduler is None and args.workers is None:
-        yield None
-        return
-    from distributed import Client, LocalCluster
-
-    if args.scheduler is not None:
-        with Client(args.scheduler) as client:
-            yield client
-        return
-    with (
-        LocalCluster(
-            n_workers=args.workers, threads_per_worker=1, dashboard_address=None
-        ) as cluster,
-        Client(cluster) as client,
-    ):
-        yield client

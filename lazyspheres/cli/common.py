@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 from typing import Any
 
-__all__ = ["add_storage_options", "storage_options", "version"]
+__all__ = ["add_storage_options", "distributed_log_level", "storage_options", "version"]
 
 
 def version() -> str:
@@ -39,3 +40,8 @@ def add_storage_options(parser: argparse.ArgumentParser) -> None:
         metavar="KEY=VALUE",
         help="fsspec option for URLs, e.g. anon=true (repeatable; values parsed as JSON)",
     )
+
+
+def distributed_log_level(verbose: int) -> int:
+    """Level of ``distributed``'s loggers: quiet (ERROR) unless -v."""
+    return [logging.ERROR, logging.WARNING, logging.INFO][min(verbose, 2)]

@@ -15,10 +15,21 @@ def info(args: argparse.Namespace) -> int:
     from lazyspheres.io.zarr_image import is_zarr_source
 
     options = storage_options(args.storage_option)
-    if is_zarr_source(args.source):
-        facts = _zarr_facts(args.source, options)
-    else:
-        facts = _nifti_facts(args.source, options)
+    try:
+        if is_zarr_source(args.source):
+            facts = _zarr_facts(args.source, options)
+        else:
+            facts = _nifti_facts(args.source, options)
+    except ImportError as error:  # fsspec's "Install s3fs to access S3" for Zarr URLs
+        if "lazyspheres[cloud]" in str(error):
+            raise
+        raise ImportError(
+            f"{args.source}: {error}. Install the cloud extras: pip install 'lazyspheres[cloud]'."
+        ) from error
+    except (OSError, ValueError, TypeError, KeyboardInterrupt):
+        raise  # main prints these as one line, as for extract
+    except Exception as error:  # a cloud client's own errors (botocore, aiohttp, ...)
+        raise OSError(f"{args.source}: {type(error).__name__}: {error}") from error
     if args.json:
         print(json.dumps(facts, indent=2, default=str))
         return 0

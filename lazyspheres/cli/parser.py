@@ -33,6 +33,11 @@ _EXTRACT_EXAMPLES = r"""output:
              n_voxels, parameters and input fingerprints; an interrupted or partly failed
              batch is finished with --resume (complete, unchanged runs are not redone)
 
+checks and exit codes:
+  confounds (files, columns, n/a cells, lengths), masks and output paths are checked
+  before any image is read. Exit code 0: done; 1: some runs failed (the others are
+  complete); 2: bad input or usage; 130: interrupted (Ctrl-C; finish with --resume).
+
 examples:
   lazyspheres extract bold.nii.gz --seeds power2011 --radius 5 --out signals.tsv
   lazyspheres extract run1.nii.gz run2.nii.gz --seeds seeds.csv --radius 6 --out {name}.csv
@@ -78,7 +83,14 @@ def build_parser() -> argparse.ArgumentParser:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("--version", action="version", version=version())
-    parser.add_argument("-v", "--verbose", action="count", default=0, help="more log output")
+    parser.add_argument(
+        "-v",
+        "--verbose",
+        action="count",
+        default=0,
+        help="-v: lazyspheres' log (runs opened, read, written) and cluster warnings; "
+        "-vv: debug lines and the cluster's own log",
+    )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     _demo_parser(sub)
     _info_parser(sub)
@@ -232,10 +244,25 @@ def _extract_parser(sub: argparse._SubParsersAction) -> None:
     where = output.add_mutually_exclusive_group()
     where.add_argument("--scheduler", default=None, help="address of a running Dask scheduler")
     where.add_argument(
-        "--workers", type=int, default=None, help="start a local cluster with N worker processes"
+        "--workers",
+        type=_positive_int,
+        default=None,
+        metavar="N",
+        help="start a local cluster with N (>= 1) worker processes",
     )
     output.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     add_storage_options(extract)
+
+
+def _positive_int(text: str) -> int:
+    """Type of a count (argparse): at least 1 (else a usage error, exit code 2)."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number; got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1; got {value}")
+    return value
 
 
 def help_examples() -> list[str]:
