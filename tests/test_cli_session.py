@@ -46,7 +46,10 @@ def tree(tmp_path_factory):
     runs = datasets.write_dataset(folder / "derivatives", 3, 1, n_volumes=20, shape=SHAPE)
     broken = pathlib_replace(runs[0], "sub-01", "sub-04")
     broken.parent.mkdir(parents=True)
-    broken.write_bytes(runs[0].read_bytes()[:4000])  # header intact, data truncated
+    # Header intact, data truncated (by half: a file claiming more than DEFLATE's largest
+    # expansion of its size would be refused from its header alone).
+    whole = runs[0].read_bytes()
+    broken.write_bytes(whole[: len(whole) // 2])
     confounds = confounds_of(runs[0])
     shutil.copy(confounds, pathlib_replace(confounds, "sub-01", "sub-04"))
     return folder, [str(r) for r in runs], str(broken)

@@ -213,7 +213,7 @@ def discover_mask(source: str, storage_options: dict[str, Any] | None = None) ->
 
 def _discover_all(discover: Any, name: str, sources: list[str], ids: list[str], options: Any):
     """Each run's file found next to it; every missing one is named at once."""
-    from lazyspheres.batch.checks import BatchInputError, MissingInputsError
+    from lazyspheres.batch.input_errors import BatchInputError, MissingInputsError
 
     found, missing, unnamed = [], [], []
     for source, run_id in zip(sources, ids, strict=True):
@@ -263,7 +263,7 @@ def _per_run(
 
 def _missing_masks(masks: Any, paths: list[str], ids: list[str], options: Any) -> Any:
     """The error discovering the runs' masks would raise (None if they are all there)."""
-    from lazyspheres.batch.checks import BatchInputError, MissingInputsError
+    from lazyspheres.batch.input_errors import BatchInputError, MissingInputsError
 
     try:
         _per_run(masks, "mask_img", paths, ids, discover_mask, options)
@@ -302,7 +302,7 @@ def build_runs(
     -------
     list of RunSpec
     """
-    from lazyspheres.batch.checks import BatchInputError, MissingInputsError
+    from lazyspheres.batch.input_errors import BatchInputError, MissingInputsError
 
     paths = expand_sources(sources)
     if run_ids is None:
