@@ -255,7 +255,7 @@ class Proxy:
         with self._lock:
             over = len(self.log) >= self.max_requests
             fault = next((f for f in self.faults if f.fires(method, key, ranged)), None)
-        record = dict(method=method, key=key, query=split.query, range=ranged)
+        record = {"method": method, "key": key, "query": split.query, "range": ranged}
         if over:
             self.errors.append(f"request {len(self.log) + 1} over max_requests: {line}")
             client.sendall(error_response(503, "ProxyLimit"))
