@@ -110,14 +110,13 @@ class S3rver:
         return {
             **CREDENTIALS,
             "client_kwargs": {"endpoint_url": endpoint or self.endpoint},
-            "skip_instance_cache": True,
         }
 
     def filesystem(self, endpoint: str | None = None) -> Any:
         """A fresh s3fs client (through ``endpoint`` if given)."""
         import s3fs
 
-        return s3fs.S3FileSystem(**self.storage_options(endpoint))
+        return s3fs.S3FileSystem(skip_instance_cache=True, **self.storage_options(endpoint))
 
     def _start(self) -> None:
         script = ensure_installed()

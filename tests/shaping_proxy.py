@@ -62,6 +62,9 @@ class Fault:
         Only this HTTP method.
     range_start : int, optional
         Only ranged requests starting at this byte offset.
+    min_bytes : int
+        Only requests for at least this many bytes (by their ``Range``; unranged ones
+        always match): e.g. data reads rather than header reads.
     every : int
         Fault every ``every``-th matching request (1: each one).
     times : int, optional
@@ -74,6 +77,7 @@ class Fault:
     key: str | None = None
     method: str = "GET"
     range_start: int | None = None
+    min_bytes: int = 0
     every: int = 1
     times: int | None = None
     cut: float = 0.5
@@ -88,7 +92,10 @@ class Fault:
         """Whether this request faults (counts it; call once per request)."""
         if method != self.method or (self.key is not None and key != self.key):
             return False
-        if self.range_start is not None and range_start(range_header) != self.range_start:
+        first, last = range_span(range_header)
+        if self.range_start is not None and first != self.range_start:
+            return False
+        if first is not None and last is not None and last + 1 - first < self.min_bytes:
             return False
         if self.times is not None and self.fired >= self.times:
             return False
@@ -99,12 +106,12 @@ class Fault:
         return True
 
 
-def range_start(header: str | None) -> int | None:
-    """The first byte of ``Range: bytes=a-b`` (None without a range)."""
+def range_span(header: str | None) -> tuple[int | None, int | None]:
+    """First and last byte of ``Range: bytes=a-b`` (None where absent)."""
     if not header or not header.startswith("bytes="):
-        return None
-    first = header.removeprefix("bytes=").split("-")[0]
-    return int(first) if first else None
+        return None, None
+    first, _, last = header.removeprefix("bytes=").partition("-")
+    return (int(first) if first else None), (int(last) if last else None)
 
 
 class Proxy:
