@@ -13,6 +13,7 @@ here is stopped on ``with`` exit, by :meth:`S3rver.stop`, or at interpreter exit
 from __future__ import annotations
 
 import atexit
+import fcntl
 import os
 import pathlib
 import shutil
@@ -58,9 +59,13 @@ def ensure_installed() -> pathlib.Path:
     folder.mkdir(parents=True, exist_ok=True)
     command = ["npm", "install", "--prefix", str(folder), "--no-audit", "--no-fund"]
     command += ["--loglevel=error", f"s3rver@{VERSION}"]
-    done = subprocess.run(
-        command, capture_output=True, text=True, timeout=INSTALL_TIMEOUT, check=False
-    )
+    with open(folder / ".install.lock", "w") as lock:  # xdist workers install it once
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if script.exists():
+            return script
+        done = subprocess.run(
+            command, capture_output=True, text=True, timeout=INSTALL_TIMEOUT, check=False
+        )
     if done.returncode != 0 or not script.exists():
         raise RuntimeError(
             f"`{' '.join(command)}` failed (exit {done.returncode}):\n{done.stderr[-2000:]}"
@@ -182,3 +187,7 @@ class S3rver:
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
+
+
+if __name__ == "__main__":  # .ci/run installs s3rver up front: python3 tests/s3rver_server.py
+    print(ensure_installed())
