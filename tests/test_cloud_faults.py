@@ -121,3 +121,35 @@ def test_a_persistent_slowdown_in_the_stream_is_a_network_error(s3rver, proxy, u
     proxy.add_fault(Fault("slowdown", key=_key(url), min_bytes=DATA_READ))
     with pytest.raises(OSError, match=r"SlowDown|reduce your request rate"):
         _extract(url, s3rver, few_retries)
+
+
+def test_a_run_that_keeps_failing_spares_the_others_which_resume(
+    s3rver, proxy, images, few_retries
+):
+    from lazyspheres.batch import open_results
+    from lazyspheres.batch.api import BatchError
+
+    prefix = uuid.uuid4().hex[:10]
+    keys = [f"{prefix}/sub-{i:02d}_task-rest_bold.nii.gz" for i in (1, 2)]
+    sources = [s3rver.put(images[".nii.gz"], key) for key in keys]
+    store = f"s3://{s3rver.server.bucket}/{prefix}/results.zarr"
+    options = {
+        **s3rver.storage_options,
+        "config_kwargs": {"retries": {"max_attempts": few_retries}},
+    }
+    run = dict(store=store, storage_options=options, progress=False)  # noqa: C408
+    proxy.add_fault(Fault("reset", key=keys[1], min_bytes=DATA_READ))
+    with pytest.raises(BatchError, match="sub-02"):
+        ls.extract_many(sources, SEEDS, RADIUS, **run)
+    partial = open_results(store, storage_options=options, allow_partial=True)
+    assert partial["complete"].values.tolist() == [True, False]
+    expected = local_values(images[".nii.gz"])
+    np.testing.assert_array_equal(partial["signals"].values[0], expected)
+    assert np.isnan(partial["signals"].values[1]).all()  # nothing wrong was written
+    proxy.clear_faults()
+    with proxy.watch() as seen:
+        ds = ls.extract_many(sources, SEEDS, RADIUS, **run)
+    assert ds["complete"].values.all()
+    for index in (0, 1):
+        np.testing.assert_array_equal(ds["signals"].values[index], expected)
+    assert not [r for r in seen if r.key == keys[0] and r.method == "GET"]  # not read again
