@@ -4,7 +4,8 @@ Starts s3rver 3.7.1 (npm; a real S3 server whose range GETs cost O(range), unlik
 which copy the whole object per GET) on loopback, and in front of it the shaping proxy of
 ``tests/shaping_proxy.py``, which adds a time to first byte to every request and limits
 each connection's bandwidth. Every case is timed through the proxy, against a floor timed
-through the same proxy in the same run, and printed as a ratio with its request counts:
+through the same proxy in the same run, and printed as a ratio with its request counts
+(the proxy runs in a process of its own, as a network would):
 
 - ``nii_gz``: T=300 ``.nii.gz`` (Power 264, r = 5 mm) vs one streamed GET of the object;
 - ``nii``: the same run as ``.nii`` vs one streamed GET of the object;
@@ -35,8 +36,8 @@ import numpy as np
 HERE = pathlib.Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent / "tests"))  # the servers live with the tests
 
+from _proxy_process import ProxyProcess as Proxy  # noqa: E402
 from s3rver_server import S3rver  # noqa: E402
-from shaping_proxy import Proxy  # noqa: E402
 
 BUCKET = "bench"
 SEEDS, RADIUS = "power2011", 5.0
