@@ -117,11 +117,12 @@ class S3rver:
             "client_kwargs": {"endpoint_url": endpoint or self.endpoint},
         }
 
-    def filesystem(self, endpoint: str | None = None) -> Any:
-        """A fresh s3fs client (through ``endpoint`` if given)."""
+    def filesystem(self, endpoint: str | None = None, **options: Any) -> Any:
+        """A fresh s3fs client (through ``endpoint`` if given; ``options`` added)."""
         import s3fs
 
-        return s3fs.S3FileSystem(skip_instance_cache=True, **self.storage_options(endpoint))
+        merged = {**self.storage_options(endpoint), **options}
+        return s3fs.S3FileSystem(skip_instance_cache=True, **merged)
 
     def _start(self) -> None:
         script = ensure_installed()

@@ -68,8 +68,9 @@ def few_retries(monkeypatch):
 
 
 @pytest.mark.parametrize("suffix", [".nii", ".nii.gz"])
-@pytest.mark.parametrize("kind", KINDS)
-@pytest.mark.parametrize("target", ["first GET", "data GET"])
+@pytest.mark.parametrize(
+    ("kind", "target"), [(kind, "data GET") for kind in KINDS] + [("slowdown", "first GET")]
+)
 def test_one_fault_is_retried_and_values_are_right(
     s3rver, proxy, images, urls, suffix, kind, target
 ):
@@ -124,7 +125,7 @@ def test_a_persistent_slowdown_in_the_stream_is_a_network_error(s3rver, proxy, u
 
 
 def test_a_run_that_keeps_failing_spares_the_others_which_resume(
-    s3rver, proxy, images, few_retries
+    s3rver, proxy, images, few_retries, tmp_path
 ):
     from lazyspheres.batch import open_results
     from lazyspheres.batch.api import BatchError
@@ -132,7 +133,7 @@ def test_a_run_that_keeps_failing_spares_the_others_which_resume(
     prefix = uuid.uuid4().hex[:10]
     keys = [f"{prefix}/sub-{i:02d}_task-rest_bold.nii.gz" for i in (1, 2)]
     sources = [s3rver.put(images[".nii.gz"], key) for key in keys]
-    store = f"s3://{s3rver.server.bucket}/{prefix}/results.zarr"
+    store = str(tmp_path / "results.zarr")  # local: the store on S3 is bench_cloud's case
     options = {
         **s3rver.storage_options,
         "config_kwargs": {"retries": {"max_attempts": few_retries}},
@@ -152,4 +153,5 @@ def test_a_run_that_keeps_failing_spares_the_others_which_resume(
     assert ds["complete"].values.all()
     for index in (0, 1):
         np.testing.assert_array_equal(ds["signals"].values[index], expected)
-    assert not [r for r in seen if r.key == keys[0] and r.method == "GET"]  # not read again
+    reread = [r for r in seen if r.key == keys[0] and range_span(r.range)[0] is not None]
+    assert all(range_span(r.range)[1] < DATA_READ for r in reread)  # its header, not its data

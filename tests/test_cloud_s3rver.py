@@ -84,7 +84,7 @@ def test_proxy_shapes_and_still_relays_exactly(s3rver):
 def test_proxy_bounds_its_requests(s3rver):
     server = s3rver.server
     with Proxy(server.endpoint, server.bucket, max_requests=1) as bounded:
-        fs = server.filesystem(bounded.endpoint)
+        fs = server.filesystem(bounded.endpoint, config_kwargs={"retries": {"max_attempts": 1}})
         fs.ls(server.bucket)
         with pytest.raises(OSError):
             fs.ls(server.bucket, refresh=True)
