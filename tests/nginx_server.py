@@ -74,7 +74,11 @@ class Nginx:
         config = CONFIG.format(user=user, prefix=self.prefix, port=self.port, root=self.root)
         (self.prefix / "nginx.conf").write_text(config)
         self._process = subprocess.Popen(
-            [nginx_binary(), "-p", str(self.prefix), "-c", str(self.prefix / "nginx.conf")],
+            [
+                nginx_binary(),
+                *("-p", str(self.prefix), "-c", str(self.prefix / "nginx.conf")),
+                *("-e", str(self.prefix / "error.log")),  # not /var/log (non-root users)
+            ],
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
         )
