@@ -1,276 +1,273 @@
-"""Cloud benchmark: the T=300 MNI run read from a loopback S3 server vs the local file.
+"""Cloud benchmark: lazyspheres reading from (and writing to) a real S3 server at cloud latency.
 
-Serves ``bold_T300.nii.gz`` and ``bold_T300.nii`` (generated once with
-``lazyspheres.datasets.write_bold`` if missing) from moto's ``ThreadedMotoServer`` on
-127.0.0.1 and extracts the Power 264 seeds (radius 5 mm; for .nii also a sparse set of 8 of
-them) through s3fs, then from the local files, in the same process. Prints, per case,
+Starts s3rver 3.7.1 (npm; a real S3 server whose range GETs cost O(range), unlike moto's,
+which copy the whole object per GET) on loopback, and in front of it the shaping proxy of
+``tests/shaping_proxy.py``, which adds a time to first byte to every request and limits
+each connection's bandwidth. Every case is timed through the proxy, against a floor timed
+through the same proxy in the same run, and printed as a ratio with its request counts
+(the proxy runs in a process of its own, as a network would):
 
-    cloud_<case>_time: ratio (s3 s / local s)
-    cloud_<case>_bytes: ratio (bytes fetched / object size), with the GET count
+- ``nii_gz``: T=300 ``.nii.gz`` (Power 264, r = 5 mm) vs one streamed GET of the object;
+- ``nii``: the same run as ``.nii`` vs one streamed GET of the object;
+- ``batch``: ``extract_many`` of 3 T=120 ``.nii.gz`` runs from S3 into a store on S3 vs
+  the same batch into a local store, with the store's requests split by phase.
 
-(the local runs read the whole .nii.gz, and memory-map the .nii from the page cache).
+Profiles (``--profiles LATENCY_MS:MB_PER_S``, 0 = unlimited): ``0:0`` (loopback) and
+``30:100`` (30 ms per request, 100 MB/s per connection). Every value is checked equal to the
+local extraction (the script fails loudly otherwise). Times are the best of ``--repeat``.
 
-optionally with a per-request latency injected in the server (``--latency-ms``) to model an
-object store's time to first byte (loopback has none, which flatters chatty readers).
-
-Server tuning (benchmark only): moto copies the whole stored object on every GET (its key
-buffer is a ``SpooledTemporaryFile``), which would make each ranged GET of the 1 GB ``.nii``
-cost a 1 GB copy. The objects are therefore stored in moto's backend as immutable ``bytes``
-behind an ``io.BytesIO``, whose whole-buffer read shares the bytes, so a GET costs what it
-returns, as on a real store.
-
-    python benchmarks/bench_cloud.py [--data bench-data] [--repeat 3] [--latency-ms 0 20]
-    python benchmarks/bench_cloud.py --sweep [--sweep-latency-ms 20]  # .nii.gz stream choices
+    python benchmarks/bench_cloud.py --data /work/bench-data [--repeat 2]
 """
 
 from __future__ import annotations
 
 import argparse
-import contextlib
-import io
-import logging
 import os
 import pathlib
-import threading
+import shutil
+import sys
+import tempfile
 import time
-from collections.abc import Iterator
+from collections import Counter
 from typing import Any
 
 import numpy as np
 
-logging.getLogger("werkzeug").setLevel(logging.WARNING)  # one log line per request otherwise
-
 HERE = pathlib.Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE.parent / "tests"))  # the servers live with the tests
+
+from _proxy_process import ProxyProcess as Proxy  # noqa: E402
+from s3rver_server import S3rver  # noqa: E402
+
 BUCKET = "bench"
 SEEDS, RADIUS = "power2011", 5.0
+BATCH_RUNS = 3
+DATA_GET_BYTES = 1 << 20  # an input GET at least this large reads data, not a header
 
 
-# ---------------------------------------------------------------------------- data
-def ensure_data(folder: pathlib.Path, n_volumes: int) -> dict[str, pathlib.Path]:
-    """The .nii.gz and .nii files of a T=n_volumes run (generated once, as run.py does)."""
+# ---------------------------------------------------------------------------- helpers
+def ensure_data(folder: pathlib.Path, volumes: int, batch_volumes: int) -> dict[str, Any]:
+    """The T=300 .nii.gz/.nii and T=120 .nii.gz runs (generated once, as run.py does)."""
     from run import ensure_data as ensure_run_data  # benchmarks/ is on sys.path
 
-    files = ensure_run_data(folder, n_volumes)
-    return {".nii.gz": files["gz"], ".nii": files["nii"]}
+    big, batch = ensure_run_data(folder, volumes), ensure_run_data(folder, batch_volumes)
+    return {"nii_gz": big["gz"], "nii": big["nii"], "batch": batch["gz"]}
 
 
-# ---------------------------------------------------------------------------- server
-class CountingApp:
-    """WSGI middleware: count GETs and body bytes per key; optionally add latency.
+def stream_get(fs: Any, key: str) -> int:
+    """One GET of a whole object, its body read in 4 MiB pieces and dropped; bytes read."""
+    from fsspec.asyn import sync
 
-    ``GET /__stats__/<key>`` answers the counts since the last call (as JSON) and resets
-    them; ``GET /__latency__/<seconds>`` sets the latency of every later request.
-    """
+    async def get() -> int:
+        answer = await fs._call_s3("get_object", Bucket=BUCKET, Key=key)
+        total = 0
+        async with answer["Body"] as body:
+            while piece := await body.read(1 << 22):
+                total += len(piece)
+        return total
 
-    def __init__(self, app: Any) -> None:
-        self.app = app
-        self.latency = 0.0
-        self.gets: dict[str, list[int]] = {}
-        self.lock = threading.Lock()
-
-    def __call__(self, environ: dict[str, Any], start_response: Any) -> list[bytes]:
-        path = environ.get("PATH_INFO", "")
-        if path.startswith(("/__stats__/", "/__latency__/")):
-            return self._control(path, start_response)
-        if self.latency:
-            time.sleep(self.latency)  # concurrent requests wait concurrently (threaded server)
-        body = self.app(environ, start_response)
-        try:
-            pieces = list(body)
-        finally:
-            getattr(body, "close", lambda: None)()
-        if environ["REQUEST_METHOD"] == "GET":
-            key = path.removeprefix(f"/{BUCKET}/")
-            with self.lock:
-                self.gets.setdefault(key, []).append(sum(len(p) for p in pieces))
-        return pieces
-
-    def _control(self, path: str, start_response: Any) -> list[bytes]:
-        import json
-
-        if path.startswith("/__latency__/"):
-            self.latency = float(path.removeprefix("/__latency__/"))
-            answer: dict[str, Any] = {"latency": self.latency}
-        else:
-            key = path.removeprefix("/__stats__/")
-            with self.lock:
-                sizes = self.gets.pop(key, [])
-            answer = {"requests": len(sizes), "bytes": sum(sizes)}
-        start_response("200 OK", [("Content-Type", "application/json")])
-        return [json.dumps(answer).encode()]
+    return sync(fs.loop, get)
 
 
-def serve(files: list[str], connection: Any) -> None:
-    """Run moto in this (child) process with ``files`` stored; send back the endpoint."""
-    from moto.moto_server.threaded_moto_server import ThreadedMotoServer
-
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    server.start()
-    server._server.app = CountingApp(server._server.app)
-    for name in files:
-        store_object(pathlib.Path(name).name, pathlib.Path(name))
-    host, port = server.get_host_and_port()
-    connection.send(f"http://{host}:{port}")
-    connection.recv()  # block until the parent is done
-    server.stop()
+def summary(requests: list[Any]) -> dict[str, float]:
+    return {"requests": len(requests), "mb": sum(r.body_bytes for r in requests) / 1e6}
 
 
-def store_object(key: str, path: pathlib.Path) -> None:
-    """Put a file into moto's in-process backend as immutable bytes (see module docstring)."""
-    from moto.core import DEFAULT_ACCOUNT_ID
-    from moto.s3.models import s3_backends
-
-    backend = s3_backends[DEFAULT_ACCOUNT_ID]["aws"]
-    if BUCKET not in backend.buckets:
-        backend.create_bucket(BUCKET, "us-east-1")
-    data = path.read_bytes()
-    stored = backend.put_object(BUCKET, key, b"")
-    stored._value_buffer.close()
-    stored._value_buffer = io.BytesIO(data)  # shares `data`; read() returns it uncopied
-    stored.contentsize = len(data)
-    stored._etag = None  # recomputed from the buffer on first use
-    _ = stored.etag
+def timed(proxy: Proxy, repeat: int, function: Any) -> tuple[float, Any, list[Any]]:
+    """Best time of ``repeat`` calls, the last result, and the requests of the last call."""
+    best, result, last = float("inf"), None, []
+    for _ in range(repeat):
+        with proxy.watch() as seen:
+            started = time.perf_counter()
+            result = function()
+            best = min(best, time.perf_counter() - started)
+        last = seen
+    return best, result, last
 
 
-class Server:
-    """The moto server in a child process (its own GIL, as a real store has its own CPU)."""
-
-    def __init__(self, files: list[pathlib.Path]) -> None:
-        import multiprocessing
-
-        context = multiprocessing.get_context("spawn")
-        self._parent, child = context.Pipe()
-        self._process = context.Process(
-            target=serve, args=([str(f) for f in files], child), daemon=True
-        )
-        self._process.start()
-        self.endpoint = self._parent.recv()
-        self.storage_options = {
-            "key": "bench",
-            "secret": "bench",
-            "client_kwargs": {"endpoint_url": self.endpoint},
-        }
-
-    def _get(self, path: str) -> dict[str, Any]:
-        import json
-        import urllib.request
-
-        with urllib.request.urlopen(f"{self.endpoint}{path}") as answer:
-            return json.loads(answer.read())
-
-    def set_latency(self, seconds: float) -> None:
-        self._get(f"/__latency__/{seconds}")
-
-    @contextlib.contextmanager
-    def counting(self, key: str) -> Iterator[dict[str, int]]:
-        self._get(f"/__stats__/{key}")
-        out: dict[str, int] = {}
-        yield out
-        out.update(self._get(f"/__stats__/{key}"))
-
-    def stop(self) -> None:
-        self._parent.send("stop")
-        self._process.join(timeout=30)
+def check_equal(name: str, got: np.ndarray, expected: np.ndarray) -> None:
+    if got.shape != expected.shape or not np.array_equal(got, expected, equal_nan=True):
+        raise AssertionError(f"{name}: values read through S3 differ from the local extraction")
 
 
 # ---------------------------------------------------------------------------- cases
-def extract_seconds(
-    source: str, storage_options: dict | None, seeds: Any = SEEDS
-) -> tuple[float, np.ndarray]:
+def single_run_case(name, key, local, options, proxy, repeat) -> dict[str, Any]:
+    """One run read from S3 vs one GET of the object, through the same proxy."""
+    import fsspec
+
     import lazyspheres as ls
 
-    started = time.perf_counter()
-    values = ls.extract(source, seeds, RADIUS, storage_options=storage_options).values
-    return time.perf_counter() - started, values
+    url = f"s3://{BUCKET}/{key}"
+    ours_s, values, ours = timed(
+        proxy, repeat, lambda: ls.extract(url, SEEDS, RADIUS, storage_options=options).values
+    )
+    check_equal(name, values, local)
+    fs = fsspec.filesystem("s3", **options)  # the instance lazyspheres uses (warm pool)
+    floor_s, _, floor = timed(proxy, repeat, lambda: stream_get(fs, key))
+    return {"ours_s": ours_s, "floor_s": floor_s, "ours": ours, "floor": floor}
 
 
-def best_of(repeat: int, function: Any) -> tuple[float, Any]:
-    best, result = float("inf"), None
-    for _ in range(repeat):
-        seconds, result = function()
-        best = min(best, seconds)
-    return best, result
+def batch_case(keys, local, options, proxy, repeat, tag) -> dict[str, Any]:
+    """extract_many of the runs into a store on S3 vs into a local store."""
+    import lazyspheres as ls
+
+    sources = [f"s3://{BUCKET}/{key}" for key in keys]
+    counter = iter(range(10**6))
+    scratch = pathlib.Path(tempfile.mkdtemp(prefix="bench-cloud-"))
+
+    def run(store: str) -> str:
+        ls.extract_many(
+            sources, SEEDS, RADIUS, store=store, storage_options=options, progress=False
+        )
+        return store
+
+    try:
+        ours_s, ours_store, ours = timed(
+            proxy, repeat, lambda: run(f"s3://{BUCKET}/results-{tag}-{next(counter)}.zarr")
+        )
+        floor_s, floor_store, floor = timed(
+            proxy, repeat, lambda: run(str(scratch / f"results-{next(counter)}.zarr"))
+        )
+        for store in (ours_store, floor_store):  # checked outside the timing and the counts
+            check_results(store, options, local)
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+    return {"ours_s": ours_s, "floor_s": floor_s, "ours": ours, "floor": floor}
 
 
-def sparse_seeds() -> np.ndarray:
-    """8 of the Power 264 seeds, spread over the brain: a small network of interest."""
-    from lazyspheres.seeds import load_seeds
+def check_results(store: str, options: dict[str, Any], local: np.ndarray) -> None:
+    """Every run of a result store (opened with plain ``xr.open_zarr``) equals ``local``."""
+    import xarray as xr
 
-    coords, _ = load_seeds(SEEDS)
-    return coords[:: len(coords) // 8][:8]
+    ds = xr.open_zarr(store, storage_options=options if "://" in store else None)
+    if not ds["complete"].values.all():
+        raise AssertionError(f"{store}: not every run is complete")
+    for run_id in ds["run"].values:
+        n = int(ds["n_volumes"].sel(run=run_id))
+        check_equal(f"batch {run_id}", ds["signals"].sel(run=run_id).values[:n], local)
+
+
+# The result store's per-run arrays (lazyspheres/batch/store.py): chunk i is run i's.
+PER_RUN_ARRAYS = {"signals", "n_volumes", "n_voxels", "t_r", "fingerprint", "complete"}
+
+
+def store_profile(requests: list[Any], input_keys: set[str]) -> dict[str, Any]:
+    """The store's requests by phase, and by method and array.
+
+    Creation: store requests before the first data GET of an input (the local scheduler
+    prepares the store before any run is read). Per run: requests on that run's chunks of
+    the per-run arrays. Shared: every other store request after creation (metadata,
+    listings, coordinates, completion and the final open).
+    """
+    is_data = [
+        r.key in input_keys and r.method == "GET" and _span(r.range) >= DATA_GET_BYTES
+        for r in requests
+    ]
+    first = is_data.index(True) if True in is_data else len(requests)
+    per_run: Counter[int] = Counter()
+    creation = shared = 0
+    for i, r in enumerate(requests):
+        if r.key in input_keys:
+            continue
+        parts = r.key.split("/")[1:]
+        if i < first:
+            creation += 1
+        elif len(parts) > 2 and parts[0] in PER_RUN_ARRAYS and parts[1] == "c":
+            per_run[int(parts[2])] += 1
+        else:
+            shared += 1
+    arrays = Counter(f"{r.method} {_array(r)}" for r in requests if r.key not in input_keys)
+    return {
+        "creation": creation,
+        "per_run": [per_run[i] for i in sorted(per_run)],
+        "shared": shared,
+        "inputs": sum(r.key in input_keys for r in requests),
+        "arrays": arrays,
+    }
+
+
+def _span(header: str | None) -> int:
+    if not header:
+        return 1 << 62
+    first, _, last = header.removeprefix("bytes=").partition("-")
+    return int(last) + 1 - int(first)
+
+
+def _array(request: Any) -> str:
+    """``signals/c``, ``zarr.json``, ``(list)``... : where in the store a request went."""
+    if not request.key:
+        return "(list)" if "list-type" in request.query else "(bucket)"
+    parts = request.key.split("/")[1:]  # drop the store's own name
+    if not parts:
+        return "(store root)"
+    return "/".join(parts[:2]) if parts[0] != "zarr.json" and len(parts) > 1 else parts[0]
+
+
+# ---------------------------------------------------------------------------- report
+def line(name: str, case: dict[str, Any], floor_label: str) -> str:
+    ours, floor = summary(case["ours"]), summary(case["floor"])
+    return (
+        f"{name}: {case['ours_s'] / case['floor_s']:.2f} "
+        f"(lazyspheres {case['ours_s']:.2f} s, {ours['requests']} requests, "
+        f"{ours['mb']:.1f} MB / {floor_label} {case['floor_s']:.2f} s, "
+        f"{floor['requests']} requests, {floor['mb']:.1f} MB)"
+    )
 
 
 def run(args: argparse.Namespace) -> None:
-    from lazyspheres.io import remote
+    import lazyspheres as ls
 
-    files = ensure_data(args.data, args.volumes)
-    server = Server(list(files.values()))
-    options = server.storage_options
-    cases = [
-        ("nii_gz", files[".nii.gz"], SEEDS),
-        ("nii", files[".nii"], SEEDS),
-        ("nii_8seeds", files[".nii"], sparse_seeds()),
-    ]
-    try:
-        for latency_ms in args.latency_ms:
-            server.set_latency(latency_ms / 1000)
-            tag = "" if not latency_ms else f"_latency{latency_ms:g}ms"
-            for name, path, seeds in cases:
-                url = f"s3://{BUCKET}/{path.name}"
-                local_s, local_values = best_of(
-                    args.repeat, lambda p=path, s=seeds: extract_seconds(str(p), None, s)
-                )
-                with server.counting(path.name) as fetched:
-                    remote_s, remote_values = extract_seconds(url, options, seeds)
-                if args.repeat > 1:
-                    again = best_of(
-                        args.repeat - 1, lambda u=url, s=seeds: extract_seconds(u, options, s)
+    files = ensure_data(args.data, args.volumes, args.batch_volumes)
+    local = {
+        name: ls.extract(str(path), SEEDS, RADIUS).values for name, path in files.items()
+    }  # also warms up imports and caches before anything is timed
+    batch_keys = [f"batch/sub-{i:02d}_task-rest_bold.nii.gz" for i in range(1, BATCH_RUNS + 1)]
+    with S3rver(BUCKET, directory=args.server_dir) as server:
+        fs = server.filesystem()
+        # One PUT per object: s3rver 3.7.1 fails CompleteMultipartUpload of these sizes.
+        single = {"chunksize": 4 << 30}
+        for name in ("nii_gz", "nii"):
+            fs.put_file(str(files[name]), f"{BUCKET}/{files[name].name}", **single)
+        for key in batch_keys:
+            fs.put_file(str(files["batch"]), f"{BUCKET}/{key}", **single)
+        for profile in args.profiles:
+            latency_ms, mb_per_s = (float(x) for x in profile.split(":"))
+            tag = f"{latency_ms:g}ms" + (f"_{mb_per_s:g}MBps" if mb_per_s else "")
+            with Proxy(
+                server.endpoint,
+                BUCKET,
+                latency=latency_ms / 1000,
+                bandwidth=mb_per_s * 1e6 or None,
+                lifetime=3600,
+            ) as proxy:
+                options = server.storage_options(proxy.endpoint)
+                for name in ("nii_gz", "nii"):
+                    case = single_run_case(
+                        name, files[name].name, local[name], options, proxy, args.repeat
                     )
-                    remote_s = min(remote_s, again[0])
-                np.testing.assert_array_equal(remote_values, local_values)
-                size = path.stat().st_size
-                print(
-                    f"cloud_{name}{tag}_time: {remote_s / local_s:.2f} "
-                    f"(s3 {remote_s:.2f} s / local {local_s:.2f} s)"
-                )
-                print(
-                    f"cloud_{name}{tag}_bytes: {fetched['bytes'] / size:.3f} "
-                    f"(fetched {fetched['bytes'] / 1e6:.1f} MB / object {size / 1e6:.1f} MB, "
-                    f"{fetched['requests']} GETs)",
-                    flush=True,
-                )
-        if args.sweep:
-            server.set_latency(args.sweep_latency_ms / 1000)
-            sweep(files[".nii.gz"], options, remote, args.repeat)
-    finally:
-        server.stop()
-
-
-def sweep(path: pathlib.Path, options: dict, remote: Any, repeat: int) -> None:
-    """Time the .nii.gz stream with other block sizes and prefetch depths."""
-    url = f"s3://{BUCKET}/{path.name}"
-    default = (remote.STREAM_BLOCK_BYTES, remote.STREAM_PREFETCH)
-    base, _ = best_of(repeat, lambda: extract_seconds(url, options))
-    for block_mb in (4, 8, 16, 32):
-        for depth in (1, 2, 4, 8):
-            remote.STREAM_BLOCK_BYTES, remote.STREAM_PREFETCH = block_mb * 2**20, depth
-            seconds, _ = best_of(repeat, lambda: extract_seconds(url, options))
-            print(
-                f"stream_{block_mb}MB_x{depth}: {seconds / base:.2f} "
-                f"({seconds:.2f} s / default {base:.2f} s)",
-                flush=True,
-            )
-    remote.STREAM_BLOCK_BYTES, remote.STREAM_PREFETCH = default
+                    print(line(f"cloud_{name}_{tag}", case, "one GET"), flush=True)
+                case = batch_case(batch_keys, local["batch"], options, proxy, args.repeat, tag)
+                print(line(f"cloud_batch{BATCH_RUNS}_{tag}", case, "local store"), flush=True)
+                for label in ("ours", "floor"):
+                    of = store_profile(case[label], set(batch_keys))
+                    print(
+                        f"  {label}: input requests {of['inputs']}, store requests: creation "
+                        f"{of['creation']}, per run {of['per_run']}, shared {of['shared']}"
+                    )
+                    if of["arrays"]:
+                        print(f"    by method and array: {dict(sorted(of['arrays'].items()))}")
+                if proxy.errors:
+                    raise RuntimeError(f"proxy errors: {proxy.errors[:3]}")
 
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", type=pathlib.Path, default=HERE.parent / "bench-data")
     parser.add_argument("--volumes", type=int, default=300)
-    parser.add_argument("--repeat", type=int, default=3)
-    parser.add_argument("--latency-ms", type=float, nargs="+", default=[0.0])
-    parser.add_argument("--sweep", action="store_true")
-    parser.add_argument("--sweep-latency-ms", type=float, default=0.0)
+    parser.add_argument("--batch-volumes", type=int, default=120)
+    parser.add_argument("--repeat", type=int, default=2)
+    parser.add_argument("--profiles", nargs="+", default=["0:0", "30:100"])
+    parser.add_argument("--server-dir", type=pathlib.Path, default=None)
     args = parser.parse_args(argv)
     os.environ.setdefault("AWS_DEFAULT_REGION", "us-east-1")
     run(args)
