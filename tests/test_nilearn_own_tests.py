@@ -26,9 +26,7 @@ import pytest
 from nilearn import conftest as _nilearn_conftest
 from nilearn._utils import estimator_checks as _checks
 from nilearn._utils.exceptions import DimensionError as _NilearnDimensionError
-from nilearn._utils.html_document import WIDTH_DEFAULT
 from nilearn.reporting.tests import test_html_report as _html_checks
-from sklearn.base import clone
 
 from lazyspheres import NiftiSpheresMasker
 from lazyspheres.errors import DimensionError
@@ -39,10 +37,6 @@ NILEARN_TEST_FILE = (
 )
 
 # Checks (by name) that cannot pass on lazyspheres, with why. Run as strict xfail.
-_FIGURE_FORMAT = (
-    "asserts nilearn's SVG figures, even in the unfitted report (its template's empty <img>); "
-    "ours are PNG (the rest passes: test_nilearn_report_checks_with_png_figures)"
-)
 EXCLUDED = {
     "check_transformer_set_output": (
         "asserts a missing feature: 0.12.1's set_output raises NotImplementedError, "
@@ -52,8 +46,6 @@ EXCLUDED = {
         "reads nilearn's private _reporting() (lazyspheres has no such method); the public "
         "behaviour (warning, 'Empty Report') is tested in test_report.py"
     ),
-    "check_masker_generate_report": _FIGURE_FORMAT,
-    "check_nifti_masker_generate_report_after_fit_with_only_mask": _FIGURE_FORMAT,
 }
 
 # nilearn's test environment (its conftest.py): the fixtures the file uses, and its
@@ -139,34 +131,3 @@ def test_nilearn_tests_are_collected():
     assert names <= set(globals())
     assert len(names) >= 12
     assert set(EXCLUDED) == _MARKED  # every exclusion still names a check of the file
-
-
-def _check_html_png_figures(html_view, reports_requested=True, is_fit=True):
-    """nilearn's ``_check_html``, its figure-format assertion made PNG (see EXCLUDED)."""
-    assert isinstance(html_view, HTMLReport)
-    html_view.resize(1200, 800)
-    assert html_view.width == 1200
-    assert html_view.height == 800
-    with pytest.warns(UserWarning, match="Using default instead"):
-        html_view.width = "foo"
-    assert html_view.width == WIDTH_DEFAULT
-    if reports_requested and is_fit:
-        assert "<th>Parameter</th>" in str(html_view)
-        assert "data:image/png;base64," in str(html_view)
-    else:
-        assert "data:image/" not in str(html_view)
-    assert html_view._repr_html_() == html_view.body
-
-
-@pytest.mark.parametrize(
-    "check_name",
-    [
-        "check_masker_generate_report",
-        "check_nifti_masker_generate_report_after_fit_with_only_mask",
-    ],
-)
-def test_nilearn_report_checks_with_png_figures(check_name, monkeypatch):
-    """nilearn's two report checks pass once their figure format is PNG."""
-    monkeypatch.setattr(_checks, "_check_html", _check_html_png_figures)
-    for estimator in _module.ESTIMATORS_TO_CHECK:
-        getattr(_checks, check_name)(clone(estimator))

@@ -10,6 +10,7 @@ from __future__ import annotations
 import base64
 import re
 import warnings
+import xml.etree.ElementTree as ElementTree
 from html.parser import HTMLParser
 
 import nibabel as nib
@@ -24,7 +25,8 @@ NilearnMasker = nilearn_maskers.NiftiSpheresMasker
 
 # nilearn's report tests: six seeds on a 3x3x3 neighbourhood, fit() without an image
 SIX_SEEDS = [(1, 1, 1), (1, 0, 1), (1, 1, 0), (1, 0, 0), (0, 1, 1), (0, 0, 1)]
-PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+SVG_PREFIX = "data:image/svg+xml;base64,"  # nilearn's figure format, asserted by its checks
+STUB_SVG = b'<svg xmlns="http://www.w3.org/2000/svg" width="1" height="1"/>'
 
 
 class ReportParser(HTMLParser):
@@ -72,14 +74,14 @@ def parse(report):
 
 @pytest.fixture
 def stub_figures(monkeypatch):
-    """Replace matplotlib drawing by a tiny valid PNG; record what was drawn."""
+    """Replace matplotlib drawing by a tiny valid SVG; record what was drawn."""
     drawn = []
-    png = base64.b64encode(PNG_MAGIC + b"stub").decode()
+    svg = base64.b64encode(STUB_SVG).decode()
     import lazyspheres.masker.report.figures as figures
 
-    monkeypatch.setattr(figures, "overview_figure", lambda *a: drawn.append("all") or png)
+    monkeypatch.setattr(figures, "overview_figure", lambda *a: drawn.append("all") or svg)
     monkeypatch.setattr(
-        figures, "sphere_figure", lambda bg, seed, r, number: drawn.append(number) or png
+        figures, "sphere_figure", lambda bg, seed, r, number: drawn.append(number) or svg
     )
     return drawn
 
@@ -104,6 +106,14 @@ def _stub_nilearn_plotting(monkeypatch):
     monkeypatch.setattr(nilearn.plotting, "plot_markers", lambda *a, **k: Display())
     monkeypatch.setattr(nilearn.plotting, "plot_img", lambda *a, **k: Display())
     monkeypatch.setattr(nilearn.reporting.html_report, "embed_img", lambda display: "x")
+
+
+def placeholder_text(img):
+    """The text of a figure-less report's placeholder image (its SVG parsed as XML)."""
+    assert img["src"].startswith(SVG_PREFIX)
+    svg = ElementTree.fromstring(base64.b64decode(img["src"][len(SVG_PREFIX) :]))
+    assert svg.tag == "{http://www.w3.org/2000/svg}svg"
+    return "".join(svg.itertext())
 
 
 def quiet(func, *args, **kwargs):
@@ -190,9 +200,12 @@ def test_reports_disabled_or_not_fitted_as_nilearn(image):
                 warnings.simplefilter("always")
                 report = masker.generate_report()
             results.append([str(w.message) for w in caught if w.category is UserWarning])
+            # as nilearn's: one SVG image where the figure would be (theirs an empty one)
+            assert str(report).count(SVG_PREFIX) == 1
             if factory is NiftiSpheresMasker:
                 assert report.title == "Empty Report"
-                assert parse(report).images == []
+                (img,) = parse(report).images
+                assert img["alt"] == placeholder_text(img) == "No image to display."
                 assert len(parse(report).warnings) == n_warnings
         assert results[0] == results[1]
         assert len(results[0]) == n_warnings
@@ -211,7 +224,8 @@ def test_without_matplotlib_the_report_says_so(image, monkeypatch, missing):
     assert [str(w.message) for w in caught] == [report_module.NO_BACKEND]
     assert "pip install 'lazyspheres[report]'" in report_module.NO_BACKEND
     html = parse(report)
-    assert html.images == []
+    (img,) = html.images  # no figures: the placeholder only
+    assert placeholder_text(img) == "No image to display."
     assert {t["class"] for t in html.tables} == {"regions-summary", "parameters"}
     assert html.warnings == [report_module.NO_BACKEND]
     note = re.search(r'<div class="warning no-figures">(.*?)</div>', report.body)
@@ -341,8 +355,7 @@ def test_one_sphere_has_no_hidden_empty_image(stub_figures, image):
     report = NiftiSpheresMasker([(1, 1, 1)]).fit(image).generate_report()
     images = parse(report).images
     assert len(images) == 2
-    assert all(img["src"].startswith("data:image/png;base64,") for img in images)
-    assert all(len(img["src"]) > len("data:image/png;base64,") for img in images)
+    assert all(img["src"] == SVG_PREFIX + base64.b64encode(STUB_SVG).decode() for img in images)
 
 
 # ---------------------------------------------------------------------------- object

@@ -1,4 +1,4 @@
-"""``HTMLReport``: a self-contained HTML page (figures embedded as base64 PNG).
+"""``HTMLReport``: a self-contained HTML page (figures embedded as base64 SVG).
 
 The public surface of nilearn 0.12.1's report object (``HTMLDocument`` / ``HTMLReport``):
 ``body``, ``html``, ``width`` / ``height`` (default 800 x 800; an invalid value falls back

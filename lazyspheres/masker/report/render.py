@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import html
 from typing import Any
 
@@ -10,7 +11,9 @@ import numpy as np
 from lazyspheres.masker.report.content import SUMMARY_COLUMNS
 from lazyspheres.masker.report.document import STYLE
 
-__all__ = ["render_body"]
+__all__ = ["NO_IMAGE_TEXT", "placeholder_svg", "render_body"]
+
+NO_IMAGE_TEXT = "No image to display."
 
 _CAROUSEL_JS = """
 (function () {
@@ -32,6 +35,29 @@ _CAROUSEL_JS = """
   show(0);
 })();
 """
+
+
+def placeholder_svg(text: str = NO_IMAGE_TEXT) -> str:
+    """A small SVG frame with ``text``: what a report without figures shows in their place.
+
+    nilearn 0.12.1's reports always have an SVG ``<img>`` where the figure goes (left
+    empty when there is none); ours holds a valid picture saying there is none.
+    """
+    svg = (
+        '<svg xmlns="http://www.w3.org/2000/svg" width="480" height="120" '
+        'viewBox="0 0 480 120"><rect x="1" y="1" width="478" height="118" fill="#f7f7f7" '
+        'stroke="#bbbbbb" stroke-dasharray="6 4"/><text x="240" y="66" '
+        'text-anchor="middle" font-family="sans-serif" font-size="18" fill="#666666">'
+        f"{html.escape(text)}</text></svg>"
+    )
+    return base64.b64encode(svg.encode("utf-8")).decode("ascii")
+
+
+def _img(uid: str, k: int, figure: str, label: str, display: str) -> str:
+    return (
+        f'<img id="carousel-obj-{uid}-{k}" style="display: {display}" '
+        f'alt="{html.escape(label)}" src="data:image/svg+xml;base64,{figure}"/>'
+    )
 
 
 def _table(header: list[str], rows: list[list[Any]], css_class: str) -> str:
@@ -69,8 +95,8 @@ def render_body(
 ) -> str:
     """Assemble the report fragment (styles and script included).
 
-    ``figure_note`` is shown where the figures would be when there are none (e.g.
-    matplotlib is missing).
+    Without figures, a placeholder image says there is none, and ``figure_note`` (if
+    given) why (e.g. matplotlib is missing).
     """
     parts = [f"<style>{STYLE}</style>", f'<div class="lazyspheres-report" id="report-{uid}">']
     parts.append(f"<h1>{html.escape(title)}</h1>")
@@ -106,16 +132,14 @@ def render_body(
             f'<button type="button" id="next-btn-{uid}">Next Sphere</button></div>'
         )
         for k, (figure, label) in enumerate(zip(figures, figure_labels, strict=True)):
-            display = "block" if k == 0 else "none"
-            parts.append(
-                f'<img id="carousel-obj-{uid}-{k}" style="display: {display}" '
-                f'alt="{html.escape(label)}" src="data:image/png;base64,{figure}"/>'
-            )
+            parts.append(_img(uid, k, figure, label, "block" if k == 0 else "none"))
         labels_js = "[" + ", ".join(_js_string(label) for label in figure_labels) + "]"
         script = _CAROUSEL_JS.replace("__UID__", uid).replace("__LABELS__", labels_js)
         parts.append(f"<script>{script}</script>")
-    elif figure_note:
-        parts.append(f'<div class="warning no-figures">{html.escape(figure_note)}</div>')
+    else:  # as nilearn's: an SVG image where the figures would be, here saying why not
+        parts.append(_img(uid, 0, placeholder_svg(), NO_IMAGE_TEXT, "block"))
+        if figure_note:
+            parts.append(f'<div class="warning no-figures">{html.escape(figure_note)}</div>')
     if summary:
         rows = [[row[c] for c in SUMMARY_COLUMNS] for row in summary]
         parts.append(
