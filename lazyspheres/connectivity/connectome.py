@@ -156,27 +156,18 @@ def connectome(
             f"it needs at least 2 runs, and got {len(runs.arrays)}."
         )
     estimator = _estimator(cov_estimator)
-    n = runs.n_seeds
     groups = partition(len(runs.arrays))
     if kind == "tangent":
-        tasks, group_mean = _tangent_graph(runs, groups, estimator)
+        covariances = _per_group(runs, groups, _group_covariances, estimator)
+        geometric, whitening = dask.delayed(_group_whitening, pure=True, nout=2)(covariances)
+        n = runs.n_seeds
+        whitening = da.from_delayed(whitening, shape=(n, n), dtype=np.float64)
+        matrices = covariances.map_blocks(_tangents, whitening, dtype=np.float64)
+        mean = da.from_delayed(geometric, shape=(n, n), dtype=np.float64)
     else:
-        tasks, sums = [], []
-        for start, stop in groups:
-            signals, counts = runs.group(start, stop)
-            ids = [str(r) for r in runs.run_ids[start:stop]]
-            task = dask.delayed(_group_matrices, pure=True, nout=2)(
-                signals, counts, estimator, kind, ids
-            )
-            tasks.append(task[0])
-            sums.append(task[1])
-        group_mean = dask.delayed(_symmetric_mean, pure=True)(sums, len(runs.arrays))
-    blocks = [
-        da.from_delayed(task, shape=(stop - start, n, n), dtype=np.float64)
-        for task, (start, stop) in zip(tasks, groups, strict=True)
-    ]
-    matrices = da.concatenate(blocks)
-    mean = da.from_delayed(group_mean, shape=(n, n), dtype=np.float64)
+        matrices = _per_group(runs, groups, _group_matrices, estimator, kind)
+        mean = matrices.sum(axis=0) / len(runs.arrays)
+        mean = (mean + mean.T) * 0.5
     result = label_matrices(
         matrices,
         mean,
@@ -235,20 +226,54 @@ def _covariance(values: np.ndarray, estimator: Any) -> np.ndarray:
     return np.asarray(clone(estimator).fit(values).covariance_)
 
 
-def _group_matrices(
-    signals: Any, counts: Any, estimator: Any, kind: str, run_ids: list[str]
-) -> tuple[np.ndarray, np.ndarray]:
-    """Matrices of a group of runs, ``(k, n, n)``, and their sum (for the group mean)."""
-    matrices = np.stack(
-        [_run_matrix(s, c, estimator, kind, r) for s, c, r in _members(signals, counts, run_ids)]
-    )
-    return matrices, matrices.sum(axis=0)
+def _per_group(runs: RunSignals, groups: list[tuple[int, int]], function: Any, *args: Any):
+    """``(run, seed, seed2)`` float64 array, one chunk per group: ``function`` of each group.
+
+    ``function(signals, counts, run_ids, *args)`` gets the group's runs (a 3D block or a
+    list of 2D arrays), their real-volume counts (or None) and ids, and returns ``(k, n, n)``.
+    """
+    n = runs.n_seeds
+    sizes = tuple(stop - start for start, stop in groups)
+    ids = np.asarray([str(r) for r in runs.run_ids], dtype=object)
+    if runs.stacked is not None:  # blockwise over the run axis: no per-run task at all
+        signals = runs.stacked.rechunk((sizes, -1, -1))
+        counts = runs.stacked_counts
+        if counts is None:
+            counts = da.full(len(ids), signals.shape[1], dtype=np.int64, chunks=(sizes,))
+        return da.blockwise(
+            function,
+            "rab",
+            signals,
+            "rts",
+            counts.rechunk((sizes,)),
+            "r",
+            da.from_array(ids, chunks=(sizes,)),
+            "r",
+            *[item for arg in args for item in (arg, None)],
+            new_axes={"a": n, "b": n},
+            concatenate=True,
+            dtype=np.float64,
+        )
+    blocks = []
+    for start, stop in groups:
+        signals, counts = runs.group(start, stop)
+        task = dask.delayed(function, pure=True)(signals, counts, ids[start:stop], *args)
+        blocks.append(da.from_delayed(task, shape=(stop - start, n, n), dtype=np.float64))
+    return da.concatenate(blocks)
 
 
-def _members(signals: Any, counts: Any, run_ids: list[str]) -> Any:
-    """``(signals, n_volumes, run_id)`` of each run of a group (3D slice or list input)."""
+def _members(signals: Any, counts: Any, run_ids: Any) -> Any:
+    """``(signals, n_volumes, run_id)`` of each run of a group."""
     counts = [None] * len(run_ids) if counts is None else counts
     return zip(signals, counts, run_ids, strict=True)
+
+
+def _group_matrices(
+    signals: Any, counts: Any, run_ids: Any, estimator: Any, kind: str
+) -> np.ndarray:
+    """Matrices of a group of runs, ``(k, n, n)``."""
+    members = _members(signals, counts, run_ids)
+    return np.stack([_run_matrix(s, c, estimator, kind, r) for s, c, r in members])
 
 
 def _run_matrix(
@@ -270,12 +295,7 @@ def _run_matrix(
     return prec_to_partial(precision).astype(np.float64)
 
 
-def _symmetric_mean(sums: list[np.ndarray], n_runs: int) -> np.ndarray:
-    mean = np.sum(sums, axis=0) / n_runs
-    return (mean + mean.T) * 0.5
-
-
-def _group_covariances(signals: Any, counts: Any, estimator: Any, run_ids: list[str]) -> Any:
+def _group_covariances(signals: Any, counts: Any, run_ids: Any, estimator: Any) -> Any:
     covariances = []
     for values, count, run_id in _members(signals, counts, run_ids):
         covariance = _covariance(_real_volumes(values, count, run_id), estimator)
@@ -284,23 +304,9 @@ def _group_covariances(signals: Any, counts: Any, estimator: Any, run_ids: list[
     return np.stack(covariances)
 
 
-def _group_whitening(covariances: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
-    mean = geometric_mean(np.concatenate(covariances), max_iter=30, tol=1e-7)
+def _group_whitening(covariances: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    mean = geometric_mean(covariances, max_iter=30, tol=1e-7)
     return mean, eigen_map(lambda w: 1.0 / np.sqrt(w), mean)
-
-
-def _tangent_graph(
-    runs: RunSignals, groups: list[tuple[int, int]], estimator: Any
-) -> tuple[list[Any], Any]:
-    covariances = []
-    for start, stop in groups:
-        signals, counts = runs.group(start, stop)
-        ids = [str(r) for r in runs.run_ids[start:stop]]
-        task = dask.delayed(_group_covariances, pure=True)(signals, counts, estimator, ids)
-        covariances.append(task)
-    group = dask.delayed(_group_whitening, pure=True, nout=2)(covariances)
-    tasks = [dask.delayed(_tangents, pure=True)(c, group[1]) for c in covariances]
-    return tasks, group[0]
 
 
 def _tangents(covariances: np.ndarray, whitening: np.ndarray) -> np.ndarray:
