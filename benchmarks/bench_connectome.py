@@ -17,8 +17,9 @@ thread each (BLAS limited to one thread per worker), lazyspheres, zarr and sciki
 imported in the workers and in this process before the clock starts. Besides the wall time,
 the CPU seconds spent in this process (client and scheduler) and in the workers are printed:
 where the time goes when the work per run is small. Configurations alternate and repeat;
-the best time of each counts. Before each one, two busy-loop processes measure the free cores (2.00 on an idle machine).
-Printed as ``name: ratio (1-worker s / 2-worker s)``; target >= 1.7.
+the best time of each counts. Before each one, two busy-loop processes measure the free
+cores (2.00 on an idle machine). Printed as ``name: ratio (1-worker s / 2-worker s)``;
+target >= 1.7.
 """
 
 from __future__ import annotations
