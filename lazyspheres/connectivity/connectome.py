@@ -2,12 +2,12 @@
 
 One run is little work (Ledoit-Wolf on 1200 x 264 signals: ~10 ms of CPU), less than what a
 distributed task costs around it (scheduling, one small read, moving the result), so the graph
-has one task per *group* of consecutive runs (see :func:`partition`): it reads the group's
-signals as one slice, fits the covariance estimator of each run, derives the kind, and also
-returns the group's sum of matrices so that the group mean is a sum of a few partial sums
-rather than a gather of every matrix. ``"tangent"`` needs the group's geometric mean, so its
-graph has two passes: per-group covariances, one task for the geometric mean and its
-whitening matrix, then per-group tangent vectors.
+has one task per *group* of consecutive runs (see :func:`partition`): a blockwise call over
+the ``(run, time, seed)`` signals rechunked to the groups (one read where the store's chunks
+hold several runs) fits the covariance estimator of each run and derives the kind. The group
+mean is a sum tree over the groups' blocks, not a gather of every matrix. ``"tangent"`` needs
+the group's geometric mean, so its graph has two passes: per-group covariances, one task for
+the geometric mean and its whitening matrix, then per-group tangent vectors.
 """
 
 from __future__ import annotations
