@@ -8,9 +8,11 @@ Usage::
 Data: a result store laid out as :func:`lazyspheres.extract_many` writes it
 (``signals(run, time, seed)`` float32, one chunk per run, NaN padding after each run's
 ``n_volumes``), with random network-structured signals, written once into a temporary
-folder. Workload: ``lazyspheres.connectome(xr.open_zarr(store), "correlation").compute()``
-(Ledoit-Wolf per run; one task per group of runs, the same 16 groups on 1 and 2 workers, see
-``lazyspheres.connectivity.connectome.partition``), opening and graph building included.
+folder. Workload: ``lazyspheres.connectome(store, "correlation").compute()``, as
+``lazyspheres connectome results.zarr`` runs it (``--input dataset``: on
+``xr.open_zarr(store)`` instead, whose chunks hold one run each). Ledoit-Wolf per run; one
+task per group of runs, the same 16 groups on 1 and 2 workers (see
+``lazyspheres.connectivity.connectome.partition``); opening and graph building are timed.
 
 Each configuration gets a fresh ``distributed.LocalCluster`` of worker processes with one
 thread each (BLAS limited to one thread per worker), lazyspheres, zarr and scikit-learn
@@ -40,6 +42,8 @@ sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
 from _cases import peak_rss_mb  # noqa: E402
 from bench_batch import available_cores  # noqa: E402
 
+from lazyspheres.batch.store import STORE_FORMAT  # noqa: E402
+
 
 def write_store(path: pathlib.Path, n_runs: int, n_seeds: int, max_volumes: int) -> None:
     """A result-store-like Zarr: signals(run, time, seed) with NaN padding, n_volumes(run)."""
@@ -58,6 +62,8 @@ def write_store(path: pathlib.Path, n_runs: int, n_seeds: int, max_volumes: int)
             "n_volumes": ("run", lengths.astype(np.int64)),
         },
         coords={"run": [f"sub-{i:03d}" for i in range(n_runs)], "seed": np.arange(n_seeds)},
+        # what open_results checks: the format and a complete store
+        attrs={"store_format": STORE_FORMAT, "complete": True},
     )
     encoding = {"signals": {"chunks": (1, max_volumes, n_seeds)}, "n_volumes": {"chunks": (1,)}}
     dataset.to_zarr(path, mode="w", zarr_format=3, consolidated=False, encoding=encoding)
@@ -70,7 +76,7 @@ def _warm() -> None:
     import lazyspheres.connectivity  # noqa: F401
 
 
-def run_once(store: pathlib.Path, n_workers: int) -> dict:
+def run_once(store: pathlib.Path, n_workers: int, form: str) -> dict:
     """Time one connectome of the store on a fresh cluster of ``n_workers`` workers."""
     import xarray as xr
     from distributed import Client, LocalCluster
@@ -87,8 +93,8 @@ def run_once(store: pathlib.Path, n_workers: int) -> dict:
         workers_cpu = sum(client.run(_cpu_seconds).values())
         main_cpu = time.process_time()
         started = time.perf_counter()
-        dataset = xr.open_zarr(store, consolidated=False)
-        matrices = ls.connectome(dataset, "correlation").compute()
+        signals = store if form == "path" else xr.open_zarr(store, consolidated=False)
+        matrices = ls.connectome(signals, "correlation").compute()
         seconds = time.perf_counter() - started
         main_cpu = time.process_time() - main_cpu
         workers_cpu = sum(client.run(_cpu_seconds).values()) - workers_cpu
@@ -114,6 +120,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--volumes", type=int, default=1200)
     parser.add_argument("--repeat", type=int, default=2)
     parser.add_argument("--quick", action="store_true")
+    parser.add_argument(
+        "--input",
+        choices=("path", "dataset"),
+        default="path",
+        help="connectome(store path), as the CLI does (default), or connectome(xr.open_zarr())",
+    )
     args = parser.parse_args(argv)
     if args.quick:
         args.runs, args.volumes, args.repeat = 20, 200, 1
@@ -126,7 +138,7 @@ def main(argv: list[str] | None = None) -> int:
         for repeat in range(args.repeat):
             for n_workers in (1, 2):
                 free = available_cores()
-                record = run_once(store, n_workers)
+                record = run_once(store, n_workers, args.input)
                 results[n_workers].append(record)
                 print(
                     f"  repeat {repeat}: {n_workers} worker(s): {record['seconds']:.2f} s, "
@@ -141,7 +153,8 @@ def main(argv: list[str] | None = None) -> int:
     assert np.isclose(one["checksum"], two["checksum"], rtol=1e-12), "1 and 2 workers disagree"
     print()
     print(
-        f"connectome {args.runs} runs x {args.seeds} seeds (T<={args.volumes}), 2 workers vs "
+        f"connectome {args.runs} runs x {args.seeds} seeds (T<={args.volumes}, {args.input} "
+        "input), 2 workers vs "
         f"1 worker throughput: {one['seconds'] / two['seconds']:.2f} "
         f"({one['seconds']:.2f} s / {two['seconds']:.2f} s)"
     )

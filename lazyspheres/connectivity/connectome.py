@@ -149,7 +149,7 @@ def connectome(
     """
     if kind not in KINDS:
         raise ValueError(f"Allowed connectivity kinds are {KINDS}; got kind {kind!r}.")
-    runs = as_runs(signals, storage_options=storage_options)
+    runs = as_runs(signals, storage_options=storage_options, run_groups=partition)
     if kind == "tangent" and len(runs.arrays) <= 1:
         raise ValueError(
             "The tangent kind is the deviation of each run from the group's geometric mean: "

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -70,8 +71,17 @@ class RunSignals:
         return int(self.arrays[0].shape[1])
 
 
-def as_runs(signals: Any, *, storage_options: dict[str, Any] | None = None) -> RunSignals:
+def as_runs(
+    signals: Any,
+    *,
+    storage_options: dict[str, Any] | None = None,
+    run_groups: Callable[[int], list[tuple[int, int]]] | None = None,
+) -> RunSignals:
     """Per-run lazy signals of any accepted input (see the module docstring).
+
+    ``run_groups(n_runs)`` gives the runs' grouping into tasks: a store given by its path is
+    opened with one Dask chunk per group, so that a task reads its runs in one Zarr call
+    (a Dataset opened by the caller keeps its own chunks).
 
     Raises
     ------
@@ -84,6 +94,9 @@ def as_runs(signals: Any, *, storage_options: dict[str, Any] | None = None) -> R
         from lazyspheres.batch import open_results
 
         dataset = open_results(signals, storage_options=storage_options)
+        if run_groups is not None:  # metadata only: open again with a chunk per group
+            sizes = tuple(stop - start for start, stop in run_groups(dataset.sizes["run"]))
+            dataset = open_results(signals, storage_options=storage_options, chunks={"run": sizes})
         return _from_dataset(dataset, source=os.fspath(signals))
     if isinstance(signals, xr.Dataset):
         return _from_dataset(signals, source=None)
