@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -94,9 +95,17 @@ def as_runs(
         from lazyspheres.batch import open_results
 
         dataset = open_results(signals, storage_options=storage_options)
-        if run_groups is not None:  # metadata only: open again with a chunk per group
+        if run_groups is not None and _one_run_per_chunk(dataset):
             sizes = tuple(stop - start for start, stop in run_groups(dataset.sizes["run"]))
-            dataset = open_results(signals, storage_options=storage_options, chunks={"run": sizes})
+            with warnings.catch_warnings():
+                # the small `run`/`source` coordinates are stored in one chunk, which these
+                # Dask chunks split; signals and n_volumes (one run per chunk) they do not
+                warnings.filterwarnings(
+                    "ignore", message="The specified chunks separate", category=UserWarning
+                )
+                dataset = open_results(
+                    signals, storage_options=storage_options, chunks={"run": sizes}
+                )
         return _from_dataset(dataset, source=os.fspath(signals))
     if isinstance(signals, xr.Dataset):
         return _from_dataset(signals, source=None)
@@ -120,6 +129,12 @@ def as_runs(
         "DataArray, a result store written by extract_many (path or xr.Dataset), a numpy "
         "array, or a list of (time, seed) arrays."
     )
+
+
+def _one_run_per_chunk(dataset: xr.Dataset) -> bool:
+    """Whether signals and n_volumes are stored one run per chunk (extract_many's layout)."""
+    stored = [dataset[name].encoding.get("chunks") for name in ("signals", "n_volumes")]
+    return all(chunks is not None and chunks[0] == 1 for chunks in stored)
 
 
 def _as_2d(item: Any, *, where: str) -> da.Array:
