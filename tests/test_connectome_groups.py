@@ -86,3 +86,30 @@ def test_grouped_runs_equal_nilearn(rng, kind, form):
     assert max(result.chunks[0]) > 1
     np.testing.assert_allclose(result.values, expected, rtol=1e-6, atol=1e-12)
     np.testing.assert_allclose(result["group_mean"].values, measure.mean_, rtol=1e-6, atol=1e-12)
+
+
+def test_store_path_is_read_a_group_per_chunk(tmp_path, rng):
+    from nilearn.connectome import ConnectivityMeasure
+
+    from lazyspheres.batch.store import STORE_FORMAT
+
+    runs = _runs(rng, equal=False)
+    dataset = _store_like(runs)
+    dataset.attrs.update(store_format=STORE_FORMAT, complete=True)
+    encoding = {"signals": {"chunks": (1, *dataset["signals"].shape[1:])}}
+    dataset.to_zarr(tmp_path / "results.zarr", zarr_format=3, encoding=encoding)
+    result = ls.connectome(tmp_path / "results.zarr", "correlation")
+    groups = len(result.chunks[0])
+    assert groups >= MIN_TASKS
+    reads = [key for key in dict(result.data.__dask_graph__()) if _reads_signals(key)]
+    assert len(reads) == groups  # one read per group, not one per run
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        expected = ConnectivityMeasure(kind="correlation").fit_transform(runs)
+    np.testing.assert_allclose(result.values, expected, rtol=1e-6, atol=1e-12)
+
+
+def _reads_signals(key) -> bool:
+    from dask.utils import key_split
+
+    return isinstance(key, tuple) and key_split(key) == "open_dataset-signals"
