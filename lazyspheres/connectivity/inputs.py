@@ -4,12 +4,16 @@ Accepted: a ``(time, seed)`` DataArray (one run), a ``(run, time, seed)`` DataAr
 result store of :func:`~lazyspheres.extract_many` (path or opened Dataset: each run uses
 only its ``n_volumes`` real volumes, the rest is NaN padding), a 2D/3D numpy or Dask array,
 or a list of 2D arrays (runs may differ in length). Nothing is read here: each run is a
-Dask array (and its number of real volumes a Dask scalar) to be computed in its own task.
+Dask array (and its number of real volumes a Dask scalar); a ``(run, time, seed)`` input also
+keeps the whole array, so that a task can read a group of runs as one slice.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import os
+import warnings
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -37,6 +41,10 @@ class RunSignals:
         lazy: nothing is read before the result is computed).
     source : str or None
         Where the signals came from (for attributes and messages).
+    stacked : dask.array.Array or None
+        The ``(run, time, seed)`` array the runs are slices of, when there is one.
+    stacked_counts : dask.array.Array or None
+        Its ``(run,)`` real-volume counts (None: every row is real).
     """
 
     run_ids: list[Any]
@@ -44,6 +52,19 @@ class RunSignals:
     n_volumes: list[Any]
     seed_coords: dict[str, tuple[Any, dict]]
     source: str | None = None
+    stacked: Any = None
+    stacked_counts: Any = None
+
+    def group(self, start: int, stop: int) -> tuple[Any, Any]:
+        """Signals and real-volume counts of runs ``start:stop``, for one task.
+
+        A ``(run, time, seed)`` input gives one 3D slice (one read where the store's chunks
+        hold several runs) and its counts slice; a list input gives lists of 2D arrays.
+        """
+        if self.stacked is not None:
+            counts = None if self.stacked_counts is None else self.stacked_counts[start:stop]
+            return self.stacked[start:stop], counts
+        return self.arrays[start:stop], self.n_volumes[start:stop]
 
     @property
     def n_seeds(self) -> int:
@@ -51,8 +72,17 @@ class RunSignals:
         return int(self.arrays[0].shape[1])
 
 
-def as_runs(signals: Any, *, storage_options: dict[str, Any] | None = None) -> RunSignals:
+def as_runs(
+    signals: Any,
+    *,
+    storage_options: dict[str, Any] | None = None,
+    run_groups: Callable[[int], list[tuple[int, int]]] | None = None,
+) -> RunSignals:
     """Per-run lazy signals of any accepted input (see the module docstring).
+
+    ``run_groups(n_runs)`` gives the runs' grouping into tasks: a store given by its path is
+    opened with one Dask chunk per group, so that a task reads its runs in one Zarr call
+    (a Dataset opened by the caller keeps its own chunks).
 
     Raises
     ------
@@ -65,6 +95,17 @@ def as_runs(signals: Any, *, storage_options: dict[str, Any] | None = None) -> R
         from lazyspheres.batch import open_results
 
         dataset = open_results(signals, storage_options=storage_options)
+        if run_groups is not None and _one_run_per_chunk(dataset):
+            sizes = tuple(stop - start for start, stop in run_groups(dataset.sizes["run"]))
+            with warnings.catch_warnings():
+                # the small `run`/`source` coordinates are stored in one chunk, which these
+                # Dask chunks split; signals and n_volumes (one run per chunk) they do not
+                warnings.filterwarnings(
+                    "ignore", message="The specified chunks separate", category=UserWarning
+                )
+                dataset = open_results(
+                    signals, storage_options=storage_options, chunks={"run": sizes}
+                )
         return _from_dataset(dataset, source=os.fspath(signals))
     if isinstance(signals, xr.Dataset):
         return _from_dataset(signals, source=None)
@@ -78,13 +119,22 @@ def as_runs(signals: Any, *, storage_options: dict[str, Any] | None = None) -> R
     if isinstance(signals, (np.ndarray, da.Array)):
         if signals.ndim == 3:
             arrays = [_as_2d(signals[r], where=f"run {r}") for r in range(signals.shape[0])]
-            return _checked(list(range(len(arrays))), arrays, [None] * len(arrays), {}, None)
+            runs = _checked(list(range(len(arrays))), arrays, [None] * len(arrays), {}, None)
+            if not isinstance(signals, da.Array):
+                signals = da.from_array(signals, chunks=-1)
+            return dataclasses.replace(runs, stacked=signals)
         return _checked([0], [_as_2d(signals, where="signals")], [None], {}, None)
     raise TypeError(
         f"signals of type {type(signals).__name__} is not supported: give a (time, seed) "
         "DataArray, a result store written by extract_many (path or xr.Dataset), a numpy "
         "array, or a list of (time, seed) arrays."
     )
+
+
+def _one_run_per_chunk(dataset: xr.Dataset) -> bool:
+    """Whether signals and n_volumes are stored one run per chunk (extract_many's layout)."""
+    stored = [dataset[name].encoding.get("chunks") for name in ("signals", "n_volumes")]
+    return all(chunks is not None and chunks[0] == 1 for chunks in stored)
 
 
 def _as_2d(item: Any, *, where: str) -> da.Array:
@@ -116,11 +166,13 @@ def _from_dataarray(signals: xr.DataArray) -> RunSignals:
         data = ordered.data if isinstance(ordered.data, da.Array) else ordered.chunk().data
         ids = list(ordered.coords["run"].values) if "run" in ordered.coords else None
         ids = ids if ids is not None else list(range(ordered.sizes["run"]))
-        n_volumes = [None] * len(ids)
+        n_volumes, counts = [None] * len(ids), None
         if "n_volumes" in ordered.coords:
-            n_volumes = [ordered.coords["n_volumes"].data[r] for r in range(len(ids))]
+            counts = da.asarray(ordered.coords["n_volumes"].data)
+            n_volumes = [counts[r] for r in range(len(ids))]
         arrays = [data[r] for r in range(len(ids))]
-        return _checked(ids, arrays, n_volumes, _seed_coords(ordered), None)
+        runs = _checked(ids, arrays, n_volumes, _seed_coords(ordered), None)
+        return dataclasses.replace(runs, stacked=data, stacked_counts=counts)
     raise ValueError(
         f"signals has dims {signals.dims}; expected ('time', 'seed') for one run or "
         "('run', 'time', 'seed') for several.",
@@ -141,7 +193,8 @@ def _from_dataset(dataset: xr.Dataset, *, source: str | None) -> RunSignals:
     ids = list(signals.coords["run"].values)
     arrays = [data[r] for r in range(len(ids))]
     n_volumes = [counts[r] for r in range(len(ids))]
-    return _checked(ids, arrays, n_volumes, _seed_coords(signals), source)
+    runs = _checked(ids, arrays, n_volumes, _seed_coords(signals), source)
+    return dataclasses.replace(runs, stacked=data, stacked_counts=counts)
 
 
 def _checked(ids, arrays, n_volumes, coords, source) -> RunSignals:
