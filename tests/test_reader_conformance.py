@@ -51,18 +51,28 @@ def _build(kind: str, tmp_path, img) -> ImageReader:
 
 @pytest.fixture(params=KINDS)
 def case(request, tmp_path, monkeypatch):
-    """(reader, expected values) for one reader kind, on a scaled int16 image."""
+    """(kind, reader, expected values) for one reader kind, on a scaled int16 image."""
+    return _case(request.param, tmp_path, monkeypatch)
+
+
+@pytest.fixture(params=[kind for kind in KINDS if kind.startswith(("nii", "gz"))])
+def nifti_case(request, tmp_path, monkeypatch):
+    """The same, for the NIfTI readers only (those that stream time blocks)."""
+    return _case(request.param, tmp_path, monkeypatch)
+
+
+def _case(kind, tmp_path, monkeypatch):
     monkeypatch.setenv("LAZYSPHERES_CACHE_DIR", str(tmp_path / "cache"))
-    if request.param == "gz-stream":  # no index can be built: the sequential fallback
+    if kind == "gz-stream":  # no index can be built: the sequential fallback
         monkeypatch.setattr(gzindex, "index_available", lambda: False)
     img = random_image(np.random.default_rng(3), SHAPE, np.int16, scaled=True)
     reference = write(img, tmp_path / "reference.nii")
     expected = np.asanyarray(nib.load(reference).dataobj)  # scaled: float64
-    if request.param == "dask-array":
+    if kind == "dask-array":
         img = nib.Nifti1Image(expected, img.affine)
-    reader = _build(request.param, tmp_path, img)
+    reader = _build(kind, tmp_path, img)
     assert reader is not None
-    return request.param, reader, expected
+    return kind, reader, expected
 
 
 def _quiet(kind):
@@ -185,11 +195,10 @@ def _read_middle(reader):
 
 
 @pytest.mark.parametrize("volumes_per_block", [1, 4, 7])
-def test_reads_across_stream_blocks(case, monkeypatch, volumes_per_block):
+def test_reads_across_stream_blocks(nifti_case, monkeypatch, volumes_per_block):
     """Blocks of a few volumes: voxel reads and streaming passes cross block boundaries."""
-    kind, reader, expected = case
-    if not isinstance(reader, nifti_readers.NiftiReader):
-        pytest.skip("stream blocks are a NIfTI reader notion")
+    kind, reader, expected = nifti_case
+    assert isinstance(reader, nifti_readers.NiftiReader)
     volume_bytes = int(np.prod(SHAPE[:3])) * reader.raw_dtype.itemsize
     monkeypatch.setattr(nifti_readers, "STREAM_BLOCK_BYTES", volumes_per_block * volume_bytes)
     small = pickle.loads(pickle.dumps(reader))  # rebuilt with the small blocks
