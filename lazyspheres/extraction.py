@@ -273,9 +273,9 @@ def _sphere_means(
     gathered = np.asarray(image.isel(i=vi, j=vj, k=vk).values)
     if smoother is not None:
         gathered = smoother.smooth(gathered, axis=0)
-    means, n_bad = sphere_means(gathered.T if gathered.ndim == 2 else gathered, plan)
+    eager, n_bad = sphere_means(gathered.T if gathered.ndim == 2 else gathered, plan)
     _warn_nonfinite(n_bad)
-    return means
+    return eager
 
 
 def _means_from_file(

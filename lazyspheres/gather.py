@@ -18,9 +18,13 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING, Literal
 
 import numpy as np
 import scipy.sparse as sp
+
+if TYPE_CHECKING:
+    from lazyspheres.geometry import SphereVoxels
 
 __all__ = ["GatherPlan", "sphere_means"]
 
@@ -47,12 +51,12 @@ class GatherPlan:
     n_voxels: np.ndarray
 
     @classmethod
-    def from_spheres(cls, spheres) -> GatherPlan:
+    def from_spheres(cls, spheres: SphereVoxels) -> GatherPlan:
         """Build the plan of a :class:`lazyspheres.geometry.SphereVoxels`."""
         membership = spheres.membership()
         membership.sort_indices()
         return cls(
-            shape=tuple(int(n) for n in spheres.shape),
+            shape=(int(spheres.shape[0]), int(spheres.shape[1]), int(spheres.shape[2])),
             voxels=np.asarray(spheres.voxels, dtype=np.int64),
             membership=membership,
             n_voxels=np.asarray(spheres.n_voxels, dtype=np.int64),
@@ -68,7 +72,7 @@ class GatherPlan:
         """Number of distinct voxels to read."""
         return int(self.voxels.shape[0])
 
-    def flat_indices(self, order: str = "F") -> np.ndarray:
+    def flat_indices(self, order: Literal["C", "F"] = "F") -> np.ndarray:
         """Flat voxel indices within one volume (``"F"``: NIfTI's on-disk order)."""
         return np.ravel_multi_index(tuple(self.voxels.T), self.shape, order=order)
 

@@ -256,7 +256,7 @@ def binarize_fit_mask(data: Any, *, context: str = "mask_img") -> np.ndarray:
     values = _replace_non_finite(values)
     mask = values.astype(bool)
     if mask.ndim == 4:
-        mask = mask.all(axis=3)
+        mask = np.asarray(mask.all(axis=3))
     if not mask.any():
         raise ValueError(
             "The mask is invalid as it is empty: it masks all data. "

@@ -168,7 +168,9 @@ def _coords_from_frame(frame: pd.DataFrame) -> np.ndarray:
 
 @functools.cache
 def _read_named(name: str) -> pd.DataFrame:
-    with resources.files("lazyspheres").joinpath("data", f"{name}.csv").open("r") as handle:
+    with (
+        resources.files("lazyspheres").joinpath("data").joinpath(f"{name}.csv").open("r") as handle
+    ):
         frame = pd.read_csv(handle)
     return frame.astype(dict.fromkeys(_COORD_COLUMNS, np.float64))
 

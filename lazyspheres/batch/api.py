@@ -272,7 +272,9 @@ def _common_t_r(facts: list[Any]) -> float | None:
     return values.pop() if len(values) == 1 else None
 
 
-def _finish(handle: ResultStore, runs: list[RunSpec], outcomes: list[RunOutcome], errors: str):
+def _finish(
+    handle: ResultStore, runs: list[RunSpec], outcomes: list[RunOutcome], errors: str
+) -> xr.Dataset:
     failed = json.loads(handle.attrs().get("failed") or "{}")
     grouped: dict[tuple[str, str], list[str]] = {}
     for outcome in sorted(outcomes, key=lambda o: o.index):

@@ -140,8 +140,8 @@ def block_means(
     voxels = plan.voxels if smoother is None else smoother.read_voxels
     # One small task per chunk holding voxels (read straight from the files of a local
     # Zarr image); computed in this task, so no chunk travels between workers.
-    gathered = gather_voxels(image.data, voxels, chunk_source_of(image))
-    gathered = np.asarray(dask.compute(gathered[:, start:stop], scheduler="synchronous")[0])
+    lazy = gather_voxels(image.data, voxels, chunk_source_of(image))
+    gathered = np.asarray(dask.compute(lazy[:, start:stop], scheduler="synchronous")[0])
     if smoother is not None:
         gathered = smoother.smooth(gathered, axis=0)
     means, n_bad = sphere_means(gathered.T, plan)

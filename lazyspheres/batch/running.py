@@ -12,7 +12,7 @@ from __future__ import annotations
 import contextlib
 import itertools
 import logging
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import numpy as np
@@ -22,7 +22,15 @@ from dask.base import tokenize
 from lazyspheres.batch import tasks as task_module
 from lazyspheres.batch.execute import Progress, collect, compute_all, n_workers
 from lazyspheres.batch.runs import RunSpec
-from lazyspheres.batch.tasks import Failure, RunOutcome, finish_run, probe_run, read_block
+from lazyspheres.batch.tasks import (
+    BatchConfig,
+    Failure,
+    ImageFacts,
+    RunOutcome,
+    finish_run,
+    probe_run,
+    read_block,
+)
 
 __all__ = ["probe_all", "run_all"]
 
@@ -74,7 +82,14 @@ def _n_blocks(facts: Any, n_runs: int, workers: int, time_blocks: int | None) ->
     return max(1, min(workers, facts.n_volumes // _MIN_BLOCK_VOLUMES))
 
 
-def run_all(todo, config, client, progress, time_blocks, prepare) -> list[RunOutcome]:
+def run_all(
+    todo: list[tuple[RunSpec, tuple[ImageFacts, str] | Failure]],
+    config: BatchConfig,
+    client: Any,
+    progress: bool,
+    time_blocks: int | None,
+    prepare: Callable[[], object],
+) -> list[RunOutcome]:
     """Read and finish every run of ``todo``; ``prepare()`` runs before any run is finished.
 
     On a cluster the block reads are submitted first and ``prepare`` (creating the store)

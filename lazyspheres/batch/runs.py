@@ -19,7 +19,7 @@ from __future__ import annotations
 import glob
 import os
 import posixpath
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -211,7 +211,13 @@ def discover_mask(source: str, storage_options: dict[str, Any] | None = None) ->
     return candidate
 
 
-def _discover_all(discover: Any, name: str, sources: list[str], ids: list[str], options: Any):
+def _discover_all(
+    discover: Callable[[str, Any], str],
+    name: str,
+    sources: list[str],
+    ids: list[str],
+    options: Any,
+) -> list[str]:
     """Each run's file found next to it; every missing one is named at once."""
     from lazyspheres.batch.input_errors import BatchInputError, MissingInputsError
 

@@ -21,7 +21,7 @@ import scipy.sparse as sp
 
 from lazyspheres.errors import EmptySphereError, OverlapError
 from lazyspheres.gather import GatherPlan
-from lazyspheres.geometry import sphere_voxels
+from lazyspheres.geometry import SphereVoxels, sphere_voxels
 
 __all__ = ["RunSpheres", "check_radii", "run_spheres"]
 
@@ -140,7 +140,15 @@ def run_spheres(
     return result
 
 
-def _compute(coords, radii, affine, shape, mask, allow_overlap, on_empty) -> RunSpheres:
+def _compute(
+    coords: np.ndarray,
+    radii: np.ndarray,
+    affine: np.ndarray,
+    shape: tuple[int, int, int],
+    mask: Any,
+    allow_overlap: bool,
+    on_empty: str,
+) -> RunSpheres:
     n_seeds = coords.shape[0]
     groups: dict[float | None, np.ndarray] = {}
     for value in np.unique(radii[~np.isnan(radii)]):
@@ -149,7 +157,7 @@ def _compute(coords, radii, affine, shape, mask, allow_overlap, on_empty) -> Run
         groups[None] = np.flatnonzero(np.isnan(radii))
     single = len(groups) == 1
     empty: list[int] = []
-    selected = []  # (seed indices, SphereVoxels) per group
+    selected: list[tuple[np.ndarray, SphereVoxels]] = []  # per group
     for radius, members in groups.items():
         try:
             spheres = sphere_voxels(
@@ -174,7 +182,14 @@ def _compute(coords, radii, affine, shape, mask, allow_overlap, on_empty) -> Run
     return _merge(selected, n_seeds, shape, coords, allow_overlap or single)
 
 
-def _empty_members(coords, members, radius, affine, shape, mask) -> list[int]:
+def _empty_members(
+    coords: np.ndarray,
+    members: np.ndarray,
+    radius: float | None,
+    affine: np.ndarray,
+    shape: tuple[int, int, int],
+    mask: Any,
+) -> list[int]:
     """Which seeds of a group have empty spheres (one seed at a time: the rare path)."""
     missing = []
     for seed in members:
@@ -185,7 +200,9 @@ def _empty_members(coords, members, radius, affine, shape, mask) -> list[int]:
     return missing
 
 
-def _empty_message(missing: list[int], coords: np.ndarray, radii: np.ndarray, error) -> str:
+def _empty_message(
+    missing: list[int], coords: np.ndarray, radii: np.ndarray, error: EmptySphereError
+) -> str:
     lines = [f"These spheres are empty: {np.asarray(sorted(missing), dtype=np.int64)}"]
     for seed in sorted(missing)[:10]:
         radius = "None" if np.isnan(radii[seed]) else f"{radii[seed]:g} mm"
@@ -195,7 +212,13 @@ def _empty_message(missing: list[int], coords: np.ndarray, radii: np.ndarray, er
     return "\n".join(lines)
 
 
-def _merge(selected, n_seeds, shape, coords, overlap_ok: bool) -> RunSpheres:
+def _merge(
+    selected: list[tuple[np.ndarray, SphereVoxels]],
+    n_seeds: int,
+    shape: tuple[int, int, int],
+    coords: np.ndarray,
+    overlap_ok: bool,
+) -> RunSpheres:
     n_voxels = np.zeros(n_seeds, dtype=np.int64)
     if not selected:
         return RunSpheres(None, np.zeros(0, dtype=np.int64), n_voxels)
@@ -223,7 +246,7 @@ def _merge(selected, n_seeds, shape, coords, overlap_ok: bool) -> RunSpheres:
             raise OverlapError(_overlap_message(membership, shared, kept, coords))
     voxels = np.stack(np.unravel_index(union, shape), axis=1).astype(np.int64)
     plan = GatherPlan(
-        shape=tuple(int(n) for n in shape),
+        shape=(int(shape[0]), int(shape[1]), int(shape[2])),
         voxels=voxels,
         membership=membership,
         n_voxels=n_voxels[kept],
@@ -231,7 +254,9 @@ def _merge(selected, n_seeds, shape, coords, overlap_ok: bool) -> RunSpheres:
     return RunSpheres(plan, kept, n_voxels)
 
 
-def _overlap_message(membership, shared, kept, coords) -> str:
+def _overlap_message(
+    membership: sp.csr_array, shared: np.ndarray, kept: np.ndarray, coords: np.ndarray
+) -> str:
     sub = membership[:, shared >= 2]
     pairs = sp.triu(sub @ sub.T, k=1).tocoo()
     lines = [

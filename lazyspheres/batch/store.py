@@ -29,7 +29,7 @@ import json
 import os
 import warnings
 from collections.abc import Callable, Iterator
-from typing import Any
+from typing import Any, Literal
 
 import dask.array as da
 import numpy as np
@@ -55,7 +55,11 @@ def _quiet() -> Iterator[None]:
         yield
 
 
-def _open_group(store: Any, storage_options: dict[str, Any] | None, mode: str) -> Any:
+def _open_group(
+    store: Any,
+    storage_options: dict[str, Any] | None,
+    mode: Literal["r", "r+", "a", "w", "w-"],
+) -> Any:
     import zarr
 
     return zarr.open_group(store, mode=mode, storage_options=storage_options)

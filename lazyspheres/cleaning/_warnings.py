@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import sys
 import warnings
+from types import FrameType
 
 __all__ = ["EXTRAPOLATE_FUTURE", "ZSCORE_DEPRECATION", "warn"]
 
@@ -62,7 +63,7 @@ BAND_EQUAL = (
 
 def _stacklevel() -> int:
     """Return the stacklevel of the first frame outside lazyspheres (the user's call)."""
-    frame = sys._getframe(2)  # skip this helper and warn()
+    frame: FrameType | None = sys._getframe(2)  # skip this helper and warn()
     level = 2
     while frame is not None:
         module = frame.f_globals.get("__name__", "")

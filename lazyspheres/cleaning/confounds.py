@@ -346,8 +346,9 @@ def check_finite_confounds(
     j = int(cols[0])
     row = int(row_ids[np.flatnonzero(bad[:, j])[0]])
     where = f"row {row} (volume {row})"
-    if header_lines and header_lines[j] is not None:
-        where += f", line {row + 1 + header_lines[j]} of the file"
+    line = header_lines[j] if header_lines else None
+    if line is not None:
+        where += f", line {row + 1 + line} of the file"
     raise NonFiniteConfoundsError(
         f"Confounds contain non-finite values (n/a, NaN or inf) in volumes that are kept: "
         f"{labels[j]} at {where}; {int(bad.sum())} cell(s) in {len(cols)} column(s): "

@@ -80,7 +80,8 @@ def _scrub(rows: np.ndarray, plan: CleanPlan) -> np.ndarray:
     if plan.scrub == "censor":
         # Fancy indexing along axis 1 returns an F-ordered array: rows must stay contiguous.
         return np.ascontiguousarray(rows[:, plan.sample_mask])
-    if plan.scrub == "interpolate":
+    # the plan sets sample_mask and t_r whenever it chooses to interpolate
+    if plan.scrub == "interpolate" and plan.sample_mask is not None and plan.t_r is not None:
         interpolate_censored(rows, plan.sample_mask, plan.censored, plan.t_r, plan.extrapolate)
         start, stop = plan.span
         if (start, stop) != (0, plan.n_time):

@@ -227,6 +227,8 @@ def _plan_scrubbing(plan: CleanPlan, has_confounds: bool) -> int:
         if plan.extrapolate:
             warn(EXTRAPOLATE_FUTURE, FutureWarning)
     # scipy's own errors for unsorted, duplicated or too few kept volumes, raised now.
+    if plan.t_r is None:  # pragma: no cover - _check_filter required it for butterworth
+        raise CleaningValueError("Repetition time (t_r) must be given to interpolate.")
     times = np.arange(n_time) * plan.t_r
     _scipy_checked(CubicSpline, times[mask], np.zeros(len(mask)), extrapolate=plan.extrapolate)
     if plan.extrapolate:

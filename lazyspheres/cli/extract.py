@@ -138,7 +138,15 @@ def _refuse_finished_store(store: Any, args: argparse.Namespace) -> None:
 
 
 # ---------------------------------------------------------------------------- running
-def _extract_many(sources, seeds, args, store, client, tables, kwargs) -> Any:
+def _extract_many(
+    sources: Any,
+    seeds: Any,
+    args: argparse.Namespace,
+    store: str,
+    client: Any,
+    tables: bool,
+    kwargs: dict[str, Any],
+) -> Any:
     """The batch's dataset, or None when runs failed (their lines already printed)."""
     import lazyspheres as ls
     from lazyspheres.batch import BatchError

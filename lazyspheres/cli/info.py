@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+from collections.abc import Mapping
 from typing import Any
 
 __all__ = ["info"]
@@ -71,7 +72,7 @@ def _nifti_facts(source: str, options: dict[str, Any]) -> dict[str, Any]:
         "inflate_engine": choose_engine() if nifti.source.compression else None,
         "size_bytes": nifti.source.size,
         "data_bytes": layout.data_bytes,
-        "chunks": [list(c) for c in image.chunks],
+        "chunks": [list(c) for c in image.chunks or ()],
     }
 
 
@@ -89,8 +90,11 @@ def _zarr_facts(source: str, options: dict[str, Any]) -> dict[str, Any]:
 
     image = open_zarr_image(source, storage_options=options or None)
     array = group[IMAGE_VARIABLE]
+    if not isinstance(array, zarr.Array):
+        raise ValueError(f"{source}: {IMAGE_VARIABLE!r} is a group, not the image array.")
     meta = image.coords["nifti_meta"].attrs
-    info = dict(group.attrs.get(IMAGE_ATTR, {}))
+    stored = group.attrs.get(IMAGE_ATTR, {})
+    info = dict(stored) if isinstance(stored, Mapping) else {}
     return {
         "source": source,
         "format": "zarr image (lazyspheres.to_zarr_image)",

@@ -162,7 +162,7 @@ def connectome(
         geometric, whitening = dask.delayed(_group_whitening, pure=True, nout=2)(covariances)
         n = runs.n_seeds
         whitening = da.from_delayed(whitening, shape=(n, n), dtype=np.float64)
-        matrices = covariances.map_blocks(_tangents, whitening, dtype=np.float64)
+        matrices = da.map_blocks(_tangents, covariances, whitening, dtype=np.float64)
         mean = da.from_delayed(geometric, shape=(n, n), dtype=np.float64)
     else:
         matrices = _per_group(runs, groups, _group_matrices, estimator, kind)
@@ -226,7 +226,9 @@ def _covariance(values: np.ndarray, estimator: Any) -> np.ndarray:
     return np.asarray(clone(estimator).fit(values).covariance_)
 
 
-def _per_group(runs: RunSignals, groups: list[tuple[int, int]], function: Any, *args: Any):
+def _per_group(
+    runs: RunSignals, groups: list[tuple[int, int]], function: Any, *args: Any
+) -> da.Array:
     """``(run, seed, seed2)`` float64 array, one chunk per group: ``function`` of each group.
 
     ``function(signals, counts, run_ids, *args)`` gets the group's runs (a 3D block or a
@@ -305,7 +307,7 @@ def _group_covariances(signals: Any, counts: Any, run_ids: Any, estimator: Any) 
 
 
 def _group_whitening(covariances: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    mean = geometric_mean(covariances, max_iter=30, tol=1e-7)
+    mean = geometric_mean(list(covariances), max_iter=30, tol=1e-7)
     return mean, eigen_map(lambda w: 1.0 / np.sqrt(w), mean)
 
 

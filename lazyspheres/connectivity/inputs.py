@@ -13,7 +13,7 @@ from __future__ import annotations
 import dataclasses
 import os
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -197,7 +197,13 @@ def _from_dataset(dataset: xr.Dataset, *, source: str | None) -> RunSignals:
     return dataclasses.replace(runs, stacked=data, stacked_counts=counts)
 
 
-def _checked(ids, arrays, n_volumes, coords, source) -> RunSignals:
+def _checked(
+    ids: Sequence[Any],
+    arrays: Sequence[Any],
+    n_volumes: Sequence[Any],
+    coords: dict[str, tuple[Any, dict]],
+    source: str | None,
+) -> RunSignals:
     widths = sorted({int(a.shape[1]) for a in arrays})
     if len(widths) > 1:
         raise ValueError(f"All runs must have the same number of seeds; got {widths} seeds.")

@@ -66,8 +66,9 @@ def label_matrices(
             matrices, dims=("run", "seed", "seed2"), coords=coords, name=name, attrs=attrs
         )
     rows, cols = lower_pairs(n, discard_diagonal=discard_diagonal)
-    vectors = matrices.map_blocks(
+    vectors = da.map_blocks(
         _vectorize_block,
+        matrices,
         discard_diagonal,
         dtype=np.float64,
         drop_axis=2,

@@ -90,14 +90,14 @@ class Scratch:
                 continue
             tile = np.ascontiguousarray(rows[:, lo - first : hi - first].T, dtype=self.dtype)
             position = int(offset) + (t0 * (stop - start) + (lo - start) * n_rows) * item
-            _write_all(self.fd, memoryview(tile).cast("B"), position)
+            _write_all(self.fd, tile.data.cast("B"), position)
 
     def read_block(self, index: int) -> np.ndarray:
         """The ``(n_b, n_time)`` full time series of voxel block ``index``, voxel-major."""
         start, stop = self.bounds[index]
         width = stop - start
         raw = np.empty(self.n_time * width, dtype=self.dtype)
-        _read_all(self.fd, memoryview(raw).cast("B"), int(self.offsets[index]))
+        _read_all(self.fd, raw.data.cast("B"), int(self.offsets[index]))
         if len(self.pieces) == 1:
             return raw.reshape(width, self.n_time)
         out = np.empty((width, self.n_time), dtype=self.dtype)

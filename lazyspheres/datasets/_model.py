@@ -22,6 +22,7 @@ import dataclasses
 import functools
 import math
 from collections.abc import Iterator
+from typing import Literal
 
 import numpy as np
 import pandas as pd
@@ -31,6 +32,9 @@ from scipy.spatial import cKDTree
 
 from lazyspheres.datasets._grid import CSF, WHITE_MATTER, tissue_labels
 from lazyspheres.errors import SeedError
+
+# precision of the model arithmetic
+WorkDtype = Literal["float32", "float64"]
 
 #: Internal block length (volumes) that keys the random draws.
 BLOCK = 16
@@ -377,7 +381,7 @@ def fields(
 
 
 def stream(
-    flds: Fields, truth: GroundTruth, random_state: int, model: SignalModel, dtype: str
+    flds: Fields, truth: GroundTruth, random_state: int, model: SignalModel, dtype: WorkDtype
 ) -> Iterator[np.ndarray]:
     """Yield (n, n_support) real-valued volumes, :data:`BLOCK` at a time, in time order."""
     n_volumes = len(truth.global_scaling)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import gzip
+import io
 import math
 import os
 import pathlib
@@ -12,9 +13,10 @@ from typing import BinaryIO
 
 import nibabel as nib
 import numpy as np
+from numpy.typing import DTypeLike
 
 from lazyspheres.datasets._grid import MNI_2MM_SHAPE, as_affine
-from lazyspheres.datasets._model import SignalModel, fields, ground_truth, stream
+from lazyspheres.datasets._model import SignalModel, WorkDtype, fields, ground_truth, stream
 
 __all__ = ["generate_volumes", "make_bold_image", "write_bold"]
 
@@ -46,7 +48,7 @@ class _Run:
     model: SignalModel
 
     @property
-    def work_dtype(self) -> str:
+    def work_dtype(self) -> WorkDtype:
         """Precision of the arithmetic: float64 only when float64 is written."""
         return "float64" if self.dtype == "float64" else "float32"
 
@@ -73,7 +75,7 @@ def _run(
     t_r: float,
     seeds: object,
     random_state: int,
-    dtype: object,
+    dtype: DTypeLike,
     scaled: bool,
     nan_background: bool,
     model: SignalModel | None,
@@ -135,7 +137,8 @@ def _block_stream(run: _Run, block_size: int) -> Iterator[np.ndarray]:
     if run.nan_background:
         background = np.nan
     done = filled = 0
-    out = flat = None
+    out: np.ndarray | None = None
+    flat = np.empty((0, 0))
     for values in stream(flds, truth, run.random_state, run.model, run.work_dtype):
         for row in _encode(values, run):
             if out is None:
@@ -148,7 +151,7 @@ def _block_stream(run: _Run, block_size: int) -> Iterator[np.ndarray]:
             if filled == out.shape[-1]:
                 done += filled
                 yield out
-                out = flat = None  # drop the view too, or the block outlives its yield
+                out, flat = None, np.empty((0, 0))  # drop the view, or the block outlives it
                 filled = 0
 
 
@@ -292,7 +295,7 @@ def make_bold_image(
     return nib.Nifti1Image(data, run.affine, header)
 
 
-def _gzip_stream(raw: BinaryIO, compresslevel: int, backend: str) -> BinaryIO:
+def _gzip_stream(raw: BinaryIO, compresslevel: int, backend: str) -> io.BufferedIOBase:
     """A gzip writer on ``raw``: reproducible (mtime 0, no file name) and as fast as we have."""
     if backend not in ("auto", "isal", "zlib"):
         raise ValueError(f"gzip_backend must be 'auto', 'isal' or 'zlib', got {backend!r}")

@@ -160,8 +160,9 @@ def _check_shape(shape: Any) -> tuple[int, int, int]:
 def _check_radius(radius: Any) -> float | None:
     if radius is None:
         return None
-    if isinstance(radius, numbers.Real) and not np.isnan(radius) and radius >= 0:
-        return float(radius)
+    value = float(radius) if isinstance(radius, numbers.Real) else np.nan
+    if not np.isnan(value) and value >= 0:
+        return value
     # nilearn surfaces scikit-learn's parameter check here; keep its key phrase.
     raise ValueError(
         "The 'radius' parameter must be a float in the range [0.0, inf] or None. "

@@ -15,7 +15,15 @@ def _fmt_point(point: np.ndarray) -> str:
     return "(" + ", ".join(f"{v:g}" for v in point) + ")"
 
 
-def empty_message(empty, coords, nearest, inside, shape, radius, mask_raw) -> str:
+def empty_message(
+    empty: np.ndarray,
+    coords: np.ndarray,
+    nearest: np.ndarray,
+    inside: np.ndarray,
+    shape: tuple[int, int, int],
+    radius: float | None,
+    mask_raw: np.ndarray | None,
+) -> str:
     """Message of :class:`~lazyspheres.errors.EmptySphereError` for the seeds ``empty``."""
     # nilearn's key phrase, formatted like nilearn (str of an int64 numpy array)
     lines = [f"These spheres are empty: {np.asarray(empty, dtype=np.int64)}"]
@@ -28,6 +36,8 @@ def empty_message(empty, coords, nearest, inside, shape, radius, mask_raw) -> st
         voxel = "(" + ", ".join(f"{v:.0f}" for v in nearest[i]) + ")"
         if not inside[i]:
             where = f"outside the image of shape {shape}"
+        elif mask_raw is None:  # pragma: no cover - inside, unmasked: never empty
+            where = "not a candidate voxel"
         else:
             value = np.asarray(mask_raw[tuple(int(v) for v in nearest[i])]).item()
             where = f"masked out (mask value {value!r} there)"
@@ -43,7 +53,9 @@ def empty_message(empty, coords, nearest, inside, shape, radius, mask_raw) -> st
     return "\n".join(lines)
 
 
-def overlap_message(indices, indptr, counts, coords, n_union) -> str:
+def overlap_message(
+    indices: np.ndarray, indptr: np.ndarray, counts: np.ndarray, coords: np.ndarray, n_union: int
+) -> str:
     """Message of :class:`~lazyspheres.errors.OverlapError`, listing the sharing pairs."""
     rows = np.repeat(np.arange(len(indptr) - 1), np.diff(indptr))
     shared_cols = counts[indices] >= 2

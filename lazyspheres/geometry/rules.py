@@ -7,12 +7,16 @@ arrays already validated by :func:`lazyspheres.geometry.sphere_voxels`.
 from __future__ import annotations
 
 import itertools
+from collections.abc import Iterator
 
 import numpy as np
 
 from lazyspheres.errors import EmptySphereError, OverlapError
 from lazyspheres.geometry.messages import empty_message, overlap_message
 from lazyspheres.geometry.voxels import SphereVoxels
+
+# (seed ids, flat voxel indices) of sphere members found by one rule
+Pairs = tuple[np.ndarray, np.ndarray]
 
 __all__ = ["compute"]
 
@@ -79,7 +83,7 @@ def _voxel_boxes(
     return lo.astype(np.int64), hi.astype(np.int64)
 
 
-def _iter_boxes(lo: np.ndarray, hi: np.ndarray):
+def _iter_boxes(lo: np.ndarray, hi: np.ndarray) -> Iterator[tuple[np.ndarray, np.ndarray]]:
     """Yield ``(seed_ids, ijk)`` for batches of boxes; ``ijk`` is ``(3, m)``.
 
     Each box's voxels come out contiguous and in C order. Boxes of equal extent (most of
@@ -112,7 +116,14 @@ def _is_candidate(flat: np.ndarray, candidates: np.ndarray | None) -> np.ndarray
     return candidates.ravel()[flat]
 
 
-def _radius_pairs(coords, affine, inverse, shape, radius, candidates):
+def _radius_pairs(
+    coords: np.ndarray,
+    affine: np.ndarray,
+    inverse: np.ndarray,
+    shape: tuple[int, int, int],
+    radius: float | None,
+    candidates: np.ndarray | None,
+) -> list[Pairs]:
     """Rule (a): ``(seed, flat voxel)`` pairs of radius neighbours."""
     if radius is None:
         return []
@@ -126,7 +137,7 @@ def _radius_pairs(coords, affine, inverse, shape, radius, candidates):
         return [(np.repeat(np.arange(len(coords)), flat.size), np.tile(flat, len(coords)))]
     r2 = radius * radius  # compared in float64, so r = sqrt(3) excludes distance-sqrt(3)
     lo, hi = _voxel_boxes(coords - radius, coords + radius, inverse, shape)
-    pairs = []
+    pairs: list[Pairs] = []
     for seed_ids, ijk in _iter_boxes(lo, hi):
         world = _world(affine, ijk)
         delta = world - coords[seed_ids].T
@@ -151,7 +162,13 @@ def _truncation_cells(coords: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.nd
     return t, low, high
 
 
-def _truncation_pairs(coords, affine, inverse, shape, candidates):
+def _truncation_pairs(
+    coords: np.ndarray,
+    affine: np.ndarray,
+    inverse: np.ndarray,
+    shape: tuple[int, int, int],
+    candidates: np.ndarray | None,
+) -> list[Pairs]:
     """Rule (c): for each seed, the first candidate (C order) sharing its truncated coords."""
     t, low, high = _truncation_cells(coords)
     lo, hi = _voxel_boxes(low, high, inverse, shape)
@@ -170,7 +187,15 @@ def _truncation_pairs(coords, affine, inverse, shape, candidates):
     return list(zip(seeds_out, flat_out, strict=True))
 
 
-def compute(coords, affine, shape, radius, mask_raw, candidates, allow_overlap) -> SphereVoxels:
+def compute(
+    coords: np.ndarray,
+    affine: np.ndarray,
+    shape: tuple[int, int, int],
+    radius: float | None,
+    mask_raw: np.ndarray | None,
+    candidates: np.ndarray | None,
+    allow_overlap: bool,
+) -> SphereVoxels:
     """The spheres of validated inputs (see :func:`lazyspheres.geometry.sphere_voxels`)."""
     n_seeds = coords.shape[0]
     inverse = np.linalg.inv(affine)
@@ -179,7 +204,7 @@ def compute(coords, affine, shape, radius, mask_raw, candidates, allow_overlap) 
     pairs = _radius_pairs(coords, affine, inverse, shape, radius, candidates)
 
     nearest = _nearest_voxels(coords, inverse)
-    inside = ((nearest >= 0) & (nearest < np.asarray(shape))).all(axis=1)
+    inside = np.asarray(((nearest >= 0) & (nearest < np.asarray(shape))).all(axis=1))
     near_idx = np.where(inside[:, None], nearest, 0).astype(np.int64).T
     near_flat = _flat(near_idx, shape)
     near_ok = inside & _is_candidate(near_flat, candidates)

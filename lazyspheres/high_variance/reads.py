@@ -95,12 +95,14 @@ def _stream_confounds(nifti: NiftiFile, settings: Settings) -> np.ndarray:
     """Both passes over one sequential stream (two inflates of a gzip file)."""
     n_volumes = nifti.layout.n_volumes
     scale = _scale_of(nifti)
-    moments = None
+    moments: VoxelMoments | None = None
     for t0, block in nifti.iter_volume_blocks():
         if moments is None:
             first = _scaled(block[0], scale)
             moments = VoxelMoments.start(first, n_volumes, settings.detrend)
         moments.update(t0, block, scale)
+    if moments is None:
+        raise ValueError(f"{nifti.source.location}: the image has no volumes.")
     keep = select_voxels(moments.mean_square(), settings.percentile)
     series = moments.selected(keep)
     del moments
@@ -319,8 +321,15 @@ def _threshold_of_block(mean_square: np.ndarray, percentile: float) -> np.ndarra
 
 
 def _chunk_moments(
-    block: np.ndarray, offset: np.ndarray, *, n_volumes: int, detrend: bool, block_info=None
+    block: np.ndarray,
+    offset: np.ndarray,
+    *,
+    n_volumes: int,
+    detrend: bool,
+    block_info: dict[int | None, dict[str, Any]] | None = None,
 ) -> np.ndarray:
+    if block_info is None:  # pragma: no cover - dask.array.map_blocks always passes it
+        raise TypeError("_chunk_moments is a map_blocks kernel: it needs block_info.")
     t0 = block_info[0]["array-location"][3][0]
     moments = VoxelMoments.start(offset.reshape(-1), n_volumes, detrend)
     moments.update(t0, block.reshape(-1, block.shape[3]).T)

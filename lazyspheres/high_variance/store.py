@@ -9,8 +9,8 @@ read, so the process's resident memory stays at the budget whatever the run leng
 
 from __future__ import annotations
 
+import io
 import tempfile
-from typing import IO
 
 import numpy as np
 
@@ -39,7 +39,7 @@ class RowStore:
         self.memory_bytes = STORE_MEMORY_BYTES if memory_bytes is None else int(memory_bytes)
         self.n_rows = 0
         self._blocks: list[np.ndarray] = []
-        self._file: IO[bytes] | None = None
+        self._file: io.BufferedRandom | None = None
 
     @property
     def row_bytes(self) -> int:
@@ -61,11 +61,11 @@ class RowStore:
             # closed (and deleted) by close() / __exit__
             self._file = tempfile.TemporaryFile(prefix="lazyspheres-rows-")  # noqa: SIM115
             for block in self._blocks:
-                self._file.write(block.reshape(-1).view(np.uint8))
+                self._file.write(block.reshape(-1).view(np.uint8).data)
             self._blocks = []
         if self._file is not None:
             self._file.seek(0, 2)
-            self._file.write(rows.reshape(-1).view(np.uint8))
+            self._file.write(rows.reshape(-1).view(np.uint8).data)
         else:
             self._blocks.append(rows)
 
@@ -80,7 +80,8 @@ class RowStore:
         values = np.empty((stop - start, self.n_columns), dtype=self.dtype)
         self._file.seek(start * self.row_bytes)
         wanted = values.nbytes
-        if self._file.readinto(values.reshape(-1).view(np.uint8)) != wanted:  # pragma: no cover
+        view = values.reshape(-1).view(np.uint8).data
+        if self._file.readinto(view) != wanted:  # pragma: no cover
             raise OSError("the temporary row file is shorter than what was written to it")
         return values
 

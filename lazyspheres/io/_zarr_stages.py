@@ -24,7 +24,7 @@ from lazyspheres.io.reader import NiftiFile
 __all__ = ["boxes", "stage_blocks", "write_blocks"]
 
 
-def boxes(spatial: tuple[int, ...], edges: tuple[int, ...]) -> list[tuple[slice, slice, slice]]:
+def boxes(spatial: tuple[int, ...], edges: tuple[int, ...]) -> list[tuple[slice, ...]]:
     starts = [range(0, n, c) for n, c in zip(spatial, edges, strict=True)]
     return [
         tuple(slice(a, min(a + c, n)) for a, c, n in zip(corner, edges, spatial, strict=True))

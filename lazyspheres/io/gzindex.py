@@ -68,9 +68,10 @@ import threading
 import warnings
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from typing import IO, Any
+from typing import Any
 
 from lazyspheres.errors import LazySpheresWarning
+from lazyspheres.io.binary import BinaryStream
 from lazyspheres.io.gzindex_gztool import GztoolLayout, parse_layout, sub_index
 
 __all__ = [
@@ -85,7 +86,7 @@ __all__ = [
     "read_range",
 ]
 
-OpenRaw = Callable[[], IO[bytes]]
+OpenRaw = Callable[[], BinaryStream]
 _MAGIC = b"LSGZIDX1"
 _FORMAT = "rapidgzip-gztool"
 _FALLBACK_WARNED = threading.Event()
@@ -193,7 +194,7 @@ class GzipIndex:
             raise ValueError(f"not a lazyspheres gzip index: {error}") from error
 
 
-def _compressed_size(raw: IO[bytes]) -> int:
+def _compressed_size(raw: BinaryStream) -> int:
     size = getattr(raw, "size", None)  # fsspec files know it without a request
     if isinstance(size, int):
         return size
@@ -212,7 +213,7 @@ def _export(reader: Any, compressed_size: int) -> GzipIndex:
     return GzipIndex(sink.getvalue(), points, int(reader.size()), compressed_size)
 
 
-def _rapidgzip_file(raw: IO[bytes], threads: int, spacing: int | None = None) -> Any:
+def _rapidgzip_file(raw: BinaryStream, threads: int, spacing: int | None = None) -> Any:
     import rapidgzip
 
     options: dict[str, Any] = {"parallelization": max(1, threads)}
@@ -265,7 +266,7 @@ class IndexingInflater(io.RawIOBase):
 
     def __init__(
         self,
-        raw: IO[bytes],
+        raw: BinaryStream,
         *,
         threads: int = 1,
         on_index: Callable[[GzipIndex], None] | None = None,
@@ -309,7 +310,7 @@ class IndexingInflater(io.RawIOBase):
 
 
 def open_indexing(
-    raw: IO[bytes],
+    raw: BinaryStream,
     *,
     threads: int = 1,
     on_index: Callable[[GzipIndex], None] | None = None,
@@ -365,12 +366,12 @@ def _report(read: RangeRead) -> None:
 
 
 def open_indexed(
-    raw: IO[bytes],
+    raw: BinaryStream,
     index: GzipIndex,
     *,
     threads: int = 1,
     span: tuple[int, int] | None = None,
-) -> IO[bytes]:
+) -> BinaryStream:
     """A seekable inflated view of ``raw`` through ``index`` (``seek``, ``read``, ``readinto``).
 
     The caller closes it (before closing ``raw``).
@@ -401,7 +402,7 @@ def open_indexed(
     data = index.data if span is None else sub_index(index.data, index.layout, *span)
     reader = _rapidgzip_file(raw, threads)
     reader.import_index(io.BytesIO(data))
-    return reader  # type: ignore[no-any-return]
+    return reader
 
 
 def read_range(
@@ -461,10 +462,10 @@ def read_range(
     return target if out is not None else target.tobytes()
 
 
-def _fill(reader: IO[bytes], target: memoryview, start: int) -> None:
+def _fill(reader: BinaryStream, target: memoryview, start: int) -> None:
     filled = 0
     while filled < len(target):
-        count = reader.readinto(target[filled:])  # type: ignore[attr-defined]
+        count = reader.readinto(target[filled:])
         if not count:
             raise EOFError(f"gzip data ended at decompressed byte {start + filled}.")
         filled += count

@@ -111,9 +111,10 @@ class NiftiLayout:
 
     def scale(self, raw: np.ndarray) -> np.ndarray:
         """Apply the header scaling to raw stored values, exactly as nibabel does."""
-        if not self.is_scaled:
+        if self.slope is None:
             return raw.astype(self.dtype, copy=False)
-        return raw.astype(np.float64) * self.slope + self.inter
+        # inter is set whenever slope is (0.0 when the header leaves it unset)
+        return raw.astype(np.float64) * self.slope + (self.inter or 0.0)
 
 
 def parse_header_bytes(data: bytes, *, where: str = "<bytes>") -> nib.Nifti1Header:

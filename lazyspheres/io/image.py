@@ -14,6 +14,7 @@ or, with ``chunks=None``, xarray's lazily indexed backend array over the same re
 from __future__ import annotations
 
 import os
+from collections.abc import Hashable
 from typing import IO, Any
 
 import dask.array as da
@@ -102,7 +103,7 @@ def image_from_array(
     t_r: float | None = None,
     chunks: Any = None,
     name: str | None = None,
-    header: nib.Nifti1Header | None = None,
+    header: nib.spatialimages.SpatialHeader | None = None,
 ) -> xr.DataArray:
     """Label an in-memory (numpy or dask) 3D/4D array with its affine.
 
@@ -130,12 +131,12 @@ def image_from_array(
     sform_code = qform_code = 0
     spatial_unit, time_unit = "unknown", "unknown"
     header_hex = ""
-    if header is not None:
-        sform_code = int(header["sform_code"]) if "sform_code" in header else 0
-        qform_code = int(header["qform_code"]) if "qform_code" in header else 0
-        if hasattr(header, "get_xyzt_units"):
-            spatial_unit, time_unit = header.get_xyzt_units()
-        header_hex = header.binaryblock.hex() if hasattr(header, "binaryblock") else ""
+    if isinstance(header, nib.Nifti1Header):  # NIfTI-2 headers derive from it
+        sform_code = int(header["sform_code"])
+        qform_code = int(header["qform_code"])
+        spatial_unit, time_unit = header.get_xyzt_units()
+    if isinstance(header, nib.wrapstruct.WrapStruct):
+        header_hex = header.binaryblock.hex()
     meta = {
         "affine": np.asarray(affine, dtype=np.float64).tolist(),
         "sform_code": sform_code,
@@ -161,7 +162,7 @@ def image_from_nibabel(
         and isinstance(proxy, nib.arrayproxy.ArrayProxy)
         and os.path.isfile(filename)
     )
-    if from_file:
+    if from_file and filename is not None:
         nifti = NiftiFile.open(filename)
         if nifti.layout.shape == _checked_shape(img.shape, where=filename):
             return image_from_file(nifti, chunks=chunks, name=name, affine=img.affine)
@@ -192,7 +193,7 @@ def _dims(ndim: int) -> tuple[str, ...]:
 
 
 def normalize_chunks(
-    chunks: Any, dims: tuple[str, ...], shape: tuple[int, ...], dtype: np.dtype
+    chunks: Any, dims: tuple[Hashable, ...], shape: tuple[int, ...], dtype: np.dtype
 ) -> tuple[tuple[int, ...], ...]:
     """Dask chunks of an image: ``"auto"`` is whole volumes of ~64 MB; dicts name dims."""
     auto = list(shape)

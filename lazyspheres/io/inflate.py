@@ -27,9 +27,10 @@ import os
 import zlib
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import IO, Any
+from typing import Any
 
 from lazyspheres.errors import ImageFormatError, LazySpheresError, TruncatedImageError
+from lazyspheres.io.binary import BinaryStream
 
 __all__ = [
     "ENGINES",
@@ -53,6 +54,8 @@ _SOURCE_ERRORS = (
     ConnectionError,
     TimeoutError,
 )
+
+
 _MODULES = {"rapidgzip": "rapidgzip", "isal": "isal", "zlib-ng": "zlib_ng", "zlib": "zlib"}
 
 
@@ -90,10 +93,10 @@ def choose_engine(engine: str | None = None, *, seekable: bool = True) -> str:
 
 
 def open_inflated(
-    raw: IO[bytes],
+    raw: BinaryStream,
     *,
     engine: str | None = None,
-) -> IO[bytes]:
+) -> BinaryStream:
     """Wrap a compressed binary stream in a file object yielding the inflated bytes.
 
     Parameters
@@ -136,7 +139,7 @@ class _InflateReader(io.RawIOBase):
     concatenated members are followed.
     """
 
-    def __init__(self, raw: IO[bytes], factory: Callable[[], Any], piece: int = 4 << 20):
+    def __init__(self, raw: BinaryStream, factory: Callable[[], Any], piece: int = 4 << 20):
         super().__init__()
         self._raw = raw
         self._factory = factory
@@ -154,12 +157,12 @@ class _InflateReader(io.RawIOBase):
         while filled < wanted:
             if not self._input:
                 if self._inflater.eof:
-                    self._input = self._inflater.unused_data or self._raw.read(self._piece)
+                    self._input = self._inflater.unused_data or self._raw.read(self._piece) or b""
                     if not self._input:
                         break  # clean end of the last member
                     self._inflater = self._factory()
                 else:
-                    self._input = self._raw.read(self._piece)
+                    self._input = self._raw.read(self._piece) or b""
                     if not self._input:
                         raise EOFError(
                             "Compressed file ended before the end-of-stream marker was reached"
@@ -178,7 +181,7 @@ class _InflateReader(io.RawIOBase):
         return filled
 
 
-def read_exactly(stream: IO[bytes], buffer: memoryview, *, where: str, offset: int) -> None:
+def read_exactly(stream: BinaryStream, buffer: memoryview, *, where: str, offset: int) -> None:
     """Fill ``buffer`` from ``stream`` or raise a clear error naming the byte offsets.
 
     Parameters
@@ -326,14 +329,14 @@ def _raise_decode_error(
     raise ImageFormatError(f"{where}: corrupt gzip data ({place}): {text}.") from error
 
 
-def read_head(raw: IO[bytes], size: int, *, compressed: bool) -> bytes:
+def read_head(raw: BinaryStream, size: int, *, compressed: bool) -> bytes:
     """Read the first ``size`` bytes of a possibly gzip-compressed stream.
 
     Uses the standard library's incremental inflater: for a header, spinning up a
     threaded or parallel engine costs more than it saves, and zlib reports damage plainly.
     """
     if not compressed:
-        return raw.read(size)
+        return raw.read(size) or b""
     inflater = zlib.decompressobj(wbits=31)
     out = bytearray()
     while len(out) < size:
@@ -349,7 +352,7 @@ def read_head(raw: IO[bytes], size: int, *, compressed: bool) -> bytes:
     return bytes(out)
 
 
-def drain(stream: IO[bytes], *, where: str, offset: int) -> None:
+def drain(stream: BinaryStream, *, where: str, offset: int) -> None:
     """Read a stream to its end so the gzip trailer (CRC32, length) gets verified.
 
     Raises

@@ -208,8 +208,10 @@ def iter_gathered(
         return starts, fetch_ranges(source, starts, ends)
 
     # The next block is fetched while this one is checked, gathered and consumed.
+    if not blocks:
+        return
     with ThreadPoolExecutor(max_workers=1) as pool:
-        pending = pool.submit(fetch, *blocks[0]) if blocks else None
+        pending = pool.submit(fetch, *blocks[0])
         for index, (t0, t1) in enumerate(blocks):
             starts, buffers = pending.result()
             if index + 1 < len(blocks):

@@ -21,7 +21,9 @@ if TYPE_CHECKING:
 __all__ = ["open_checked", "prefetch_reader", "probe_reader"]
 
 
-def open_checked(source: ByteSource, block_size: int, cache_type: str, *, check: bool):
+def open_checked(
+    source: ByteSource, block_size: int, cache_type: str, *, check: bool
+) -> _CheckedReader:
     """``fs.open`` the object, verify its fingerprint (``check``), translate read errors."""
     fs, path = filesystem(source.location, source.storage_options)
     with translated_errors(source.location, source.storage_options, opened=check):
@@ -76,6 +78,8 @@ class _ProbeReader(io.RawIOBase):
 
     def read(self, size: int = -1) -> bytes:
         total = self._source.size
+        if total is None:  # ranged reads need the end of the object
+            raise OSError(f"{self._source.location}: the server did not report the size.")
         end = total if size is None or size < 0 else min(total, self._position + size)
         if end <= self._position:
             return b""

@@ -12,7 +12,9 @@ import os
 import pathlib
 import threading
 from dataclasses import dataclass, field
-from typing import IO, Any
+from typing import Any, cast
+
+from lazyspheres.io.binary import BinaryStream
 
 __all__ = ["ByteSource", "resolve_source"]
 
@@ -52,7 +54,7 @@ class ByteSource:
     fileobj: Any = field(default=None, compare=False, repr=False)
     _lock: Any = field(default=None, compare=False, repr=False)
 
-    def open(self) -> IO[bytes]:
+    def open(self) -> BinaryStream:
         """Open the raw (still compressed) bytes for reading.
 
         A user-supplied file object is rewound and returned as is (the caller must not
@@ -89,7 +91,7 @@ class ByteSource:
 class _NonClosing:
     """Wrap a user's file object so our ``with`` blocks never close it."""
 
-    def __init__(self, raw: IO[bytes]) -> None:
+    def __init__(self, raw: BinaryStream) -> None:
         self._raw = raw
 
     def __getattr__(self, name: str) -> Any:
@@ -105,13 +107,13 @@ class _NonClosing:
         return None
 
 
-def _sniff(handle: IO[bytes]) -> str | None:
+def _sniff(handle: BinaryStream) -> str | None:
     head = handle.read(2)
     return "gzip" if head == _GZIP_MAGIC else None
 
 
 def resolve_source(
-    source: str | os.PathLike[str] | IO[bytes], storage_options: dict[str, Any] | None = None
+    source: str | os.PathLike[str] | BinaryStream, storage_options: dict[str, Any] | None = None
 ) -> ByteSource:
     """Resolve a path, URL or binary file object into a :class:`ByteSource`.
 
@@ -132,7 +134,7 @@ def resolve_source(
     FileNotFoundError
         When the path or object does not exist (nilearn's phrase "File not found").
     """
-    if hasattr(source, "read") and hasattr(source, "seek"):
+    if not isinstance(source, str | os.PathLike) and hasattr(source, "read"):
         fileobj = source
         fileobj.seek(0)
         compression = _sniff(fileobj)
@@ -149,7 +151,7 @@ def resolve_source(
             fileobj=fileobj,
             _lock=threading.Lock(),
         )
-    text = os.fspath(source)
+    text = os.fspath(cast("str | os.PathLike[str]", source))  # a TypeError for anything else
     if "://" in text and not text.startswith("file://"):
         return _resolve_url(text, storage_options)
     if text.startswith("file://"):

@@ -35,7 +35,7 @@ class NiftiBackendEntrypoint(BackendEntrypoint):
     url = "https://github.com/lazyspheres/lazyspheres"
     open_dataset_parameters = ("filename_or_obj", "drop_variables", "storage_options")
 
-    def open_dataset(  # type: ignore[override]
+    def open_dataset(
         self,
         filename_or_obj: Any,
         *,

@@ -71,6 +71,7 @@ class ZarrChunkReader:
         (``scale_factor``, ``add_offset``, ``_FillValue``, ``missing_value``).
         """
         import zarr
+        import zarr.codecs
 
         store = array.store
         metadata = array.metadata

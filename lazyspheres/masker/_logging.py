@@ -12,6 +12,7 @@ import collections.abc
 import os
 import sys
 import warnings
+from types import FrameType
 from typing import Any
 
 __all__ = ["describe_images", "log", "short_path", "warn"]
@@ -48,7 +49,7 @@ def _caller(masker: Any) -> str:
     from sklearn.base import BaseEstimator
 
     frames = []
-    frame = sys._getframe(2)
+    frame: FrameType | None = sys._getframe(2)
     while frame is not None:
         owner = frame.f_locals.get("self")
         if isinstance(owner, BaseEstimator):
@@ -124,7 +125,7 @@ def warn(message: str, category: type[Warning] = UserWarning) -> None:
     Like nilearn's ``find_stack_level``: the user sees their own line, and warnings filters
     on lazyspheres' modules do not catch warnings meant for users.
     """
-    frame = sys._getframe(1)  # our caller is at stacklevel 2
+    frame: FrameType | None = sys._getframe(1)  # our caller is at stacklevel 2
     level = 2
     while frame is not None:
         module = frame.f_globals.get("__name__", "")

@@ -9,6 +9,8 @@ The public API (constructor, fitted attributes, methods, messages) is nilearn 0.
 
 from __future__ import annotations
 
+from typing import Any
+
 import nibabel as nib
 import numpy as np
 from sklearn.base import BaseEstimator, TransformerMixin
@@ -31,7 +33,8 @@ from lazyspheres.masks import binarize_fit_mask
 __all__ = ["InputTags", "NiftiSpheresMasker"]
 
 
-class NiftiSpheresMasker(TransformerMixin, BaseEstimator, auto_wrap_output_keys=None):
+# auto_wrap_output_keys: scikit-learn's __init_subclass__ keyword (typeshed sees object's)
+class NiftiSpheresMasker(TransformerMixin, BaseEstimator, auto_wrap_output_keys=None):  # type: ignore[call-arg]
     """Mean signal in spheres around seed coordinates: nilearn 0.12.1's masker, out of core.
 
     Drop-in replacement for ``nilearn.maskers.NiftiSpheresMasker`` (0.12.1): same
@@ -127,26 +130,26 @@ class NiftiSpheresMasker(TransformerMixin, BaseEstimator, auto_wrap_output_keys=
 
     def __init__(
         self,
-        seeds=None,
-        radius=None,
-        mask_img=None,
-        allow_overlap=False,
-        smoothing_fwhm=None,
-        standardize=False,
-        standardize_confounds=True,
-        high_variance_confounds=False,
-        detrend=False,
-        low_pass=None,
-        high_pass=None,
-        t_r=None,
-        dtype=None,
-        memory=None,
-        memory_level=1,
-        verbose=0,
-        reports=True,
-        clean_args=None,
-        **kwargs,
-    ):
+        seeds: Any = None,
+        radius: Any = None,
+        mask_img: Any = None,
+        allow_overlap: Any = False,
+        smoothing_fwhm: Any = None,
+        standardize: Any = False,
+        standardize_confounds: Any = True,
+        high_variance_confounds: Any = False,
+        detrend: Any = False,
+        low_pass: Any = None,
+        high_pass: Any = None,
+        t_r: Any = None,
+        dtype: Any = None,
+        memory: Any = None,
+        memory_level: Any = 1,
+        verbose: Any = 0,
+        reports: Any = True,
+        clean_args: Any = None,
+        **kwargs: Any,
+    ) -> None:
         self.seeds = seeds
         self.mask_img = mask_img
         self.radius = radius
@@ -171,15 +174,15 @@ class NiftiSpheresMasker(TransformerMixin, BaseEstimator, auto_wrap_output_keys=
 
     # ------------------------------------------------------------------ sklearn glue
     @property
-    def clean_kwargs(self):
+    def clean_kwargs(self) -> dict[str, Any]:
         """The deprecated ``clean__*`` keyword arguments given to the constructor."""
         return self.__dict__.get("_clean_kwargs", {})
 
     @clean_kwargs.setter
-    def clean_kwargs(self, value):
+    def clean_kwargs(self, value: dict[str, Any]) -> None:
         self._clean_kwargs = value
 
-    def set_params(self, **params):
+    def set_params(self, **params: Any) -> NiftiSpheresMasker:
         """Set parameters; ``kwargs`` replaces the deprecated ``clean__*`` keyword arguments.
 
         Parameters
@@ -197,14 +200,14 @@ class NiftiSpheresMasker(TransformerMixin, BaseEstimator, auto_wrap_output_keys=
             self.clean_kwargs = params.pop("kwargs")
         return super().set_params(**params)
 
-    def __sklearn_tags__(self):
+    def __sklearn_tags__(self) -> Any:
         tags = super().__sklearn_tags__()
         tags.input_tags = InputTags()
         tags.transformer_tags.preserves_dtype = ["float64"]
         tags.requires_fit = True
         return tags
 
-    def _more_tags(self):
+    def _more_tags(self) -> dict[str, Any]:
         """Estimator tags (the older scikit-learn API)."""
         return self.__sklearn_tags__()
 
@@ -213,7 +216,7 @@ class NiftiSpheresMasker(TransformerMixin, BaseEstimator, auto_wrap_output_keys=
 
     # ------------------------------------------------------------------ fit
     @fit_accepts_deprecated_x
-    def fit(self, imgs=None, y=None):
+    def fit(self, imgs: Any = None, y: Any = None) -> NiftiSpheresMasker:
         """Validate the parameters and seeds, and load the mask (no image data is read).
 
         All parameters are unused; they are for scikit-learn compatibility. ``imgs`` is
@@ -276,7 +279,9 @@ class NiftiSpheresMasker(TransformerMixin, BaseEstimator, auto_wrap_output_keys=
         return image
 
     # ------------------------------------------------------------------ transform
-    def fit_transform(self, imgs, y=None, confounds=None, sample_mask=None):
+    def fit_transform(
+        self, imgs: Any, y: Any = None, confounds: Any = None, sample_mask: Any = None
+    ) -> Any:
         """Prepare and perform signal extraction.
 
         Parameters
@@ -298,7 +303,7 @@ class NiftiSpheresMasker(TransformerMixin, BaseEstimator, auto_wrap_output_keys=
         del y
         return self.fit(imgs).transform(imgs, confounds=confounds, sample_mask=sample_mask)
 
-    def transform(self, imgs, confounds=None, sample_mask=None):
+    def transform(self, imgs: Any, confounds: Any = None, sample_mask: Any = None) -> Any:
         """Extract and clean the sphere signals of images.
 
         Parameters
@@ -322,7 +327,9 @@ class NiftiSpheresMasker(TransformerMixin, BaseEstimator, auto_wrap_output_keys=
         )
         return wrap_output(self, signals, ndim, imgs)
 
-    def transform_single_imgs(self, imgs, confounds=None, sample_mask=None):
+    def transform_single_imgs(
+        self, imgs: Any, confounds: Any = None, sample_mask: Any = None
+    ) -> Any:
         """Extract and clean the sphere signals of one image (or one list of 3D images).
 
         Unlike :meth:`transform`, confounds are passed to the cleaning as given and no
@@ -347,7 +354,9 @@ class NiftiSpheresMasker(TransformerMixin, BaseEstimator, auto_wrap_output_keys=
         values = np.asarray(signals.values)
         return np.atleast_1d(values.squeeze()) if ndim == 3 else values
 
-    def _signals(self, imgs, confounds, sample_mask, *, hv, wrap):
+    def _signals(
+        self, imgs: Any, confounds: Any, sample_mask: Any, *, hv: bool, wrap: bool
+    ) -> Any:
         spec = SignalSpec(
             coords=self._seed_coords,
             labels=self._seed_labels,
@@ -379,7 +388,7 @@ class NiftiSpheresMasker(TransformerMixin, BaseEstimator, auto_wrap_output_keys=
         )
 
     # ------------------------------------------------------------------ inverse
-    def inverse_transform(self, region_signals):
+    def inverse_transform(self, region_signals: Any) -> Any:
         """Paint sphere signals back into an image on the mask grid.
 
         Any mask given at initialization is taken into account. Throws an error if
@@ -410,7 +419,7 @@ class NiftiSpheresMasker(TransformerMixin, BaseEstimator, auto_wrap_output_keys=
         )
 
     # ------------------------------------------------------------------ output
-    def get_feature_names_out(self, input_features=None):
+    def get_feature_names_out(self, input_features: Any = None) -> np.ndarray:
         """Output feature names: ``niftispheresmasker0``, ``niftispheresmasker1``, ...
 
         Parameters
@@ -427,7 +436,7 @@ class NiftiSpheresMasker(TransformerMixin, BaseEstimator, auto_wrap_output_keys=
         prefix = type(self).__name__.lower()
         return np.asarray([f"{prefix}{i}" for i in range(self.n_elements_)], dtype=object)
 
-    def set_output(self, *, transform=None):
+    def set_output(self, *, transform: str | None = None) -> NiftiSpheresMasker:
         """Set the output container of :meth:`transform` and :meth:`fit_transform`.
 
         Parameters
@@ -451,7 +460,7 @@ class NiftiSpheresMasker(TransformerMixin, BaseEstimator, auto_wrap_output_keys=
         return self
 
     # ------------------------------------------------------------------ report
-    def generate_report(self, displayed_spheres="all"):
+    def generate_report(self, displayed_spheres: Any = "all") -> Any:
         """Generate an HTML report for current ``NiftiSpheresMasker`` object.
 
         Requires matplotlib for the figures (``pip install 'lazyspheres[report]'``).

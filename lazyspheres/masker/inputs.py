@@ -146,7 +146,7 @@ def target_dtype(image_dtype: np.dtype, dtype: Any) -> np.dtype:
 
 
 # ---------------------------------------------------------------------------- opening
-def _open_any(imgs: Any) -> xr.DataArray | list[xr.DataArray]:
+def _open_any(imgs: Any) -> xr.DataArray | list[Any]:
     """One image as a DataArray, or a list of items to concatenate."""
     if isinstance(imgs, xr.DataArray):
         return _checked_dataarray(open_nifti(imgs))

@@ -29,7 +29,7 @@ from lazyspheres.smoothing import check_fwhm
 try:  # the exception nilearn surfaces for bad radii (scikit-learn's parameter validation)
     from sklearn.utils._param_validation import InvalidParameterError as _SklearnParamError
 except ImportError:  # pragma: no cover - very old scikit-learn
-    _SklearnParamError = ValueError  # type: ignore[assignment,misc]
+    _SklearnParamError = ValueError
 
 __all__ = ["CheckedParams", "ParameterError", "check_memory", "check_params", "checked_seeds"]
 
@@ -39,7 +39,7 @@ _SEED_ERROR = "Seeds must be a list of triplets of coordinates in native space.\
 _VALIDATION_LENGTH = 256
 
 
-class ParameterError(LazySpheresError, _SklearnParamError):  # type: ignore[misc,valid-type]
+class ParameterError(LazySpheresError, _SklearnParamError):
     """A parameter value out of its range (scikit-learn's InvalidParameterError)."""
 
 
@@ -196,8 +196,8 @@ def _check_radius(radius: Any) -> None:
     ok = radius is None or (
         isinstance(radius, numbers.Real)
         and not isinstance(radius, bool | np.bool_)
-        and not np.isnan(radius)
-        and radius >= 0
+        and not np.isnan(float(radius))
+        and float(radius) >= 0
     )
     if not ok:
         raise ParameterError(
@@ -231,7 +231,7 @@ def _check_smoothing(fwhm: Any) -> None:
 
 
 def _check_verbose(verbose: Any) -> None:
-    if isinstance(verbose, numbers.Real) and not np.isnan(verbose):
+    if isinstance(verbose, numbers.Real) and not np.isnan(float(verbose)):
         return
     raise ParameterTypeError(
         f"'<' not supported between instances of '{type(verbose).__name__}' and 'int': "

@@ -34,7 +34,6 @@ import numpy as np
 from scipy.ndimage import gaussian_filter1d
 
 from lazyspheres.smoothing.params import (
-    FAST,
     TRUNCATE,
     check_fwhm,
     kernel_halo,
@@ -115,14 +114,14 @@ class SmoothingPlan:
         image_dtype : numpy.dtype
             dtype of the image values (after header scaling).
         """
-        shape = tuple(int(n) for n in shape)
+        shape = (int(shape[0]), int(shape[1]), int(shape[2]))
         voxels = np.asarray(voxels, dtype=np.int64).reshape(-1, 3)
         widths = check_fwhm(fwhm) if not isinstance(fwhm, np.ndarray) else fwhm
         if widths is None:
             raise ValueError("SmoothingPlan needs a smoothing width; got None.")
         dtype = smoothing_dtype(image_dtype)
         out_flat = np.ravel_multi_index(tuple(voxels.T), shape, order="F")
-        if isinstance(widths, str) and widths == FAST:
+        if isinstance(widths, str):  # check_fwhm lets no other string through
             read_flat, table = _fast_table(voxels, shape)
             order = _ro(np.arange(len(voxels)))
             return cls(shape, read_flat, dtype, np.zeros(3), len(voxels), (), order, table)
@@ -259,19 +258,19 @@ def _runs(
     # Inputs: each run's window, reflected at the true borders.
     run_rep = np.repeat(np.arange(starts.size), lengths)
     within = np.arange(int(lengths.sum())) - np.repeat(offsets, lengths)
-    coords = [None, None, None]
-    coords[axis] = reflect_index(first[run_rep] - halo + within, n)
-    coords[others[0]] = line_a[starts][run_rep]
-    coords[others[1]] = line_b[starts][run_rep]
-    input_flat = np.ravel_multi_index(tuple(coords), shape, order="F")
+    coords = {
+        axis: reflect_index(first[run_rep] - halo + within, n),
+        others[0]: line_a[starts][run_rep],
+        others[1]: line_b[starts][run_rep],
+    }
+    input_flat = np.ravel_multi_index(tuple(coords[a] for a in range(3)), shape, order="F")
     gather = np.searchsorted(source_flat, input_flat)
     if gather.size and (
         gather.max() >= source_flat.size or not np.array_equal(source_flat[gather], input_flat)
     ):  # pragma: no cover - the dilation covers every window by construction
         raise AssertionError("smoothing plan: a window reads a voxel outside the read set")
-    need_coords = [None, None, None]
-    need_coords[axis], need_coords[others[0]], need_coords[others[1]] = pos, line_a, line_b
-    need_flat = np.ravel_multi_index(tuple(need_coords), shape, order="F")
+    need_coords = {axis: pos, others[0]: line_a, others[1]: line_b}
+    need_flat = np.ravel_multi_index(tuple(need_coords[a] for a in range(3)), shape, order="F")
     return gather, concat_of_need[np.argsort(need_flat, kind="stable")]
 
 

@@ -14,10 +14,12 @@ import contextlib
 import hashlib
 import importlib
 import os
+import sys
 from collections.abc import Callable, Iterator
-from typing import IO, Any
+from typing import Any
 
 from lazyspheres.io import gzindex
+from lazyspheres.io.binary import BinaryStream
 from lazyspheres.io.inflate import open_inflated
 from lazyspheres.io.sources import ByteSource
 
@@ -62,7 +64,7 @@ def record_while_streaming() -> bool:
     }
 
 
-def opener(source: ByteSource) -> Callable[[], IO[bytes]]:
+def opener(source: ByteSource) -> Callable[[], BinaryStream]:
     """A callable opening a fresh, seekable handle on the compressed bytes."""
     if source.is_local:
         return lambda: open(source.location, "rb")
@@ -106,11 +108,8 @@ def build_index(source: ByteSource) -> gzindex.GzipIndex | None:
 @contextlib.contextmanager
 def _building(source: ByteSource) -> Iterator[None]:
     cache = _cache()
-    try:
-        import fcntl
-    except ImportError:  # not POSIX: each process builds its own
-        fcntl = None
-    if cache is None or fcntl is None or not cache.cache_enabled():
+    if sys.platform == "win32" or cache is None or not cache.cache_enabled():
+        # no fcntl on Windows: each process builds its own
         yield
         return
     key = cache.cache_key(source.location, source.fingerprint)
@@ -122,6 +121,8 @@ def _building(source: ByteSource) -> Iterator[None]:
         except OSError:  # a read-only cache: build without the lock
             handle = None
         if handle is not None:
+            import fcntl
+
             fcntl.flock(handle, fcntl.LOCK_EX)  # released when the handle closes
         yield
 
@@ -133,8 +134,8 @@ def read_into(source: ByteSource, index: gzindex.GzipIndex, offset: int, out: me
 
 @contextlib.contextmanager
 def recording_stream(
-    source: ByteSource, raw: IO[bytes]
-) -> Iterator[tuple[IO[bytes], Callable[[], Any]]]:
+    source: ByteSource, raw: BinaryStream
+) -> Iterator[tuple[BinaryStream, Callable[[], Any]]]:
     """The inflated stream of ``raw``, and a callable giving the index it recorded.
 
     The index exists (and is cached) only once the stream was read to its end; before

@@ -25,12 +25,13 @@ import contextlib
 import threading
 import warnings
 from collections.abc import Iterator
-from typing import IO, Any
+from typing import Any
 
 import numpy as np
 
 from lazyspheres.errors import LazySpheresWarning, TruncatedImageError
 from lazyspheres.io import remote
+from lazyspheres.io.binary import BinaryStream
 from lazyspheres.io.header import NiftiLayout
 from lazyspheres.io.inflate import drain, open_inflated, read_exactly
 from lazyspheres.io.ranges import volume_offsets
@@ -284,7 +285,7 @@ class GzipReader(NiftiReader):
                     f"{self.offset(t1)} bytes. The file is truncated (an interrupted download "
                     "or copy?); fetch it again."
                 )
-            gzaccess.read_into(self.source, index, self.offset(t0), memoryview(buffer))
+            gzaccess.read_into(self.source, index, self.offset(t0), buffer.data)
         else:
             with self._stream() as (stream, _):
                 self._seek(stream, t0)
@@ -333,7 +334,7 @@ class GzipReader(NiftiReader):
             remote.ensure_unchanged(self.source)
 
     @contextlib.contextmanager
-    def _stream(self, *, record: bool = False) -> Iterator[tuple[IO[bytes], Any]]:
+    def _stream(self, *, record: bool = False) -> Iterator[tuple[BinaryStream, Any]]:
         """The inflated stream from byte 0 and a callable giving the recorded index."""
         with contextlib.ExitStack() as stack:
             lock = self.source.lock()
@@ -352,7 +353,7 @@ class GzipReader(NiftiReader):
                 return
             yield stack.enter_context(open_inflated(raw)), lambda: None
 
-    def _read(self, stream: IO[bytes], buffer: Any, t0: int, t1: int) -> None:
+    def _read(self, stream: BinaryStream, buffer: Any, t0: int, t1: int) -> None:
         """Fill ``buffer`` with volumes ``t0:t1`` from a stream positioned at ``t0``."""
         nbytes = (t1 - t0) * self.layout.volume_bytes
         read_exactly(
@@ -363,7 +364,7 @@ class GzipReader(NiftiReader):
             # a corrupt file must fail here, not pass with wrong values.
             drain(stream, where=self.location, offset=self.offset(t1))
 
-    def _seek(self, stream: IO[bytes], t0: int) -> None:
+    def _seek(self, stream: BinaryStream, t0: int) -> None:
         """Position ``stream`` (from byte 0) at volume ``t0``."""
         if self.source.compression != "gzip":
             stream.seek(self.offset(t0))  # an uncompressed file object: seeking is free
@@ -388,7 +389,7 @@ class GzipReader(NiftiReader):
         )
 
 
-def skip(stream: IO[bytes], count: int, *, where: str) -> None:
+def skip(stream: BinaryStream, count: int, *, where: str) -> None:
     """Inflate and discard ``count`` bytes of a stream, 8 MB at a time."""
     scratch = bytearray(min(count, 8 * 2**20) or 1)
     done = 0

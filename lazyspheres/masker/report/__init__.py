@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import inspect
 import uuid
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -28,6 +28,9 @@ from lazyspheres.masker.report.content import (
     sphere_sizes,
     summary_rows,
 )
+
+if TYPE_CHECKING:
+    from lazyspheres.masker.report.figures import Background
 from lazyspheres.masker.report.document import HTMLReport
 from lazyspheres.masker.report.render import render_body
 
@@ -163,7 +166,7 @@ def matplotlib_available() -> bool:
     return True
 
 
-def _background(volume: Any, mask: Any):
+def _background(volume: Any, mask: Any) -> Background:
     """Volume the spheres are drawn on.
 
     The fitted image's middle volume (resampled to the mask's grid when a mask is given, as

@@ -17,10 +17,13 @@ import base64
 import io
 import math
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import scipy.ndimage
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
 
 __all__ = ["Background", "overview_figure", "sphere_figure"]
 
@@ -87,19 +90,19 @@ class Background:
         """World coordinate of grid plane ``index`` along ``axis``."""
         return float(self.origin[axis] + index * self.zooms[axis])
 
-    def extent(self, horizontal: int, vertical: int) -> list[float]:
+    def extent(self, horizontal: int, vertical: int) -> tuple[float, float, float, float]:
         """Extent for imshow (mm) of a plane spanned by two axes (pixel edges)."""
-        edges = []
+        edges: list[float] = []
         for axis in (horizontal, vertical):
             half = self.zooms[axis] / 2
             edges += [
                 self.origin[axis] - half,
                 self.origin[axis] + (self.data.shape[axis] - 1) * self.zooms[axis] + half,
             ]
-        return edges
+        return (edges[0], edges[1], edges[2], edges[3])
 
 
-def _figure(width: float, height: float):
+def _figure(width: float, height: float) -> Figure:
     from matplotlib.figure import Figure
 
     figure = Figure(figsize=(width, height), dpi=90, facecolor="white")

@@ -1,0 +1,41 @@
+"""The binary stream type the readers share: what they use of any file object.
+
+``typing.IO[bytes]`` has no ``readinto`` and ``io.RawIOBase`` is not what fsspec,
+rapidgzip or ISA-L return; this protocol names exactly the methods the readers call.
+"""
+
+from __future__ import annotations
+
+from types import TracebackType
+from typing import Protocol
+
+__all__ = ["BinaryStream"]
+
+
+class BinaryStream(Protocol):
+    """A readable binary file object (local file, URL handle or inflated gzip stream)."""
+
+    def read(self, size: int = -1, /) -> bytes | None:
+        """Up to ``size`` bytes (all the rest when negative)."""
+
+    def readinto(self, buffer: memoryview, /) -> int | None:
+        """Fill ``buffer``; the number of bytes written (0 at the end)."""
+
+    def seek(self, offset: int, whence: int = 0, /) -> int:
+        """Move to ``offset``; the new position."""
+
+    def tell(self) -> int:
+        """The current position."""
+
+    def close(self) -> None:
+        """Release the handle."""
+
+    def __enter__(self) -> BinaryStream: ...
+
+    def __exit__(
+        self,
+        kind: type[BaseException] | None,
+        value: BaseException | None,
+        traceback: TracebackType | None,
+        /,
+    ) -> bool | None: ...
