@@ -181,7 +181,7 @@ def extract_many(
     )
     coords, labels = load_seeds(seeds)
     radii = check_radii(radius, coords.shape[0])
-    clean_kwargs = check_clean(clean)
+    clean_params = check_clean(clean)
     fwhm = check_fwhm(smoothing_fwhm)
     handle = ResultStore(store, storage_options)
     exists = handle.exists()
@@ -201,14 +201,14 @@ def extract_many(
     facts = [p[0] for p in opened]
     dtype = "float32" if all(f.dtype == "float32" for f in facts) else "float64"
     has_confounds = any(run.confounds is not None for run in runs)
-    known = dry_run_clean(clean_kwargs, facts[0].n_volumes, dtype, has_confounds)
+    known = dry_run_clean(clean_params, facts[0].n_volumes, dtype, has_confounds)
     config = BatchConfig(
         coords=coords,
         radii=radii,
         allow_overlap=bool(allow_overlap),
         on_empty=on_empty,
         mask=shared_mask,
-        clean=clean_kwargs or None,
+        clean=clean_params,
         confound_columns=None if confound_columns is None else tuple(confound_columns),
         dtype=dtype,
         store=store,
@@ -220,7 +220,7 @@ def extract_many(
         runs,
         [None if isinstance(p, Failure) else p[0].n_volumes for p in probes],
         config,
-        clean_kwargs.get("fill_na"),
+        clean_params.fill_na if clean_params else None,
     )
     if per_run_masks is None:  # fail fast on seeds that are wrong for every run
         from lazyspheres.batch.tasks import spheres_for

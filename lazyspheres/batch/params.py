@@ -13,6 +13,7 @@ from typing import Any
 import numpy as np
 
 from lazyspheres.batch.tasks import BatchConfig
+from lazyspheres.cleaning.options import CleaningParams
 
 __all__ = ["check_clean", "dry_run_clean", "seed_coords", "split_mask", "store_parameters"]
 
@@ -28,12 +29,12 @@ def split_mask(mask_img: Any) -> tuple[Any, Any]:
     return mask_img, None
 
 
-def check_clean(clean: dict[str, Any] | None) -> dict[str, Any]:
-    """Validate ``clean={...}`` keys against :func:`lazyspheres.clean` (TypeError if unknown)."""
+def check_clean(clean: dict[str, Any] | None) -> CleaningParams | None:
+    """``clean={...}`` as :class:`CleaningParams` (None if empty; TypeError if unknown keys)."""
     from lazyspheres.cleaning import clean as clean_function
 
     if clean is None:
-        return {}
+        return None
     if not isinstance(clean, dict):
         raise TypeError(f"clean must be a dict of lazyspheres.clean keywords; got {clean!r}.")
     allowed = set(inspect.signature(clean_function).parameters) - {"signals"}
@@ -49,27 +50,27 @@ def check_clean(clean: dict[str, Any] | None) -> dict[str, Any]:
             f"clean got unexpected keyword(s) {unknown}; lazyspheres.clean accepts "
             f"{sorted(allowed - {'confounds', 'sample_mask'})}."
         )
-    return dict(clean)
+    return CleaningParams.from_options(clean) if clean else None
 
 
 def dry_run_clean(
-    kwargs: dict[str, Any], n_volumes: int, dtype: str, confounds: bool
+    params: CleaningParams | None, n_volumes: int, dtype: str, confounds: bool
 ) -> set[tuple[str, str]]:
     """Validate cleaning parameters now, and show their data-independent warnings once.
 
     The tasks report only warnings not seen here, so a batch of 1000 runs does not repeat a
     parameter's DeprecationWarning 1000 times.
     """
-    if not kwargs and not confounds:
+    if params is None and not confounds:
         return set()
-    from lazyspheres.cleaning import clean
+    from lazyspheres.cleaning.api import clean_with
 
     rng = np.random.default_rng(0)
     probe = (100.0 + rng.standard_normal((n_volumes, 3))).astype(dtype)
     regressors = rng.standard_normal((n_volumes, 1)) if confounds else None
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        clean(probe, confounds=regressors, **kwargs)
+        clean_with(probe, params or CleaningParams(), confounds=regressors)
     seen = set()
     for record in caught:
         item = (record.category.__name__, str(record.message))
@@ -95,12 +96,13 @@ def store_parameters(
         mask = "per-run" if mask_img != "bids" else "bids"
     else:
         mask = file_fingerprint(config.mask, options)
+    clean_record = config.clean.record() if config.clean else {}
     return {
         "radius": _radius_parameter(radius, config.radii),
         "allow_overlap": config.allow_overlap,
         "on_empty": config.on_empty,
         "mask_img": mask,
-        "clean": {k: _jsonable(v) for k, v in sorted((config.clean or {}).items())},
+        "clean": {k: _jsonable(v) for k, v in clean_record.items()},
         "confounds": None if confounds is None else ("bids" if confounds == "bids" else "per-run"),
         "confound_columns": list(config.confound_columns or ()) or None,
         "sample_mask": None if sample_mask is None else "per-run",

@@ -26,6 +26,7 @@ from lazyspheres.batch.reading import ImageFacts, block_means, file_fingerprint,
 from lazyspheres.batch.runs import RunSpec
 from lazyspheres.batch.spheres import RunSpheres, run_spheres
 from lazyspheres.batch.store import write_run
+from lazyspheres.cleaning.options import CleaningParams
 from lazyspheres.smoothing import SmoothingPlan
 
 __all__ = [
@@ -54,7 +55,7 @@ class BatchConfig:
     allow_overlap: bool
     on_empty: str
     mask: Any
-    clean: dict[str, Any] | None
+    clean: CleaningParams | None  # None: no run-independent option given
     confound_columns: tuple[str, ...] | None
     dtype: str
     store: Any
@@ -280,14 +281,13 @@ def _clean(
     confounds = select_confounds(spec.confounds, config)
     if not config.clean and confounds is None and spec.sample_mask is None:
         return signals
-    from lazyspheres.cleaning import clean
+    from lazyspheres.cleaning.api import clean_with
 
     columns = signals if signals.shape[1] else np.ones((signals.shape[0], 1), signals.dtype)
     with _WARNINGS_LOCK, warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        cleaned = clean(
-            columns, confounds=confounds, sample_mask=spec.sample_mask, **(config.clean or {})
-        )
+        params = config.clean or CleaningParams()
+        cleaned = clean_with(columns, params, confounds=confounds, sample_mask=spec.sample_mask)
     for record in caught:
         item = (record.category.__name__, str(record.message))
         if item not in config.known_warnings and item not in outcome.warnings:

@@ -10,9 +10,10 @@ from lazyspheres.cleaning._kinds import is_dask_array, is_dataarray
 from lazyspheres.cleaning.confounds import ensure_float_dtype
 from lazyspheres.cleaning.exceptions import CleaningTypeError, CleaningValueError
 from lazyspheres.cleaning.kernel import build_projector, clean_block
+from lazyspheres.cleaning.options import CleaningParams
 from lazyspheres.cleaning.params import CleanPlan, build_plan
 
-__all__ = ["clean", "numpy_projector"]
+__all__ = ["clean", "clean_with", "numpy_projector"]
 
 
 def clean(
@@ -117,32 +118,53 @@ def clean(
     per-series sums run along time in a fixed order so that results are bitwise identical
     for any seed chunking.
     """
-    params = {
-        "detrend": detrend,
-        "standardize": standardize,
-        "standardize_confounds": standardize_confounds,
-        "confounds": confounds,
-        "sample_mask": sample_mask,
-        "low_pass": low_pass,
-        "high_pass": high_pass,
-        "t_r": t_r,
-        "filter": filter,
-        "ensure_finite": ensure_finite,
-        "extrapolate": extrapolate,
-        "butterworth_order": butterworth_order,
-        "butterworth_padtype": butterworth_padtype,
-        "butterworth_padlen": butterworth_padlen,
-        "fill_na": fill_na,
-    }
+    params = CleaningParams(
+        detrend=detrend,
+        standardize=standardize,
+        standardize_confounds=standardize_confounds,
+        low_pass=low_pass,
+        high_pass=high_pass,
+        t_r=t_r,
+        filter=filter,
+        ensure_finite=ensure_finite,
+        extrapolate=extrapolate,
+        butterworth_order=butterworth_order,
+        butterworth_padtype=butterworth_padtype,
+        butterworth_padlen=butterworth_padlen,
+        fill_na=fill_na,
+    )
+    return clean_with(signals, params, confounds=confounds, sample_mask=sample_mask)
+
+
+def clean_with(
+    signals: Any, params: CleaningParams, *, confounds: Any = None, sample_mask: Any = None
+) -> Any:
+    """:func:`clean` with its run-independent options as one :class:`CleaningParams`.
+
+    Parameters
+    ----------
+    signals, confounds, sample_mask
+        As for :func:`clean`.
+    params : CleaningParams
+        Every other option of :func:`clean`.
+
+    Returns
+    -------
+    ndarray, dask.array.Array or xarray.DataArray
+        As :func:`clean` returns it.
+    """
+    per_run = {"confounds": confounds, "sample_mask": sample_mask}
     if is_dataarray(signals):
-        return _clean_dataarray(signals, params)
+        return _clean_dataarray(signals, params, per_run)
     if not is_dask_array(signals):
         signals = np.asarray(signals)
-    result, _ = _clean_array(signals, params)
+    result, _ = _clean_array(signals, params, per_run)
     return result
 
 
-def _clean_array(data: Any, params: dict[str, Any]) -> tuple[Any, CleanPlan]:
+def _clean_array(
+    data: Any, params: CleaningParams, per_run: dict[str, Any]
+) -> tuple[Any, CleanPlan]:
     """Clean a numpy or Dask array of shape (T, n) or (T,)."""
     if data.ndim not in (1, 2):
         raise CleaningValueError(
@@ -153,7 +175,7 @@ def _clean_array(data: Any, params: dict[str, Any]) -> tuple[Any, CleanPlan]:
     if data.dtype.kind not in "biuf":
         raise CleaningTypeError(f"signals must be numeric; got dtype {data.dtype}.")
     dtype = ensure_float_dtype(data.dtype)
-    plan, confounds = build_plan(data.shape[0], dtype, **params)
+    plan, confounds = build_plan(data.shape[0], dtype, params, **per_run)
     matrix = data[:, None] if data.ndim == 1 else data
     if is_dask_array(matrix):
         from lazyspheres.cleaning.lazy import clean_dask
@@ -194,7 +216,7 @@ def numpy_projector(plan: CleanPlan, confounds: Any) -> Any:
     )
 
 
-def _clean_dataarray(signals: Any, params: dict[str, Any]) -> Any:
+def _clean_dataarray(signals: Any, params: CleaningParams, per_run: dict[str, Any]) -> Any:
     """Clean a DataArray with a "time" dimension, keeping its labels."""
     import xarray as xr
 
@@ -205,7 +227,7 @@ def _clean_dataarray(signals: Any, params: dict[str, Any]) -> Any:
             f"('time', 'seed'); got {dims}."
         )
     ordered = signals.transpose("time", ...)
-    result, plan = _clean_array(ordered.data, params)
+    result, plan = _clean_array(ordered.data, params, per_run)
     volumes = plan.output_volumes
     coords = {}
     for name, coord in ordered.coords.items():

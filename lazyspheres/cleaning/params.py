@@ -43,6 +43,7 @@ from lazyspheres.cleaning.filters import (
     cosine_drift,
     design_butterworth,
 )
+from lazyspheres.cleaning.options import CleaningParams
 from lazyspheres.cleaning.sample_mask import sanitize_sample_mask
 
 __all__ = ["CleanPlan", "build_plan", "normalize_standardize"]
@@ -247,22 +248,10 @@ def _plan_scrubbing(plan: CleanPlan, has_confounds: bool) -> int:
 def build_plan(
     n_time: int,
     dtype: np.dtype,
+    params: CleaningParams,
     *,
-    detrend: Any,
-    standardize: Any,
-    standardize_confounds: Any,
-    confounds: Any,
-    sample_mask: Any,
-    low_pass: Any,
-    high_pass: Any,
-    t_r: Any,
-    filter: Any,
-    ensure_finite: Any,
-    extrapolate: Any,
-    butterworth_order: Any,
-    butterworth_padtype: Any,
-    butterworth_padlen: Any,
-    fill_na: Any,
+    confounds: Any = None,
+    sample_mask: Any = None,
 ) -> tuple[CleanPlan, ConfoundSet | None]:
     """Validate everything that does not need the data, warn, and plan the cleaning.
 
@@ -272,9 +261,9 @@ def build_plan(
         Number of volumes of the signals.
     dtype : numpy.dtype
         Working float dtype of the signals.
-    detrend, standardize, standardize_confounds, confounds, sample_mask, low_pass, \
-high_pass, t_r, filter, ensure_finite, extrapolate, butterworth_order, butterworth_padtype, \
-butterworth_padlen, fill_na
+    params : CleaningParams
+        The run-independent options.
+    confounds, sample_mask
         As for :func:`lazyspheres.clean`.
 
     Returns
@@ -284,6 +273,13 @@ butterworth_padlen, fill_na
     confounds : ConfoundSet or None
         The loaded confounds (eager or lazy).
     """
+    detrend, standardize = params.detrend, params.standardize
+    standardize_confounds, filter = params.standardize_confounds, params.filter
+    low_pass, high_pass, t_r = params.low_pass, params.high_pass, params.t_r
+    ensure_finite, extrapolate = params.ensure_finite, params.extrapolate
+    butterworth_order = params.butterworth_order
+    butterworth_padtype, butterworth_padlen = params.butterworth_padtype, params.butterworth_padlen
+    fill_na = params.fill_na
     _check_bool("detrend", detrend)
     _check_bool("standardize_confounds", standardize_confounds)
     for name, value in (("t_r", t_r), ("low_pass", low_pass), ("high_pass", high_pass)):
@@ -330,7 +326,8 @@ butterworth_padlen, fill_na
         ensure_finite=ensure_finite,
         sample_mask=mask,
     )
-    if active == "cosine":
+    # _check_filter has made sure the active filter has the numbers it needs
+    if active == "cosine" and high_pass is not None and t_r is not None:
         drift = cosine_drift(high_pass, t_r, n_time)
         plan.drift = drift if drift.shape[1] else None
     has_confounds = loaded is not None or plan.drift is not None
@@ -352,7 +349,7 @@ butterworth_padlen, fill_na
                 butterworth_padtype,
                 butterworth_padlen,
             )
-        if has_confounds:  # nilearn designs the filter again for the confounds (warnings)
+        if has_confounds and t_r is not None:  # nilearn designs it again for the confounds
             design_butterworth(low_pass, high_pass, t_r, butterworth_order)
 
     if has_confounds and standardize_confounds:

@@ -33,6 +33,7 @@ import xarray as xr
 from lazyspheres.cleaning.api import clean, numpy_projector
 from lazyspheres.cleaning.confounds import ensure_float_dtype
 from lazyspheres.cleaning.kernel import clean_block, clean_series
+from lazyspheres.cleaning.options import CleaningParams
 from lazyspheres.cleaning.params import CleanPlan, build_plan
 from lazyspheres.connectivity import staging
 from lazyspheres.connectivity.staging import Scratch, array_pieces, file_pieces, stage_image
@@ -188,7 +189,8 @@ def seed_to_voxel(
     store_dtype = nifti.layout.dtype if nifti is not None else np.dtype(image.dtype)
     seed_dtype = output_dtype(store_dtype)
     # Validate (and warn) now, as clean() does at call time; the task re-plans quietly.
-    build_plan(n_time, ensure_float_dtype(store_dtype), **_clean_params(cleaning))
+    params, per_run = _clean_params(cleaning)
+    build_plan(n_time, ensure_float_dtype(store_dtype), params, **per_run)
     job = _Job(
         nifti=nifti,
         data=_Hidden(None if nifti is not None else image.data),
@@ -230,13 +232,11 @@ def seed_to_voxel(
     )
 
 
-def _clean_params(cleaning: dict[str, Any]) -> dict[str, Any]:
-    defaults = {
-        name: p.default
-        for name, p in inspect.signature(clean).parameters.items()
-        if p.kind is inspect.Parameter.KEYWORD_ONLY
-    }
-    return {**defaults, **cleaning}
+def _clean_params(cleaning: dict[str, Any]) -> tuple[CleaningParams, dict[str, Any]]:
+    """The run-independent options, and the confounds / sample mask."""
+    options = dict(cleaning)
+    per_run = {name: options.pop(name, None) for name in ("confounds", "sample_mask")}
+    return CleaningParams.from_options(options), per_run
 
 
 def _planned(n_time: int, dtype: np.dtype, cleaning: dict[str, Any]) -> tuple[CleanPlan, Any]:
@@ -244,7 +244,8 @@ def _planned(n_time: int, dtype: np.dtype, cleaning: dict[str, Any]) -> tuple[Cl
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # already shown when the graph was built
-        plan, confounds = build_plan(n_time, ensure_float_dtype(dtype), **_clean_params(cleaning))
+        params, per_run = _clean_params(cleaning)
+        plan, confounds = build_plan(n_time, ensure_float_dtype(dtype), params, **per_run)
         return plan, numpy_projector(plan, confounds)
 
 

@@ -20,6 +20,7 @@ import pandas as pd
 from joblib import Memory
 
 from lazyspheres.cleaning import check_clean_kwargs, clean_args_to_kwargs
+from lazyspheres.cleaning.options import CleaningParams
 from lazyspheres.cleaning.params import build_plan
 from lazyspheres.errors import LazySpheresError, SeedError
 from lazyspheres.masker.inputs import check_dtype
@@ -270,16 +271,13 @@ def _check_cleaning(masker: Any, clean_options: dict[str, Any]) -> None:
     }
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        build_plan(
-            n_time,
-            np.dtype(np.float64),
+        params = CleaningParams(
             detrend=masker.detrend,
             standardize=masker.standardize,
             standardize_confounds=masker.standardize_confounds,
-            confounds=None,
-            sample_mask=None,
             low_pass=masker.low_pass,
             high_pass=masker.high_pass,
             t_r=masker.t_r,
             **options,
         )
+        build_plan(n_time, np.dtype(np.float64), params)

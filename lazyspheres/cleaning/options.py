@@ -1,0 +1,59 @@
+"""The cleaning options of :func:`lazyspheres.clean`, as one typed, frozen object.
+
+Options that are the same for every run (filters, standardisation, ...) travel as a
+:class:`CleaningParams` from where the user gives them (``clean``, the masker,
+``extract_many``, the command line) down to :func:`~lazyspheres.cleaning.params.build_plan`;
+confounds and sample masks are per run and travel beside it.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+__all__ = ["CleaningParams"]
+
+
+@dataclass(frozen=True)
+class CleaningParams:
+    """Run-independent cleaning options; defaults are :func:`lazyspheres.clean`'s.
+
+    Each field is documented by :func:`lazyspheres.clean`. ``given`` names the fields the
+    user set (the result store records exactly those, as it always did).
+    """
+
+    detrend: bool = False
+    standardize: bool | Literal["zscore", "zscore_sample", "psc"] | None = False
+    standardize_confounds: bool = True
+    low_pass: float | None = None
+    high_pass: float | None = None
+    t_r: float | None = None
+    filter: Literal["butterworth", "cosine"] | bool | None = "butterworth"
+    ensure_finite: bool = False
+    extrapolate: bool = True
+    butterworth_order: int = 5
+    butterworth_padtype: Literal["odd", "even", "constant"] | None = "odd"
+    butterworth_padlen: int | None = None
+    fill_na: Literal["zero", "mean", "interpolate"] | None = None
+    given: frozenset[str] = field(default=frozenset(), compare=False, repr=False)
+
+    @classmethod
+    def from_options(cls, options: Mapping[str, Any]) -> CleaningParams:
+        """The params of a ``{name: value}`` mapping (TypeError naming unknown names)."""
+        unknown = sorted(set(options) - set(cls.names()))
+        if unknown:
+            raise TypeError(
+                f"unexpected cleaning option(s) {unknown}; the options are {cls.names()}."
+            )
+        return cls(**options, given=frozenset(options))
+
+    @classmethod
+    def names(cls) -> list[str]:
+        """The option names (every field but ``given``)."""
+        return [f.name for f in dataclasses.fields(cls) if f.name != "given"]
+
+    def record(self) -> dict[str, Any]:
+        """The options the user set, by name (what a result store records)."""
+        return {name: getattr(self, name) for name in sorted(self.given)}
