@@ -25,6 +25,7 @@ from lazyspheres.batch.runs import RunSpec, build_runs
 from lazyspheres.batch.spheres import check_radii
 from lazyspheres.batch.store import ResultStore, open_results
 from lazyspheres.batch.tasks import BatchConfig, Failure, RunOutcome
+from lazyspheres.cleaning.options import CleaningParams
 from lazyspheres.errors import LazySpheresError
 from lazyspheres.smoothing import check_fwhm
 
@@ -60,7 +61,7 @@ def extract_many(
     confounds: Any = None,
     confound_columns: list[str] | None = None,
     sample_mask: Any = None,
-    clean: dict[str, Any] | None = None,
+    clean: dict[str, Any] | CleaningParams | None = None,
     smoothing_fwhm: Any = None,
     client: Any = None,
     resume: bool = True,
@@ -102,9 +103,10 @@ def extract_many(
         ``..._desc-confounds_timeseries.tsv`` next to each run.
     confound_columns : list of str, optional
         Column names or shell patterns (``"trans_*"``) to keep from confounds tables.
-    clean : dict, optional
+    clean : dict or CleaningParams, optional
         Keywords of :func:`lazyspheres.clean` (``detrend``, ``standardize``, ``low_pass``,
-        ``high_pass``, ``t_r``, ``filter``, ...), applied to each run.
+        ``high_pass``, ``t_r``, ``filter``, ...), applied to each run; or them as one
+        :class:`lazyspheres.cleaning.options.CleaningParams`.
     smoothing_fwhm : float, sequence of 3 floats, "fast" or None, optional
         Gaussian smoothing as in :func:`lazyspheres.extract` (computed on the sphere voxels
         and their kernel halo only).

@@ -29,12 +29,14 @@ def split_mask(mask_img: Any) -> tuple[Any, Any]:
     return mask_img, None
 
 
-def check_clean(clean: dict[str, Any] | None) -> CleaningParams | None:
+def check_clean(clean: dict[str, Any] | CleaningParams | None) -> CleaningParams | None:
     """``clean={...}`` as :class:`CleaningParams` (None if empty; TypeError if unknown keys)."""
     from lazyspheres.cleaning import clean as clean_function
 
     if clean is None:
         return None
+    if isinstance(clean, CleaningParams):
+        return clean if clean.record() else None
     if not isinstance(clean, dict):
         raise TypeError(f"clean must be a dict of lazyspheres.clean keywords; got {clean!r}.")
     allowed = set(inspect.signature(clean_function).parameters) - {"signals"}

@@ -21,7 +21,7 @@ class CleaningParams:
     """Run-independent cleaning options; defaults are :func:`lazyspheres.clean`'s.
 
     Each field is documented by :func:`lazyspheres.clean`. ``given`` names the fields the
-    user set (the result store records exactly those, as it always did).
+    user spelled out (a result store records those, as it always did, even at defaults).
     """
 
     detrend: bool = False
@@ -55,5 +55,10 @@ class CleaningParams:
         return [f.name for f in dataclasses.fields(cls) if f.name != "given"]
 
     def record(self) -> dict[str, Any]:
-        """The options the user set, by name (what a result store records)."""
-        return {name: getattr(self, name) for name in sorted(self.given)}
+        """The options set, by name: those given, and any off its default (a store's record)."""
+        default = CleaningParams()
+        return {
+            name: getattr(self, name)
+            for name in self.names()
+            if name in self.given or getattr(self, name) != getattr(default, name)
+        }

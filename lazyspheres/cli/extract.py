@@ -15,7 +15,10 @@ import pathlib
 import sys
 import tempfile
 from collections.abc import Iterator
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from lazyspheres.cleaning.options import CleaningParams
 
 __all__ = ["INTERRUPTED", "extract", "write_table"]
 
@@ -260,7 +263,9 @@ def _library_options(args: argparse.Namespace, n_runs: int) -> dict[str, Any]:
     }
 
 
-def _clean_options(args: argparse.Namespace) -> dict[str, Any] | None:
+def _clean_options(args: argparse.Namespace) -> CleaningParams | None:
+    from lazyspheres.cleaning.options import CleaningParams
+
     clean: dict[str, Any] = {}
     if args.detrend:
         clean["detrend"] = True
@@ -272,7 +277,7 @@ def _clean_options(args: argparse.Namespace) -> dict[str, Any] | None:
         value = getattr(args, name)
         if value is not None:
             clean[name] = value
-    return clean or None
+    return CleaningParams.from_options(clean) if clean else None
 
 
 def _confounds(values: list[str] | None, n_runs: int) -> Any:
