@@ -31,6 +31,7 @@ from lazyspheres.smoothing import SmoothingPlan
 
 __all__ = [
     "BatchConfig",
+    "BlockMeans",
     "Failure",
     "RunOutcome",
     "finish_run",
@@ -166,7 +167,34 @@ def _smoother(spheres: RunSpheres, facts: ImageFacts, fwhm: Any) -> SmoothingPla
     return smoother
 
 
-def read_block(spec: RunSpec, config: BatchConfig, start: int, stop: int | None) -> Any:
+@dataclass(frozen=True)
+class BlockMeans:
+    """What :func:`read_block` hands to :func:`finish_run` for volumes ``start:stop``.
+
+    Attributes
+    ----------
+    facts : ImageFacts
+        The run's header facts (their fingerprint tells whether the file changed).
+    spheres : RunSpheres
+        The run's spheres.
+    means : numpy.ndarray
+        ``(stop - start, n_kept)`` sphere means.
+    n_bad : int
+        Non-finite sphere-voxel values met (counted as 0).
+    dtype : numpy.dtype
+        dtype the means are cast to before cleaning (the image's, or the smoothing's).
+    """
+
+    facts: ImageFacts
+    spheres: RunSpheres
+    means: np.ndarray
+    n_bad: int
+    dtype: np.dtype
+
+
+def read_block(
+    spec: RunSpec, config: BatchConfig, start: int, stop: int | None
+) -> BlockMeans | Failure:
     """Sphere means of volumes ``start:stop`` of a run (``stop=None``: to the end)."""
     from lazyspheres.batch import store
 
@@ -186,7 +214,7 @@ def read_block(spec: RunSpec, config: BatchConfig, start: int, stop: int | None)
                     image, facts, spheres.plan, start, stop, smoother, _reporter(spec.run_id)
                 )
         dtype = np.dtype(facts.dtype) if smoother is None else smoother.dtype
-        return {"facts": facts, "spheres": spheres, "means": means, "n_bad": n_bad, "dtype": dtype}
+        return BlockMeans(facts, spheres, means, int(n_bad), dtype)
     except Exception as error:
         return Failure.of(error)
 
@@ -225,24 +253,25 @@ def _hold_for_tests(run_id: str) -> None:
             time.sleep(0.05)
 
 
-def finish_run(spec: RunSpec, config: BatchConfig, *blocks: Any) -> RunOutcome:
+def finish_run(spec: RunSpec, config: BatchConfig, *blocks: BlockMeans | Failure) -> RunOutcome:
     """Join a run's blocks, clean, write its region and then its completion flag."""
     started = time.perf_counter()
     outcome = RunOutcome(spec.index, spec.run_id, spec.source)
+    read = [b for b in blocks if isinstance(b, BlockMeans)]
     failed = next((b for b in blocks if isinstance(b, Failure)), None)
     if failed is not None:
         outcome.failure = failed
         return outcome
     try:
-        facts: ImageFacts = blocks[0]["facts"]
-        if any(b["facts"].fingerprint != facts.fingerprint for b in blocks):
+        facts = read[0].facts
+        if any(b.facts.fingerprint != facts.fingerprint for b in read):
             raise OSError(f"{facts.location} changed while it was being read; run it again.")
-        spheres: RunSpheres = blocks[0]["spheres"]
-        means = np.concatenate([b["means"] for b in blocks], axis=0)
-        n_bad = sum(b["n_bad"] for b in blocks)
+        spheres = read[0].spheres
+        means = np.concatenate([b.means for b in read], axis=0)
+        n_bad = sum(b.n_bad for b in read)
         if n_bad:
             outcome.warnings.append(("UserWarning", _nonfinite_message(n_bad)))
-        signals = _clean(means, blocks[0]["dtype"], spec, config, outcome)
+        signals = _clean(means, read[0].dtype, spec, config, outcome)
         full = np.full((signals.shape[0], config.coords.shape[0]), np.nan, dtype=config.dtype)
         full[:, spheres.kept] = signals
         outcome.fingerprint = run_fingerprint(spec, facts, config.storage_options)

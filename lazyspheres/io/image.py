@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Hashable
+from dataclasses import dataclass
 from typing import IO, Any
 
 import dask.array as da
@@ -33,6 +34,7 @@ __all__ = [
     "NIFTI_META",
     "SPATIAL_DIMS",
     "ImageSource",
+    "NiftiMeta",
     "image_from_array",
     "image_from_file",
     "image_from_nibabel",
@@ -48,6 +50,49 @@ TIME_DIM = "time"
 _AUTO_CHUNK_BYTES = 64 * 2**20
 
 ImageSource = str | os.PathLike | IO[bytes] | nib.spatialimages.SpatialImage | xr.DataArray
+
+
+@dataclass(frozen=True)
+class NiftiMeta:
+    """What the :data:`NIFTI_META` coordinate of an image records (its attrs, via :meth:`attrs`).
+
+    Attributes
+    ----------
+    affine : numpy.ndarray
+        (4, 4) voxel-to-world affine.
+    sform_code, qform_code : int
+        NIfTI xform codes (0 when unknown).
+    spatial_unit, time_unit : str
+        NIfTI units ("unknown" when unknown).
+    t_r : float or None
+        Repetition time in seconds.
+    header : str
+        The raw header bytes, hex-encoded ("" when there is none).
+    source : str
+        Where the values come from (path, URL or "<in-memory>").
+    """
+
+    affine: np.ndarray
+    sform_code: int = 0
+    qform_code: int = 0
+    spatial_unit: str = "unknown"
+    time_unit: str = "unknown"
+    t_r: float | None = None
+    header: str = ""
+    source: str = "<in-memory>"
+
+    def attrs(self) -> dict[str, Any]:
+        """The coordinate's attrs: plain JSON-friendly values (xarray keeps attrs as a dict)."""
+        return {
+            "affine": np.asarray(self.affine, dtype=np.float64).tolist(),
+            "sform_code": int(self.sform_code),
+            "qform_code": int(self.qform_code),
+            "spatial_unit": self.spatial_unit,
+            "time_unit": self.time_unit,
+            "t_r": None if self.t_r is None else float(self.t_r),
+            "header": self.header,
+            "source": self.source,
+        }
 
 
 def image_from_file(
@@ -68,17 +113,17 @@ def image_from_file(
         data = reader_dask_array(reader, normalized, prefix="open_nifti")
     if name is None:
         name = os.path.basename(nifti.source.location.rstrip("/")) or None
-    meta = {
-        "affine": (layout.affine if affine is None else affine).tolist(),
-        "sform_code": layout.sform_code,
-        "qform_code": layout.qform_code,
-        "spatial_unit": layout.spatial_unit,
-        "time_unit": layout.time_unit,
-        "t_r": layout.t_r,
-        "header": layout.header_bytes.hex(),
-        "source": nifti.source.location,
-    }
-    return _labelled(data, dims, layout.shape, meta, name)
+    meta = NiftiMeta(
+        affine=layout.affine if affine is None else affine,
+        sform_code=layout.sform_code,
+        qform_code=layout.qform_code,
+        spatial_unit=layout.spatial_unit,
+        time_unit=layout.time_unit,
+        t_r=layout.t_r,
+        header=layout.header_bytes.hex(),
+        source=nifti.source.location,
+    )
+    return _labelled(data, dims, layout.shape, meta.attrs(), name)
 
 
 def with_dask(image: xr.DataArray) -> xr.DataArray:
@@ -137,17 +182,16 @@ def image_from_array(
         spatial_unit, time_unit = header.get_xyzt_units()
     if isinstance(header, nib.wrapstruct.WrapStruct):
         header_hex = header.binaryblock.hex()
-    meta = {
-        "affine": np.asarray(affine, dtype=np.float64).tolist(),
-        "sform_code": sform_code,
-        "qform_code": qform_code,
-        "spatial_unit": spatial_unit,
-        "time_unit": time_unit,
-        "t_r": None if t_r is None else float(t_r),
-        "header": header_hex,
-        "source": "<in-memory>",
-    }
-    return _labelled(data, dims, shape, meta, name)
+    meta = NiftiMeta(
+        affine=np.asarray(affine),
+        sform_code=sform_code,
+        qform_code=qform_code,
+        spatial_unit=spatial_unit,
+        time_unit=time_unit,
+        t_r=t_r,
+        header=header_hex,
+    )
+    return _labelled(data, dims, shape, meta.attrs(), name)
 
 
 def image_from_nibabel(

@@ -40,6 +40,7 @@ import tempfile
 import uuid
 import warnings
 from collections.abc import Iterator
+from dataclasses import dataclass
 from typing import Any, Literal
 
 import dask.array as da
@@ -48,7 +49,13 @@ import xarray as xr
 
 from lazyspheres.errors import ImageFormatError, IncompleteStoreError
 from lazyspheres.io._zarr_stages import boxes, stage_blocks, write_blocks
-from lazyspheres.io.image import NIFTI_META, ImageSource, image_from_array, image_from_nibabel
+from lazyspheres.io.image import (
+    NIFTI_META,
+    ImageSource,
+    NiftiMeta,
+    image_from_array,
+    image_from_nibabel,
+)
 from lazyspheres.io.reader import NiftiFile
 from lazyspheres.io.readers.lazy import reader_dask_array, reader_of
 from lazyspheres.io.readers.nifti import NiftiReader
@@ -138,7 +145,7 @@ def to_zarr_image(
     import zarr
 
     source, facts = _source(img, storage_options)
-    shape = facts["shape"]
+    shape = facts.shape
     chunk_shape = _chunk_shape(chunks, shape)
     store_options = storage_options if isinstance(store, (str, os.PathLike)) else None
     if store_options is not None and "://" not in os.fspath(store):
@@ -162,14 +169,15 @@ def to_zarr_image(
         ) from e
     group = zarr.open_group(store, mode="r+", storage_options=store_options)
     array = group[IMAGE_VARIABLE]
-    if facts["slope"] is not None:
-        array.attrs.update({"scale_factor": facts["slope"], "add_offset": facts["inter"]})
-    _set_image_attrs(group, facts, complete=False)
+    if facts.slope is not None:
+        array.attrs.update({"scale_factor": facts.slope, "add_offset": facts.inter})
+    conversion_id = uuid.uuid4().hex
+    _set_image_attrs(group, facts, conversion_id=conversion_id, complete=False)
     blocks = boxes(shape[:3], chunk_shape[:3])
     with tempfile.TemporaryDirectory(prefix="lazyspheres-zarr-", dir=tmp_dir) as folder:
         stage_blocks(source, shape, blocks, folder)
-        write_blocks(array, shape, facts["raw_dtype"], blocks, folder, threads)
-    _set_image_attrs(group, facts, complete=True)
+        write_blocks(array, shape, facts.raw_dtype, blocks, folder, threads)
+    _set_image_attrs(group, facts, conversion_id=conversion_id, complete=True)
     return store
 
 
@@ -200,7 +208,19 @@ def default_compressors() -> list[Any]:
     return [zarr.codecs.BloscCodec(cname="lz4", clevel=5, shuffle="shuffle")]
 
 
-def _source(img: Any, storage_options: dict[str, Any] | None) -> tuple[Any, dict[str, Any]]:
+@dataclass(frozen=True)
+class _SourceFacts:
+    """What a conversion needs of its source: layout, scaling, metadata and fingerprint."""
+
+    shape: tuple[int, ...]
+    raw_dtype: np.dtype
+    slope: float | None
+    inter: float | None
+    meta: NiftiMeta
+    fingerprint: str | None
+
+
+def _source(img: Any, storage_options: dict[str, Any] | None) -> tuple[Any, _SourceFacts]:
     """The thing to stream (a NiftiFile or a 4D/3D array) and the header facts."""
     import nibabel as nib
 
@@ -219,44 +239,40 @@ def _source(img: Any, storage_options: dict[str, Any] | None) -> tuple[Any, dict
     else:
         nifti = NiftiFile.open(img, storage_options)
     layout = nifti.layout
-    facts = {
-        "shape": tuple(layout.shape),
-        "raw_dtype": layout.raw_dtype.newbyteorder("="),
-        "slope": layout.slope,
-        "inter": layout.inter,
-        "affine": layout.affine,
-        "sform_code": layout.sform_code,
-        "qform_code": layout.qform_code,
-        "spatial_unit": layout.spatial_unit,
-        "time_unit": layout.time_unit,
-        "t_r": layout.t_r,
-        "header": layout.header_bytes.hex(),
-        "source": nifti.source.location,
-        "fingerprint": nifti.source.fingerprint,
-    }
+    meta = NiftiMeta(
+        affine=layout.affine,
+        sform_code=layout.sform_code,
+        qform_code=layout.qform_code,
+        spatial_unit=layout.spatial_unit,
+        time_unit=layout.time_unit,
+        t_r=layout.t_r,
+        header=layout.header_bytes.hex(),
+        source=nifti.source.location,
+    )
+    raw_dtype = layout.raw_dtype.newbyteorder("=")
+    facts = _SourceFacts(
+        tuple(layout.shape), raw_dtype, layout.slope, layout.inter, meta, nifti.source.fingerprint
+    )
     return nifti, facts
 
 
-def _array_facts(image: xr.DataArray) -> dict[str, Any]:
+def _array_facts(image: xr.DataArray) -> _SourceFacts:
     if NIFTI_META not in image.coords:
         image = image_from_array(image.data, np.eye(4))  # raises the usual error
     image = image.transpose("i", "j", "k", *(["time"] if "time" in image.dims else []))
-    meta = image.coords[NIFTI_META].attrs
-    return {
-        "shape": tuple(int(n) for n in image.shape),
-        "raw_dtype": np.dtype(image.dtype),
-        "slope": None,
-        "inter": None,
-        "affine": image.nifti.grid_affine,
-        "sform_code": meta.get("sform_code", 0),
-        "qform_code": meta.get("qform_code", 0),
-        "spatial_unit": meta.get("spatial_unit", "unknown"),
-        "time_unit": meta.get("time_unit", "unknown"),
-        "t_r": meta.get("t_r"),
-        "header": meta.get("header", ""),
-        "source": meta.get("source", "<in-memory>"),
-        "fingerprint": None,
-    }
+    attrs = image.coords[NIFTI_META].attrs
+    meta = NiftiMeta(
+        affine=image.nifti.grid_affine,
+        sform_code=attrs.get("sform_code", 0),
+        qform_code=attrs.get("qform_code", 0),
+        spatial_unit=attrs.get("spatial_unit", "unknown"),
+        time_unit=attrs.get("time_unit", "unknown"),
+        t_r=attrs.get("t_r"),
+        header=attrs.get("header", ""),
+        source=attrs.get("source", "<in-memory>"),
+    )
+    shape = tuple(int(n) for n in image.shape)
+    return _SourceFacts(shape, np.dtype(image.dtype), None, None, meta, None)
 
 
 def _chunk_shape(chunks: Any, shape: tuple[int, ...]) -> tuple[int, ...]:
@@ -275,39 +291,27 @@ def _chunk_shape(chunks: Any, shape: tuple[int, ...]) -> tuple[int, ...]:
     return resolved[:ndim]
 
 
-def _template(facts: dict[str, Any], chunk_shape: tuple[int, ...]) -> xr.Dataset:
+def _template(facts: _SourceFacts, chunk_shape: tuple[int, ...]) -> xr.Dataset:
     """A Dataset whose ``to_zarr(compute=False)`` writes the metadata and coordinates."""
-    shape = facts["shape"]
-    placeholder = da.zeros(shape, chunks=chunk_shape, dtype=facts["raw_dtype"])
-    image = image_from_array(placeholder, facts["affine"], t_r=facts["t_r"])
-    meta = {
-        "affine": np.asarray(facts["affine"], dtype=np.float64).tolist(),
-        "sform_code": int(facts["sform_code"]),
-        "qform_code": int(facts["qform_code"]),
-        "spatial_unit": facts["spatial_unit"],
-        "time_unit": facts["time_unit"],
-        "t_r": facts["t_r"],
-        "header": facts["header"],
-        "source": facts["source"],
-        "scl_slope": facts["slope"],
-        "scl_inter": facts["inter"],
-    }
+    placeholder = da.zeros(facts.shape, chunks=chunk_shape, dtype=facts.raw_dtype)
+    image = image_from_array(placeholder, facts.meta.affine, t_r=facts.meta.t_r)
+    meta = {**facts.meta.attrs(), "scl_slope": facts.slope, "scl_inter": facts.inter}
     image.coords[NIFTI_META].attrs.clear()
     image.coords[NIFTI_META].attrs.update(meta)
     return image.to_dataset(name=IMAGE_VARIABLE)
 
 
-def _set_image_attrs(group: Any, facts: dict[str, Any], *, complete: bool) -> None:
+def _set_image_attrs(
+    group: Any, facts: _SourceFacts, *, conversion_id: str, complete: bool
+) -> None:
     import lazyspheres
 
-    if not complete:
-        facts["conversion_id"] = uuid.uuid4().hex
     group.attrs[IMAGE_ATTR] = {
         "format_version": FORMAT_VERSION,
         "complete": complete,
-        "conversion_id": facts["conversion_id"],
-        "source": facts["source"],
-        "source_fingerprint": facts["fingerprint"],
+        "conversion_id": conversion_id,
+        "source": facts.meta.source,
+        "source_fingerprint": facts.fingerprint,
         "lazyspheres_version": lazyspheres.__version__,
     }
     import zarr
