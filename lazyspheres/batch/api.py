@@ -20,6 +20,7 @@ from lazyspheres.batch.params import (
     split_mask,
     store_parameters,
 )
+from lazyspheres.batch.reading import ImageFacts
 from lazyspheres.batch.running import probe_all, run_all
 from lazyspheres.batch.runs import RunSpec, build_runs
 from lazyspheres.batch.spheres import check_radii
@@ -187,13 +188,7 @@ def extract_many(
     fwhm = check_fwhm(smoothing_fwhm)
     handle = ResultStore(store, storage_options)
     exists = handle.exists()
-    if exists and not overwrite and handle.is_unfinished_start():
-        overwrite = True  # no run was ever completed in it: nothing to keep, nothing to mix
-    if exists and not resume and not overwrite:
-        raise FileExistsError(
-            f"{store} exists. Pass resume=True to finish or update it, or overwrite=True to "
-            "start again."
-        )
+    overwrite = _store_policy(handle, exists, resume=resume, overwrite=overwrite)
     client = active_client(client)
     probes = probe_all(runs, client, storage_options)
     opened = [p for p in probes if not isinstance(p, Failure)]
@@ -241,11 +236,7 @@ def extract_many(
         if n_time > handle.n_time():
             handle.grow_time(n_time)
     complete = handle.complete_runs() if resuming else {}
-    todo = [
-        (run, probe)
-        for run, probe in zip(runs, probes, strict=True)
-        if isinstance(probe, Failure) or complete.get(run.run_id) != probe[1]
-    ]
+    todo = runs_to_do(runs, probes, complete)
 
     def prepare_store() -> None:
         # Runs while the workers already read (on a cluster): nothing is written to the
@@ -266,6 +257,46 @@ def extract_many(
 
     outcomes = run_all(todo, config, client, progress, time_blocks, prepare_store)
     return _finish(handle, runs, outcomes, errors)
+
+
+def _store_policy(handle: ResultStore, exists: bool, *, resume: bool, overwrite: bool) -> bool:
+    """Whether to overwrite the store; FileExistsError when neither resuming nor overwriting."""
+    if exists and not overwrite and handle.is_unfinished_start():
+        overwrite = True  # no run was ever completed in it: nothing to keep, nothing to mix
+    if exists and not resume and not overwrite:
+        raise FileExistsError(
+            f"{handle.store} exists. Pass resume=True to finish or update it, or "
+            "overwrite=True to start again."
+        )
+    return overwrite
+
+
+def runs_to_do(
+    runs: list[RunSpec],
+    probes: list[tuple[ImageFacts, str] | Failure],
+    complete: dict[str, str],
+) -> list[tuple[RunSpec, tuple[ImageFacts, str] | Failure]]:
+    """The resume policy: runs that failed to open, are new, or changed since written.
+
+    Parameters
+    ----------
+    runs : list of RunSpec
+        Every run of the batch.
+    probes : list
+        Each run's ``(facts, input fingerprint)``, or the Failure opening it.
+    complete : dict
+        Run id -> input fingerprint of the runs the store holds complete.
+
+    Returns
+    -------
+    list of (RunSpec, probe)
+        The runs to (re)compute, in order.
+    """
+    return [
+        (run, probe)
+        for run, probe in zip(runs, probes, strict=True)
+        if isinstance(probe, Failure) or complete.get(run.run_id) != probe[1]
+    ]
 
 
 def _common_t_r(facts: list[Any]) -> float | None:
