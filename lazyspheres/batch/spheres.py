@@ -11,23 +11,22 @@ nilearn has one radius per masker; per-seed radii are a lazyspheres extension.
 
 from __future__ import annotations
 
-import threading
-from collections import OrderedDict
+from collections.abc import Hashable
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 import scipy.sparse as sp
 
+from lazyspheres._lru import LRU
 from lazyspheres.errors import EmptySphereError, OverlapError
 from lazyspheres.gather import GatherPlan
 from lazyspheres.geometry import SphereVoxels, sphere_voxels
 
 __all__ = ["RunSpheres", "check_radii", "run_spheres"]
 
-_CACHE: OrderedDict[Any, RunSpheres] = OrderedDict()
-_CACHE_LOCK = threading.Lock()
 _CACHE_SIZE = 16
+_CACHE: LRU[Hashable, RunSpheres] = LRU(_CACHE_SIZE)
 
 
 @dataclass(frozen=True, eq=False)
@@ -127,16 +126,11 @@ def run_spheres(
         bool(allow_overlap),
         on_empty,
     )
-    with _CACHE_LOCK:
-        cached = _CACHE.get(key)
-        if cached is not None:
-            _CACHE.move_to_end(key)
-            return cached
+    cached = _CACHE.get(key)
+    if cached is not None:
+        return cached
     result = _compute(coords, radii, affine, shape, mask, allow_overlap, on_empty)
-    with _CACHE_LOCK:
-        _CACHE[key] = result
-        while len(_CACHE) > _CACHE_SIZE:
-            _CACHE.popitem(last=False)
+    _CACHE.put(key, result)
     return result
 
 

@@ -14,19 +14,20 @@ import os
 import threading
 import time
 import warnings
-from collections import OrderedDict
-from collections.abc import Callable
+from collections.abc import Callable, Hashable
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
+from lazyspheres._lru import LRU
 from lazyspheres._malloc import recycle_buffers
 from lazyspheres.batch.reading import ImageFacts, block_means, file_fingerprint, open_image
 from lazyspheres.batch.runs import RunSpec
 from lazyspheres.batch.spheres import RunSpheres, run_spheres
 from lazyspheres.batch.store import write_run
 from lazyspheres.cleaning.options import CleaningParams
+from lazyspheres.gather import GatherPlan
 from lazyspheres.smoothing import SmoothingPlan
 
 __all__ = [
@@ -42,9 +43,8 @@ __all__ = [
 
 # warnings.catch_warnings swaps process-wide state: tasks in threads take turns.
 _WARNINGS_LOCK = threading.Lock()
-_MASKS: OrderedDict[Any, np.ndarray] = OrderedDict()
-_SMOOTHERS: OrderedDict[Any, tuple[Any, SmoothingPlan]] = OrderedDict()
-_MASKS_LOCK = threading.Lock()
+_MASKS: LRU[Hashable, np.ndarray] = LRU(8)
+_SMOOTHERS: LRU[Hashable, tuple[GatherPlan, SmoothingPlan]] = LRU(8)
 
 
 @dataclass(frozen=True)
@@ -136,14 +136,11 @@ def _mask_on_grid(source: Any, facts: ImageFacts, options: dict[str, Any] | None
         facts.affine.tobytes(),
         facts.shape,
     )
-    with _MASKS_LOCK:
-        if key in _MASKS:
-            return _MASKS[key]
+    cached = _MASKS.get(key)
+    if cached is not None:
+        return cached
     mask = load_mask_on_grid(source, facts.affine, facts.shape, storage_options=options)
-    with _MASKS_LOCK:
-        _MASKS[key] = mask
-        while len(_MASKS) > 8:
-            _MASKS.popitem(last=False)
+    _MASKS.put(key, mask)
     return mask
 
 
@@ -152,18 +149,14 @@ def _smoother(spheres: RunSpheres, facts: ImageFacts, fwhm: Any) -> SmoothingPla
     if fwhm is None or spheres.plan is None:
         return None
     key = (id(spheres.plan), repr(fwhm), facts.dtype, facts.affine.tobytes())
-    with _MASKS_LOCK:
-        hit = _SMOOTHERS.get(key)
-        if hit is not None and hit[0] is spheres.plan:
-            return hit[1]
+    hit = _SMOOTHERS.get(key)
+    if hit is not None and hit[0] is spheres.plan:
+        return hit[1]
     plan = spheres.plan
     smoother = SmoothingPlan.build(
         plan.voxels, plan.shape, facts.affine, fwhm, np.dtype(facts.dtype)
     )
-    with _MASKS_LOCK:
-        _SMOOTHERS[key] = (plan, smoother)
-        while len(_SMOOTHERS) > 8:
-            _SMOOTHERS.popitem(last=False)
+    _SMOOTHERS.put(key, (plan, smoother))
     return smoother
 
 

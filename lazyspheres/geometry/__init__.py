@@ -28,12 +28,11 @@ from __future__ import annotations
 
 import hashlib
 import numbers
-import threading
-from collections import OrderedDict
 from typing import Any
 
 import numpy as np
 
+from lazyspheres._lru import LRU
 from lazyspheres.errors import ImageFormatError
 from lazyspheres.geometry.rules import compute
 from lazyspheres.geometry.voxels import SphereVoxels
@@ -201,31 +200,4 @@ def _cache_key(
     return digest.digest()
 
 
-class _LRU:
-    """A tiny thread-safe LRU mapping for immutable results."""
-
-    def __init__(self, size: int) -> None:
-        self._size = size
-        self._items: OrderedDict[bytes, SphereVoxels] = OrderedDict()
-        self._lock = threading.Lock()
-
-    def get(self, key: bytes) -> SphereVoxels | None:
-        with self._lock:
-            value = self._items.get(key)
-            if value is not None:
-                self._items.move_to_end(key)
-            return value
-
-    def put(self, key: bytes, value: SphereVoxels) -> None:
-        with self._lock:
-            self._items[key] = value
-            self._items.move_to_end(key)
-            while len(self._items) > self._size:
-                self._items.popitem(last=False)
-
-    def clear(self) -> None:
-        with self._lock:
-            self._items.clear()
-
-
-_CACHE = _LRU(_CACHE_SIZE)
+_CACHE: LRU[bytes, SphereVoxels] = LRU(_CACHE_SIZE)
