@@ -27,6 +27,7 @@ from xarray.core import indexing
 import lazyspheres.io.accessor  # noqa: F401  (registers the .nifti accessor)
 from lazyspheres.errors import DimensionError, ImageFormatError
 from lazyspheres.io.backend import ReaderBackendArray
+from lazyspheres.io.header import NiftiLayout
 from lazyspheres.io.reader import NiftiFile
 from lazyspheres.io.readers.lazy import reader_dask_array
 
@@ -81,6 +82,22 @@ class NiftiMeta:
     header: str = ""
     source: str = "<in-memory>"
 
+    @classmethod
+    def of_layout(
+        cls, layout: NiftiLayout, source: str, affine: np.ndarray | None = None
+    ) -> NiftiMeta:
+        """The metadata of a NIfTI file's header (``affine`` overrides the header's)."""
+        return cls(
+            affine=layout.affine if affine is None else affine,
+            sform_code=layout.sform_code,
+            qform_code=layout.qform_code,
+            spatial_unit=layout.spatial_unit,
+            time_unit=layout.time_unit,
+            t_r=layout.t_r,
+            header=layout.header_bytes.hex(),
+            source=source,
+        )
+
     def attrs(self) -> dict[str, Any]:
         """The coordinate's attrs: plain JSON-friendly values (xarray keeps attrs as a dict)."""
         return {
@@ -113,16 +130,7 @@ def image_from_file(
         data = reader_dask_array(reader, normalized, prefix="open_nifti")
     if name is None:
         name = os.path.basename(nifti.source.location.rstrip("/")) or None
-    meta = NiftiMeta(
-        affine=layout.affine if affine is None else affine,
-        sform_code=layout.sform_code,
-        qform_code=layout.qform_code,
-        spatial_unit=layout.spatial_unit,
-        time_unit=layout.time_unit,
-        t_r=layout.t_r,
-        header=layout.header_bytes.hex(),
-        source=nifti.source.location,
-    )
+    meta = NiftiMeta.of_layout(layout, nifti.source.location, affine)
     return _labelled(data, dims, layout.shape, meta.attrs(), name)
 
 

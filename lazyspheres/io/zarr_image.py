@@ -239,16 +239,7 @@ def _source(img: Any, storage_options: dict[str, Any] | None) -> tuple[Any, _Sou
     else:
         nifti = NiftiFile.open(img, storage_options)
     layout = nifti.layout
-    meta = NiftiMeta(
-        affine=layout.affine,
-        sform_code=layout.sform_code,
-        qform_code=layout.qform_code,
-        spatial_unit=layout.spatial_unit,
-        time_unit=layout.time_unit,
-        t_r=layout.t_r,
-        header=layout.header_bytes.hex(),
-        source=nifti.source.location,
-    )
+    meta = NiftiMeta.of_layout(layout, nifti.source.location)
     raw_dtype = layout.raw_dtype.newbyteorder("=")
     facts = _SourceFacts(
         tuple(layout.shape), raw_dtype, layout.slope, layout.inter, meta, nifti.source.fingerprint
