@@ -46,6 +46,7 @@ from lazyspheres.io.open import open_nifti
 from lazyspheres.io.reader import NiftiFile
 from lazyspheres.io.readers.lazy import reader_of
 from lazyspheres.io.readers.nifti import NiftiReader
+from lazyspheres.io.readers.view import ViewReader
 from lazyspheres.io.readers.zarr import chunk_source_of
 from lazyspheres.io.zarr_chunks import ZarrChunkReader
 from lazyspheres.masks import binarize_mask_values, resample_mask_to_grid
@@ -264,6 +265,9 @@ def _sphere_means(
     if isinstance(reader, NiftiReader):
         means = _means_from_file(NiftiFile.of_reader(reader), plan, smoother)
         return means[0] if image.ndim == 3 else means
+    if isinstance(reader, ViewReader) and isinstance(reader.base, NiftiReader):
+        means = _means_from_view(reader, plan, smoother)
+        return means[0] if image.ndim == 3 else means
     image = with_dask(image)
     data = image.data
     if isinstance(data, da.Array):
@@ -296,17 +300,41 @@ def _means_from_file(
     return means.rechunk({0: -1})
 
 
+def _means_from_view(view: ViewReader, plan: GatherPlan, smoother: SmoothingPlan | None) -> Any:
+    """Means of a view of a file (sliced, cast, rechunked): the file's own route, its volumes.
+
+    One pass for ``.nii.gz`` (from byte 0, or by the index when the view skips most of the
+    file: :meth:`ViewReader.iter_gathered`), a few parallel time blocks for ``.nii``.
+    """
+    n_volumes = view.n_volumes
+    step = n_volumes
+    if view.base.source.compression is None:
+        step = max(1, math.ceil(n_volumes / _LOCAL_TIME_BLOCKS))
+    blocks = []
+    for start in range(0, n_volumes, step):
+        stop = min(n_volumes, start + step)
+        task = dask.delayed(_file_block_means, pure=True)(view, plan, smoother, start, stop)
+        blocks.append(da.from_delayed(task, shape=(stop - start, plan.n_seeds), dtype=np.float64))
+    means = da.concatenate(blocks, axis=0) if len(blocks) > 1 else blocks[0]
+    return means.rechunk({0: -1})
+
+
 def _file_block_means(
-    nifti: NiftiFile, plan: GatherPlan, smoother: SmoothingPlan | None, start: int, stop: int
+    nifti: NiftiFile | ViewReader,
+    plan: GatherPlan,
+    smoother: SmoothingPlan | None,
+    start: int,
+    stop: int,
 ) -> np.ndarray:
     with recycle_buffers():  # on distributed workers, each block's buffers would page-fault
         out, n_bad = file_block_means(nifti, plan, start, stop, smoother)
-    _warn_nonfinite(n_bad, where=nifti.source.location)
+    where = nifti.location if isinstance(nifti, ViewReader) else nifti.source.location
+    _warn_nonfinite(n_bad, where=where)
     return out
 
 
 def file_block_means(
-    nifti: NiftiFile,
+    nifti: NiftiFile | ViewReader,
     plan: GatherPlan,
     start: int,
     stop: int,
@@ -314,12 +342,13 @@ def file_block_means(
 ) -> tuple[np.ndarray, int]:
     """``(stop - start, n_seeds)`` float64 sphere means of volumes ``start:stop`` of a file.
 
-    Streams the file's blocks (one pass for gzip). With a ``smoother``, its read set
+    Streams the file's blocks (one pass for gzip); a view of a file streams its base file
+    and keeps its own voxels and volumes, cast. With a ``smoother``, its read set
     (sphere voxels plus kernel halo) is gathered and smoothed first. Returns the means and
     the number of non-finite values met (counted as 0, nilearn's rule).
     """
-    layout = nifti.layout
-    scale = layout.scale if layout.is_scaled else None
+    scaling = getattr(nifti, "layout", nifti)  # a file's header, or the view itself
+    scale = scaling.scale if scaling.is_scaled else None
     out = np.empty((stop - start, plan.n_seeds), dtype=np.float64)
     n_bad = 0
     read = plan if smoother is None else smoother
