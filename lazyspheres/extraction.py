@@ -261,6 +261,7 @@ def _sphere_means(
     With a ``smoother``, its read set (sphere voxels plus kernel halo) is gathered instead
     of the sphere voxels, and smoothed to the sphere voxels before averaging.
     """
+    image = with_dask(image)  # (a lazily indexed image of a file: a Dask array over its reader)
     reader = reader_of(image)
     if isinstance(reader, NiftiReader):
         means = _means_from_file(NiftiFile.of_reader(reader), plan, smoother)
@@ -268,7 +269,6 @@ def _sphere_means(
     if isinstance(reader, ViewReader) and isinstance(reader.base, NiftiReader):
         means = _means_from_view(reader, plan, smoother)
         return means[0] if image.ndim == 3 else means
-    image = with_dask(image)
     data = image.data
     if isinstance(data, da.Array):
         return _means_from_dask(data, plan, smoother, chunk_source_of(image))
