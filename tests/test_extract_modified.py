@@ -18,6 +18,7 @@ import lazyspheres as ls
 from lazyspheres.io import gzindex
 from lazyspheres.io.readers.base import ImageReader
 from lazyspheres.io.readers.lazy import reader_of
+from lazyspheres.io.readers.view import ViewReader
 from lazyspheres.testing import raise_if_dask_computes
 
 # 40³ × 96 float32 of noise: ~24 MB, which rapidgzip indexes with seek points ~4 MB apart.
@@ -171,8 +172,18 @@ def test_graphs_of_modified_images_compute_and_read_nothing(run, inflate_opens):
     assert inflate_opens == []
 
 
-def test_gzip_chunk_reads_never_restart_from_zero_with_an_index(run, monkeypatch):
-    """Fails if a chunk task of an indexed image inflates from the start of the file."""
+@pytest.mark.parametrize(
+    "view",
+    [
+        lambda img: img.isel(time=slice(30, 60)),
+        lambda img: img.astype("float64").isel(time=slice(30, 60)).chunk({"time": 4}),
+        lambda img: img.sel(time=img.time[30:60]).isel(i=slice(2, 38)),
+    ],
+    ids=["isel", "astype-chunk", "sel-spatial"],
+)
+def test_gzip_chunk_reads_never_restart_from_zero_with_an_index(run, monkeypatch, view):
+    """Fails if a chunk task of an indexed image, or of a view of it, inflates from the
+    start of the file."""
     path, _, index = run
     image = ls.open_nifti(path, chunks={"time": 7})
     reader_of(image).keep_index(index)
@@ -183,8 +194,38 @@ def test_gzip_chunk_reads_never_restart_from_zero_with_an_index(run, monkeypatch
     from lazyspheres.io.readers import nifti
 
     monkeypatch.setattr(nifti, "skip", no_sequential_pass)
+    selected = view(image)
+    assert reader_of(selected) is not None  # a view: its chunks read through the base
     with gzindex.observe_reads() as reads, dask.config.set(scheduler="threads"):
-        values = image.isel(time=slice(30, 60)).mean("time").values
-    expected = np.asanyarray(nib.load(path).dataobj[..., 30:60]).mean(axis=-1)
+        values = selected.mean("time").values
+    stored = np.asanyarray(nib.load(path).dataobj)
+    expected = stored[selected.i.values][..., 30:60].mean(axis=-1)  # (i keeps voxel indices)
     np.testing.assert_allclose(values, expected, rtol=1e-6)
     _check_reads(reads, index)
+
+
+@pytest.mark.nilearn
+@pytest.mark.parametrize("name", ["isel", "sel", "reversed", "cast-slice"])
+def test_view_extract_across_stream_blocks_equals_nilearn(run, monkeypatch, name):
+    """Stream blocks of 7 volumes: a view's pass keeps the right volumes across blocks."""
+    path, expected, _ = run
+    from lazyspheres.io.readers import nifti
+
+    volume_bytes = int(np.prod(SHAPE[:3])) * 4
+    monkeypatch.setattr(nifti, "STREAM_BLOCK_BYTES", 7 * volume_bytes)
+    modify, rows = MODIFICATIONS[name]
+    image = ls.open_nifti(path)
+    assert reader_of(image).time_block == 7
+    signals = ls.extract(modify(image), SEEDS, RADIUS).values
+    np.testing.assert_allclose(signals, expected[rows], rtol=1e-6)
+
+
+@pytest.mark.nilearn
+def test_view_of_an_uncompressed_file_equals_nilearn(run, tmp_path):
+    """A view of a ``.nii`` is gathered through memory maps, in parallel time blocks."""
+    path, expected, _ = run
+    plain = write(nib.load(path), tmp_path / "run.nii")
+    image = ls.open_nifti(plain).isel(time=slice(3, 95, 2)).astype("float64")
+    assert isinstance(reader_of(image), ViewReader)
+    signals = ls.extract(image, SEEDS, RADIUS)
+    np.testing.assert_allclose(signals.values, expected[3:95:2], rtol=1e-6)

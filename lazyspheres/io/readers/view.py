@@ -143,11 +143,13 @@ class ViewReader(ImageReader):
         times = self.time_index[start:stop]
         if times.size == 0:
             return
-        if np.any(np.diff(times) <= 0):  # reversed or repeated volumes: gather, then pick
-            t0, t1 = int(times.min()), int(times.max()) + 1
-            passed = self._base_pass(flat, t0, t1, block_bytes)
-            values = np.concatenate([v for _, v in passed])
-            yield start, self._finish(values[times - t0])
+        if np.any(np.diff(times) <= 0):  # reversed or repeated volumes: gather, then yield
+            out = np.empty((times.size, flat.size), dtype=self.base.raw_dtype)
+            passed = self._base_pass(flat, int(times.min()), int(times.max()) + 1, block_bytes)
+            for b0, block in passed:
+                inside = (times >= b0) & (times < b0 + block.shape[0])
+                out[inside] = block[times[inside] - b0]
+            yield start, self._finish(out)
             return
         t1 = int(times[-1]) + 1
         for b0, block in self._base_pass(flat, int(times[0]), t1, block_bytes):
