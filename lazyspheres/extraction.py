@@ -2,10 +2,13 @@
 
 How the voxels are read depends on what backs the image:
 
-* the unmodified whole image of a NIfTI file is read by the file's own fastest route: one
-  streaming inflate pass for ``.nii.gz`` (ISA-L, the fastest single pass), a
-  memory-mapped or ranged voxel gather in time blocks for ``.nii``;
-* any other Dask-backed image (sliced, cast, rechunked, Zarr, computed) is gathered by
+* an image of a NIfTI file, unmodified or seen through ``isel``/``sel``/``astype``/
+  ``chunk`` (a :class:`~lazyspheres.io.readers.view.ViewReader`), is read by the file's own
+  fastest route: one streaming inflate pass for ``.nii.gz`` (ISA-L, the fastest single
+  pass; indexed reads instead when a view skips most of the file), a memory-mapped or
+  ranged voxel gather in time blocks for ``.nii``. A view keeps its volumes and voxels and
+  casts them before averaging;
+* any other Dask-backed image (arithmetic, Zarr, computed) is gathered by
   :func:`~lazyspheres.dask_gather.gather_voxels`: one task per chunk holding sphere voxels,
   one ``(voxels, time)`` block per time chunk. The chunk tasks of an image opened by
   lazyspheres read their box through the image's reader, so this costs O(what is read)
@@ -13,13 +16,15 @@ How the voxels are read depends on what backs the image:
   built once by the first read that needs it). An unmodified local Zarr image has
   its chunk files read directly (:mod:`lazyspheres.io.zarr_chunks`);
 * a lazily indexed image (``chunks=None``, ``xr.open_dataarray`` without chunks) is chunked
-  in whole volumes first; a numpy-backed image is gathered eagerly.
+  in whole volumes first (over its reader when it is lazyspheres' backend array); a
+  numpy-backed image is gathered eagerly.
 
-How extraction knows it holds the unmodified whole image, with no registry and no look at
-graph layers: an opened image's data is a :class:`~lazyspheres.io.readers.lazy.ReaderDaskArray`
-that carries its reader, and :func:`~lazyspheres.io.readers.lazy.reader_of` accepts it only
-if its name is still the token of that reader and chunking. Every Dask operation returns a
-plain array with a new name, so a modified image is never mistaken for the whole file.
+How extraction knows what it holds, with no registry and no look at graph layers: an
+opened image's data is a :class:`~lazyspheres.io.readers.lazy.ReaderDaskArray` that carries
+its reader (a view of the file after ``isel``/``astype``/``chunk``), and
+:func:`~lazyspheres.io.readers.lazy.reader_of` accepts it only if its name is still the
+token of that reader and chunking. Other Dask operations return a plain array with a new
+name, so a computed image is never mistaken for the file.
 
 In every case the means are computed by :func:`lazyspheres.gather.sphere_means` (float64
 accumulation in nilearn's voxel order), and nothing is computed until asked.

@@ -7,14 +7,18 @@ fuses a later basic slice into that getter (``image.isel(time=t)`` reads one vol
 the reader is one node of the graph that every chunk task refers to, so an image pickled
 to a distributed worker carries it (and its gzip index) once.
 
-Recognising the unmodified whole image, without registries or graph inspection: the array
-returned is a :class:`ReaderDaskArray`, a ``dask.array.Array`` that also holds its reader.
-Dask builds every derived array (``isel``, ``astype``, ``rechunk``, arithmetic) as a plain
-``Array`` with a new name, so :func:`reader_of` finds a reader only on the array that *is*
-the reader's data: the type says where the data comes from, and the name (a token of the
-reader and the chunks) says nothing was done to it since. Extraction then reads the file by
-its fastest whole-image route (one streaming pass for ``.nii.gz``), and any other array by
-its chunk tasks, which read through the same reader.
+What survives xarray and Dask operations, without registries or graph inspection: the
+array returned is a :class:`ReaderDaskArray`, a ``dask.array.Array`` that also holds its
+reader. Its ``__getitem__`` (xarray's ``isel``/``sel``), ``astype`` and ``rechunk``
+(xarray's ``chunk``) return a ``ReaderDaskArray`` again, over a
+:class:`~lazyspheres.io.readers.view.ViewReader` of the same file (or the same reader,
+chunked anew), so the result keeps the file's fast routes. Other operations (arithmetic,
+reductions, several index arrays) return Dask's plain ``Array``. :func:`reader_of` finds a
+reader only on an array that *is* its reader's data: the type says where the data comes
+from, and the name (a token of the reader and the chunks) says nothing was done to it since.
+Extraction then reads the file by its fastest route (one streaming pass for ``.nii.gz``,
+keeping a view's volumes and voxels), and any other array by its chunk tasks, which read
+through the same reader.
 """
 
 from __future__ import annotations
