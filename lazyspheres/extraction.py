@@ -272,7 +272,8 @@ def _sphere_means(
         means = _means_from_file(NiftiFile.of_reader(reader), plan, smoother)
         return means[0] if image.ndim == 3 else means
     if isinstance(reader, ViewReader) and isinstance(reader.base, NiftiReader):
-        means = _means_from_view(reader, plan, smoother)
+        # a view of a file (sliced, cast, rechunked): the file's own route, the view's volumes
+        means = _means_from_file(reader, plan, smoother)
         return means[0] if image.ndim == 3 else means
     data = image.data
     if isinstance(data, da.Array):
@@ -288,10 +289,11 @@ def _sphere_means(
 
 
 def _means_from_file(
-    nifti: NiftiFile, plan: GatherPlan, smoother: SmoothingPlan | None
+    nifti: NiftiFile | ViewReader, plan: GatherPlan, smoother: SmoothingPlan | None
 ) -> da.Array:
-    n_volumes = nifti.layout.n_volumes
-    if nifti.source.compression is None:
+    # (a view streams its base file: from byte 0, or by the index when it skips most of it)
+    n_volumes = nifti.n_volumes if isinstance(nifti, ViewReader) else nifti.layout.n_volumes
+    if getattr(nifti, "base", nifti).source.compression is None:
         # uncompressed (local or remote): time blocks can be read independently, in parallel
         step = max(1, math.ceil(n_volumes / _LOCAL_TIME_BLOCKS))
     else:
@@ -300,25 +302,6 @@ def _means_from_file(
     for start in range(0, n_volumes, step):
         stop = min(n_volumes, start + step)
         task = dask.delayed(_file_block_means, pure=True)(nifti, plan, smoother, start, stop)
-        blocks.append(da.from_delayed(task, shape=(stop - start, plan.n_seeds), dtype=np.float64))
-    means = da.concatenate(blocks, axis=0) if len(blocks) > 1 else blocks[0]
-    return means.rechunk({0: -1})
-
-
-def _means_from_view(view: ViewReader, plan: GatherPlan, smoother: SmoothingPlan | None) -> Any:
-    """Means of a view of a file (sliced, cast, rechunked): the file's own route, its volumes.
-
-    One pass for ``.nii.gz`` (from byte 0, or by the index when the view skips most of the
-    file: :meth:`ViewReader.iter_gathered`), a few parallel time blocks for ``.nii``.
-    """
-    n_volumes = view.n_volumes
-    step = n_volumes
-    if view.base.source.compression is None:
-        step = max(1, math.ceil(n_volumes / _LOCAL_TIME_BLOCKS))
-    blocks = []
-    for start in range(0, n_volumes, step):
-        stop = min(n_volumes, start + step)
-        task = dask.delayed(_file_block_means, pure=True)(view, plan, smoother, start, stop)
         blocks.append(da.from_delayed(task, shape=(stop - start, plan.n_seeds), dtype=np.float64))
     means = da.concatenate(blocks, axis=0) if len(blocks) > 1 else blocks[0]
     return means.rechunk({0: -1})
