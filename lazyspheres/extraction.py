@@ -34,7 +34,7 @@ from __future__ import annotations
 
 import math
 import warnings
-from typing import Any
+from typing import Any, cast
 
 import dask
 import dask.array as da
@@ -292,8 +292,11 @@ def _means_from_file(
     nifti: NiftiFile | ViewReader, plan: GatherPlan, smoother: SmoothingPlan | None
 ) -> da.Array:
     # (a view streams its base file: from byte 0, or by the index when it skips most of it)
-    n_volumes = nifti.n_volumes if isinstance(nifti, ViewReader) else nifti.layout.n_volumes
-    if getattr(nifti, "base", nifti).source.compression is None:
+    if isinstance(nifti, ViewReader):
+        n_volumes, compression = nifti.n_volumes, cast(NiftiReader, nifti.base).source.compression
+    else:
+        n_volumes, compression = nifti.layout.n_volumes, nifti.source.compression
+    if compression is None:
         # uncompressed (local or remote): time blocks can be read independently, in parallel
         step = max(1, math.ceil(n_volumes / _LOCAL_TIME_BLOCKS))
     else:
@@ -335,7 +338,7 @@ def file_block_means(
     (sphere voxels plus kernel halo) is gathered and smoothed first. Returns the means and
     the number of non-finite values met (counted as 0, nilearn's rule).
     """
-    scaling = getattr(nifti, "layout", nifti)  # a file's header, or the view itself
+    scaling: Any = getattr(nifti, "layout", nifti)  # a file's header, or the view itself
     scale = scaling.scale if scaling.is_scaled else None
     out = np.empty((stop - start, plan.n_seeds), dtype=np.float64)
     n_bad = 0
