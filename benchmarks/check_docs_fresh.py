@@ -88,8 +88,10 @@ def _cells(text: str) -> list[str]:
     return out
 
 
-def _make_venv(where: pathlib.Path, extras: set[str]) -> tuple[pathlib.Path, float, str]:
-    """A venv with ``<repo>[extras]`` and the named packages; its python, install seconds, log."""
+def _make_venv(
+    where: pathlib.Path, extras: set[str], pins: list[str]
+) -> tuple[pathlib.Path, float, str]:
+    """A venv with ``<repo>[extras]``, the named packages and ``pins``; python, seconds, log."""
     start = time.perf_counter()
     venv.EnvBuilder(with_pip=True, clear=True).create(where)
     python = where / "bin" / "python"
@@ -97,7 +99,7 @@ def _make_venv(where: pathlib.Path, extras: set[str]) -> tuple[pathlib.Path, flo
     others = sorted(e for e in extras if "[" in e)
     target = f"{ROOT}[{','.join(own)}]" if own else str(ROOT)
     done = subprocess.run(
-        [python, "-m", "pip", "install", "-q", target, *others],
+        [python, "-m", "pip", "install", "-q", target, *others, *pins],
         capture_output=True,
         text=True,
     )
@@ -143,6 +145,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--pages", nargs="*", help="page file names to run (default: all)")
     parser.add_argument("--keep", type=pathlib.Path, help="keep the venvs in this folder")
     parser.add_argument("--log", type=pathlib.Path, help="write every page's output here")
+    parser.add_argument(
+        "--cloud-pins",
+        nargs="*",
+        default=[],
+        help="requirements added to venvs with the cloud extra, when pip cannot resolve "
+        "it alone (e.g. fsspec==2026.7.0 s3fs==2026.7.0 gcsfs==2026.7.0)",
+    )
     args = parser.parse_args(argv)
 
     pages: list[tuple[str, set[str], list[str]]] = [("README.md", {"fast"}, _readme_cells())]
@@ -165,7 +174,8 @@ def main(argv: list[str] | None = None) -> int:
         if key not in made:
             where = venv_root / (label.replace("[", "_").replace("]", "").replace(",", "+"))
             try:
-                made[key] = _make_venv(where, extras)[:2]
+                pins = args.cloud_pins if "cloud" in extras else []
+                made[key] = _make_venv(where, extras, pins)[:2]
             except RuntimeError as error:
                 rows.append((name, label, "install failed", 0.0, 0.0))
                 logs.append(f"===== {name}\n{error}")
