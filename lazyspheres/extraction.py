@@ -32,15 +32,19 @@ accumulation in nilearn's voxel order), and nothing is computed until asked.
 
 from __future__ import annotations
 
+import functools
 import math
 import warnings
+from collections.abc import Iterator
 from typing import Any, cast
 
 import dask
 import dask.array as da
 import numpy as np
 import xarray as xr
+from dask.base import tokenize
 
+from lazyspheres import stream_chain
 from lazyspheres._malloc import recycle_buffers
 from lazyspheres.dask_gather import gather_voxels
 from lazyspheres.errors import DimensionError, ImageFormatError
@@ -296,6 +300,18 @@ def _means_from_file(
         n_volumes, compression = nifti.n_volumes, cast(NiftiReader, nifti.base).source.compression
     else:
         n_volumes, compression = nifti.layout.n_volumes, nifti.source.compression
+    if compression is not None and isinstance(nifti, NiftiFile) and stream_chain.chain_allowed():
+        # one pass, as a chain of step tasks: Dask's progress bar moves inside the run
+        bounds = stream_chain.step_bounds(n_volumes, nifti.reader.per_block(None))
+        if len(bounds) > 2:
+            return stream_chain.chained_pass(
+                functools.partial(iter_block_means, nifti, plan, smoother=smoother),
+                bounds,
+                plan.n_seeds,
+                token=tokenize(nifti, plan, smoother),
+                finish=functools.partial(_warn_nonfinite, where=nifti.source.location),
+                name="sphere-means",
+            ).rechunk({0: -1})
     if compression is None:
         # uncompressed (local or remote): time blocks can be read independently, in parallel
         step = max(1, math.ceil(n_volumes / _LOCAL_TIME_BLOCKS))
@@ -338,10 +354,24 @@ def file_block_means(
     (sphere voxels plus kernel halo) is gathered and smoothed first. Returns the means and
     the number of non-finite values met (counted as 0, nilearn's rule).
     """
-    scaling: Any = getattr(nifti, "layout", nifti)  # a file's header, or the view itself
-    scale = scaling.scale if scaling.is_scaled else None
     out = np.empty((stop - start, plan.n_seeds), dtype=np.float64)
     n_bad = 0
+    for t0, means, bad in iter_block_means(nifti, plan, start, stop, smoother):
+        out[t0 - start : t0 - start + means.shape[0]] = means
+        n_bad += bad
+    return out, n_bad
+
+
+def iter_block_means(
+    nifti: NiftiFile | ViewReader,
+    plan: GatherPlan,
+    start: int,
+    stop: int,
+    smoother: SmoothingPlan | None = None,
+) -> Iterator[tuple[int, np.ndarray, int]]:
+    """Yield ``(t0, means, n_bad)`` per streamed block of volumes ``start:stop``, in order."""
+    scaling: Any = getattr(nifti, "layout", nifti)  # a file's header, or the view itself
+    scale = scaling.scale if scaling.is_scaled else None
     read = plan if smoother is None else smoother
     for t0, values in nifti.iter_gathered(read.flat_indices("F"), start, stop):
         if smoother is not None:  # (b, n_read) raw -> (b, n_union) smoothed
@@ -349,9 +379,7 @@ def file_block_means(
             means, bad = sphere_means(values, plan)
         else:
             means, bad = sphere_means(values, plan, scale=scale)
-        out[t0 - start : t0 - start + means.shape[0]] = means
-        n_bad += bad
-    return out, n_bad
+        yield t0, means, bad
 
 
 def _means_from_dask(
