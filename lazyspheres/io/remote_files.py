@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 from lazyspheres.errors import TruncatedImageError
 from lazyspheres.io.remote_errors import translated_errors
 from lazyspheres.io.remote_fs import check_fingerprint, filesystem, fingerprint
+from lazyspheres.io.remote_retry import read_ranges
 
 if TYPE_CHECKING:
     from lazyspheres.io.sources import ByteSource
@@ -113,7 +114,15 @@ class _PrefetchReader(io.RawIOBase):
             def fetcher(start: int, end: int) -> bytes:
                 return fs.cat_file(path, start=start, end=end)
 
-        self._fetcher = fetcher
+        location = source.location
+
+        def retried(start: int, end: int) -> bytes:
+            def fetch(first: list[int], last: list[int]) -> list[bytes | BaseException]:
+                return [fetcher(first[0], last[0])]
+
+            return read_ranges(fetch, [start], [end], location=location, size=self._size)[0]
+
+        self._fetcher = retried
         self._block = max(1, int(block_size))
         self._pool = ThreadPoolExecutor(max_workers=max(1, depth))
         self._pending: collections.deque = collections.deque()
