@@ -148,3 +148,33 @@ def test_a_run_that_keeps_failing_spares_the_others_which_resume(
         np.testing.assert_array_equal(ds["signals"].values[index], expected)
     reread = [r for r in seen if r.key == keys[0] and range_span(r.range)[0] is not None]
     assert all(range_span(r.range)[1] < DATA_READ for r in reread)  # its header, not its data
+
+
+@pytest.mark.parametrize("suffix", [".nii", ".nii.gz"])
+@pytest.mark.parametrize("kind", KINDS)
+def test_a_fault_outlasting_the_client_retries_is_retried_by_lazyspheres(
+    s3rver, proxy, images, urls, few_retries, monkeypatch, suffix, kind
+):
+    """One data range fails through all of s3fs/botocore's attempts once, then clears."""
+    url = urls[suffix]
+    with proxy.watch() as seen:
+        _extract(url, s3rver, few_retries)
+    start = next(
+        first
+        for first, last in (range_span(r.range) for r in seen if r.key == _key(url))
+        if first is not None and last is not None and last + 1 - first >= DATA_READ
+    )
+    target = {"key": _key(url), "range_start": start, "min_bytes": DATA_READ}
+    monkeypatch.setenv("LAZYSPHERES_READ_RETRIES", "0")  # count the client's own attempts
+    persistent = proxy.add_fault(Fault(kind, **target))
+    with pytest.raises(RemoteReadError, match=f"bytes {start}-"):
+        _extract(url, s3rver, few_retries)
+    client_attempts = persistent.fired
+    proxy.clear_faults()
+    monkeypatch.setenv("LAZYSPHERES_READ_RETRIES", "1")
+    fault = proxy.add_fault(Fault(kind, times=client_attempts, **target))
+    with proxy.watch() as seen:
+        values = _extract(url, s3rver, few_retries)
+    np.testing.assert_array_equal(values, local_values(images[suffix]))
+    assert fault.fired == client_attempts
+    assert [r.fault for r in seen if range_span(r.range)[0] == start][-1] is None

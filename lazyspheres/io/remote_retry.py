@@ -22,7 +22,7 @@ from collections.abc import Callable, Sequence
 from lazyspheres.errors import RemoteReadError
 from lazyspheres.io.remote_errors import is_transient
 
-__all__ = ["READ_BACKOFF", "READ_RETRIES", "read_ranges"]
+__all__ = ["READ_BACKOFF", "READ_RETRIES", "read_range", "read_ranges"]
 
 READ_RETRIES = 4
 READ_BACKOFF = 0.25
@@ -90,6 +90,22 @@ def read_ranges(
         f"{_describe(fault)}. The network or the server kept failing: try again later, or "
         "raise LAZYSPHERES_READ_RETRIES / LAZYSPHERES_READ_BACKOFF."
     ) from (fault if isinstance(fault, BaseException) else None)
+
+
+def read_range(
+    fetch_one: Callable[[int, int], bytes],
+    start: int,
+    end: int,
+    *,
+    location: str,
+    size: int | None = None,
+) -> bytes:
+    """:func:`read_ranges` of one range, fetched by ``fetch_one(start, end)``."""
+
+    def fetch(first: list[int], last: list[int]) -> list[bytes | BaseException]:
+        return [fetch_one(first[0], last[0])]
+
+    return read_ranges(fetch, [start], [end], location=location, size=size)[0]
 
 
 def _call(
