@@ -117,8 +117,9 @@ def test_a_persistent_slowdown_in_the_stream_is_a_network_error(s3rver, proxy, u
         _extract(url, s3rver, few_retries)
 
 
+@pytest.mark.parametrize("kind", KINDS)
 def test_a_run_that_keeps_failing_spares_the_others_which_resume(
-    s3rver, proxy, images, few_retries, tmp_path
+    s3rver, proxy, images, few_retries, tmp_path, kind
 ):
     from lazyspheres.batch import open_results
     from lazyspheres.batch.api import BatchError
@@ -132,9 +133,10 @@ def test_a_run_that_keeps_failing_spares_the_others_which_resume(
         "config_kwargs": {"retries": {"max_attempts": few_retries}},
     }
     run = dict(store=store, storage_options=options, progress=False)  # noqa: C408
-    proxy.add_fault(Fault("reset", key=keys[1], min_bytes=DATA_READ))
-    with pytest.raises(BatchError, match="sub-02"):
+    proxy.add_fault(Fault(kind, key=keys[1], min_bytes=DATA_READ))
+    with pytest.raises(BatchError, match="sub-02") as caught:
         ls.extract_many(sources, SEEDS, RADIUS, **run)
+    assert "RemoteReadError" in str(caught.value)  # named, with the object and bytes
     partial = open_results(store, storage_options=options, allow_partial=True)
     assert partial["complete"].values.tolist() == [True, False]
     expected = local_values(images[".nii.gz"])
