@@ -96,7 +96,7 @@ __all__ = [
 PROBE_BLOCK_BYTES = 64 * 2**10
 # Streaming reads of .nii.gz: request size, and how many requests run ahead of the inflater
 # (several, because one connection to an object store is slower than one core inflating).
-STREAM_BLOCK_BYTES = 16 * 2**20  # 8 MiB measured slower (benchmarks/README.md)
+STREAM_BLOCK_BYTES = 16 * 2**20  # half the requests of 8 MiB, no slower (benchmarks/README)
 STREAM_PREFETCH = 4
 # Range reads of .nii: a gap shorter than this is fetched rather than paying one more
 # request (about what a connection transfers during one request's latency)...

@@ -65,7 +65,7 @@ def read_ranges(
     ends = [int(e) for e in ends]
     results: list[bytes | None] = [None] * len(starts)
     todo = list(range(len(starts)))
-    retries = _knob("READ_RETRIES", int, READ_RETRIES)
+    retries = int(_knob("READ_RETRIES", int, READ_RETRIES))
     delay = _knob("READ_BACKOFF", float, READ_BACKOFF)
     for attempt in range(retries + 1):
         if attempt:
