@@ -86,15 +86,24 @@ def test_flags_are_the_truth_when_opening(tmp_path, two_runs, seeds):
     assert set(json.loads(ds.attrs["inputs"])) == {"sub-01_task-rest", "sub-02_task-rest"}
 
 
-def test_store_chunks_one_run_per_object(tmp_path, two_runs, seeds):
+@pytest.mark.parametrize("block", [1, 1024])
+def test_signals_are_one_object_per_run_and_the_state_one_per_block(
+    tmp_path, two_runs, seeds, monkeypatch, block
+):
+    from lazyspheres.batch import store as store_module
+
+    monkeypatch.setattr(store_module, "RUN_BLOCK", block)  # 1: as in a batch of many runs
     store = tmp_path / "r.zarr"
     ls.extract_many(two_runs, seeds, 3.0, store=store, progress=False)
     group = zarr.open_group(store, mode="r")
     assert group["signals"].chunks == (1, 16, 4)
+    size = min(block, 2)
     for name in ("n_volumes", "t_r", "fingerprint", "complete"):
-        assert group[name].chunks == (1,)
-    assert group["n_voxels"].chunks == (1, 4)
+        assert group[name].chunks == (size,)
+    assert group["n_voxels"].chunks == (size, 4)
     assert str(group["fingerprint"][0]).startswith('{"confounds": null, "image": {')
+    assert group["complete"][:].tolist() == [True, True]
+    assert group["n_volumes"][:].tolist() == [12, 16]
 
 
 class FakeLibc:
