@@ -74,11 +74,12 @@ def _n_blocks(facts: Any, n_runs: int, workers: int, time_blocks: int | None) ->
     return max(1, min(workers, facts.n_volumes // _MIN_BLOCK_VOLUMES))
 
 
-def run_all(todo, config, client, progress, time_blocks, prepare) -> list[RunOutcome]:
+def run_all(todo, config, client, progress, time_blocks, prepare, record) -> list[RunOutcome]:
     """Read and finish every run of ``todo``; ``prepare()`` runs before any run is finished.
 
     On a cluster the block reads are submitted first and ``prepare`` (creating the store)
-    overlaps with them; locally it simply runs first.
+    overlaps with them; locally it simply runs first. ``record(outcome)`` is called here,
+    in the client, as each run finishes (after its signals are written).
     """
     outcomes: list[RunOutcome] = []
     workers = n_workers(client)
@@ -108,6 +109,7 @@ def run_all(todo, config, client, progress, time_blocks, prepare) -> list[RunOut
     )
 
     def done(i: int, outcome: RunOutcome) -> None:
+        record(outcome)
         outcomes.append(outcome)
         bar.update(failed=outcome.failure is not None)
         _log_outcome(outcome, facts[outcome.run_id])
