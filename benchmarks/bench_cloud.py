@@ -16,7 +16,7 @@ Profiles (``--profiles LATENCY_MS:MB_PER_S``, 0 = unlimited): ``0:0`` (loopback)
 ``30:100`` (30 ms per request, 100 MB/s per connection). Every value is checked equal to the
 local extraction (the script fails loudly otherwise). Times are the best of ``--repeat``.
 
-    python benchmarks/bench_cloud.py --data /work/bench-data [--repeat 2]
+    python benchmarks/bench_cloud.py --data /work/bench-data [--repeat 2] [--cases nii_gz nii]
 """
 
 from __future__ import annotations
@@ -46,12 +46,19 @@ DATA_GET_BYTES = 1 << 20  # an input GET at least this large reads data, not a h
 
 
 # ---------------------------------------------------------------------------- helpers
-def ensure_data(folder: pathlib.Path, volumes: int, batch_volumes: int) -> dict[str, Any]:
-    """The T=300 .nii.gz/.nii and T=120 .nii.gz runs (generated once, as run.py does)."""
+def ensure_data(
+    folder: pathlib.Path, volumes: int, batch_volumes: int, cases: list[str]
+) -> dict[str, Any]:
+    """The T=300 .nii.gz/.nii and T=120 .nii.gz runs the cases need (generated once)."""
     from run import ensure_data as ensure_run_data  # benchmarks/ is on sys.path
 
-    big, batch = ensure_run_data(folder, volumes), ensure_run_data(folder, batch_volumes)
-    return {"nii_gz": big["gz"], "nii": big["nii"], "batch": batch["gz"]}
+    files: dict[str, Any] = {}
+    if "nii_gz" in cases or "nii" in cases:
+        big = ensure_run_data(folder, volumes)
+        files.update({name: big[kind] for name, kind in (("nii_gz", "gz"), ("nii", "nii"))})
+    if "batch" in cases:
+        files["batch"] = ensure_run_data(folder, batch_volumes)["gz"]
+    return {name: path for name, path in files.items() if name in cases}
 
 
 def stream_get(fs: Any, key: str) -> int:
@@ -128,11 +135,15 @@ def batch_case(keys, local, options, proxy, repeat, tag) -> dict[str, Any]:
         floor_s, floor_store, floor = timed(
             proxy, repeat, lambda: run(str(scratch / f"results-{next(counter)}.zarr"))
         )
+        with proxy.watch() as resumed:  # nothing left to do: what reading the state costs
+            run(ours_store)
         for store in (ours_store, floor_store):  # checked outside the timing and the counts
             check_results(store, options, local)
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
-    return {"ours_s": ours_s, "floor_s": floor_s, "ours": ours, "floor": floor}
+    return {
+        "ours_s": ours_s, "floor_s": floor_s, "ours": ours, "floor": floor, "resumed": resumed
+    }  # fmt: skip
 
 
 def check_results(store: str, options: dict[str, Any], local: np.ndarray) -> None:
@@ -147,8 +158,9 @@ def check_results(store: str, options: dict[str, Any], local: np.ndarray) -> Non
         check_equal(f"batch {run_id}", ds["signals"].sel(run=run_id).values[:n], local)
 
 
-# The result store's per-run arrays (lazyspheres/batch/store.py): chunk i is run i's.
-PER_RUN_ARRAYS = {"signals", "n_volumes", "n_voxels", "t_r", "fingerprint", "complete"}
+# The result store's array chunked one run per object (lazyspheres/batch/store.py); the
+# per-run state (n_volumes, ..., complete) is in blocks of runs, written by the client.
+PER_RUN_ARRAYS = {"signals"}
 
 
 def store_profile(requests: list[Any], input_keys: set[str]) -> dict[str, Any]:
@@ -156,8 +168,8 @@ def store_profile(requests: list[Any], input_keys: set[str]) -> dict[str, Any]:
 
     Creation: store requests before the first data GET of an input (the local scheduler
     prepares the store before any run is read). Per run: requests on that run's chunks of
-    the per-run arrays. Shared: every other store request after creation (metadata,
-    listings, coordinates, completion and the final open).
+    the signals. Shared: every other store request after creation (the per-run state and
+    flags, written in blocks; the final attributes; the final open).
     """
     is_data = [
         r.key in input_keys and r.method == "GET" and _span(r.range) >= DATA_GET_BYTES
@@ -217,7 +229,7 @@ def line(name: str, case: dict[str, Any], floor_label: str) -> str:
 def run(args: argparse.Namespace) -> None:
     import lazyspheres as ls
 
-    files = ensure_data(args.data, args.volumes, args.batch_volumes)
+    files = ensure_data(args.data, args.volumes, args.batch_volumes, args.cases)
     local = {
         name: ls.extract(str(path), SEEDS, RADIUS).values for name, path in files.items()
     }  # also warms up imports and caches before anything is timed
@@ -226,9 +238,9 @@ def run(args: argparse.Namespace) -> None:
         fs = server.filesystem()
         # One PUT per object: s3rver 3.7.1 fails CompleteMultipartUpload of these sizes.
         single = {"chunksize": 4 << 30}
-        for name in ("nii_gz", "nii"):
+        for name in {"nii_gz", "nii"} & set(files):
             fs.put_file(str(files[name]), f"{BUCKET}/{files[name].name}", **single)
-        for key in batch_keys:
+        for key in batch_keys if "batch" in files else []:
             fs.put_file(str(files["batch"]), f"{BUCKET}/{key}", **single)
         for profile in args.profiles:
             latency_ms, mb_per_s = (float(x) for x in profile.split(":"))
@@ -241,11 +253,13 @@ def run(args: argparse.Namespace) -> None:
                 lifetime=3600,
             ) as proxy:
                 options = server.storage_options(proxy.endpoint)
-                for name in ("nii_gz", "nii"):
+                for name in [name for name in ("nii_gz", "nii") if name in files]:
                     case = single_run_case(
                         name, files[name].name, local[name], options, proxy, args.repeat
                     )
                     print(line(f"cloud_{name}_{tag}", case, "one GET"), flush=True)
+                if "batch" not in files:
+                    continue
                 case = batch_case(batch_keys, local["batch"], options, proxy, args.repeat, tag)
                 print(line(f"cloud_batch{BATCH_RUNS}_{tag}", case, "local store"), flush=True)
                 for label in ("ours", "floor"):
@@ -256,6 +270,8 @@ def run(args: argparse.Namespace) -> None:
                     )
                     if of["arrays"]:
                         print(f"    by method and array: {dict(sorted(of['arrays'].items()))}")
+                store_requests = [r for r in case["resumed"] if r.key not in set(batch_keys)]
+                print(f"  resume of the complete S3 store: {len(store_requests)} store requests")
                 if proxy.errors:
                     raise RuntimeError(f"proxy errors: {proxy.errors[:3]}")
 
@@ -267,6 +283,12 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--batch-volumes", type=int, default=120)
     parser.add_argument("--repeat", type=int, default=2)
     parser.add_argument("--profiles", nargs="+", default=["0:0", "30:100"])
+    parser.add_argument(
+        "--cases",
+        nargs="+",
+        choices=["nii_gz", "nii", "batch"],
+        default=["nii_gz", "nii", "batch"],
+    )
     parser.add_argument("--server-dir", type=pathlib.Path, default=None)
     args = parser.parse_args(argv)
     os.environ.setdefault("AWS_DEFAULT_REGION", "us-east-1")

@@ -8,9 +8,11 @@ Usage::
 Data: a result store laid out as :func:`lazyspheres.extract_many` writes it
 (``signals(run, time, seed)`` float32, one chunk per run, NaN padding after each run's
 ``n_volumes``), with random network-structured signals, written once into a temporary
-folder. Workload: ``lazyspheres.connectome(store, "correlation").compute()``, as
-``lazyspheres connectome results.zarr`` runs it (``--input dataset``: on
-``xr.open_zarr(store)`` instead, whose chunks hold one run each). Ledoit-Wolf per run; one
+folder. Workload: ``lazyspheres.connectome(store, "correlation", store=store)``, as
+``lazyspheres connectome results.zarr`` runs it: the workers write the 100 matrices into (a
+fresh copy of) the store, nothing large comes back to this process (``--output gather``:
+``.compute()`` into this process instead, 56 MB; ``--input dataset``: on
+``xr.open_zarr(store)``, whose chunks hold one run each). Ledoit-Wolf per run; one
 task per group of runs, the same 16 groups on 1 and 2 workers (see
 ``lazyspheres.connectivity.connectome.partition``); opening and graph building are timed.
 
@@ -76,8 +78,14 @@ def _warm() -> None:
     import lazyspheres.connectivity  # noqa: F401
 
 
-def run_once(store: pathlib.Path, n_workers: int, form: str) -> dict:
-    """Time one connectome of the store on a fresh cluster of ``n_workers`` workers."""
+def run_once(store: pathlib.Path, n_workers: int, form: str, output: str = "store") -> dict:
+    """Time one connectome of the store on a fresh cluster of ``n_workers`` workers.
+
+    ``output="store"``: written into (a fresh copy of) the store by the workers, as the CLI
+    does; ``"gather"``: computed into the client's memory (``.compute()``).
+    """
+    import shutil
+
     import xarray as xr
     from distributed import Client, LocalCluster
 
@@ -90,11 +98,19 @@ def run_once(store: pathlib.Path, n_workers: int, form: str) -> dict:
         Client(cluster) as client,
     ):
         client.run(_warm)
+        if output == "store":  # the store as extract_many left it: no connectome yet
+            target = store.with_name("written.zarr")
+            shutil.rmtree(target, ignore_errors=True)
+            shutil.copytree(store, target)
+            store = target
         workers_cpu = sum(client.run(_cpu_seconds).values())
         main_cpu = time.process_time()
         started = time.perf_counter()
         signals = store if form == "path" else xr.open_zarr(store, consolidated=False)
-        matrices = ls.connectome(signals, "correlation").compute()
+        if output == "store":
+            matrices = ls.connectome(signals, "correlation", store=store)
+        else:
+            matrices = ls.connectome(signals, "correlation").compute()
         seconds = time.perf_counter() - started
         main_cpu = time.process_time() - main_cpu
         workers_cpu = sum(client.run(_cpu_seconds).values()) - workers_cpu
@@ -102,7 +118,7 @@ def run_once(store: pathlib.Path, n_workers: int, form: str) -> dict:
     return {
         "seconds": seconds,
         "peaks_mb": peaks,
-        "checksum": float(matrices.sum()),
+        "checksum": float(matrices.sum().compute()),
         "main_cpu": main_cpu,
         "workers_cpu": workers_cpu,
     }
@@ -158,6 +174,13 @@ def main(argv: list[str] | None = None) -> int:
         default="path",
         help="connectome(store path), as the CLI does (default), or connectome(xr.open_zarr())",
     )
+    parser.add_argument(
+        "--output",
+        choices=("store", "gather"),
+        default="store",
+        help="write the matrices into the store from the workers, as `lazyspheres "
+        "connectome` does (default), or gather them into this process (.compute())",
+    )
     args = parser.parse_args(argv)
     if args.quick:
         args.runs, args.volumes, args.repeat = 20, 200, 1
@@ -170,7 +193,7 @@ def main(argv: list[str] | None = None) -> int:
         for repeat in range(args.repeat):
             for n_workers in (1, 2):
                 free = available_cores()
-                record = run_once(store, n_workers, args.input)
+                record = run_once(store, n_workers, args.input, args.output)
                 results[n_workers].append(record)
                 print(
                     f"  repeat {repeat}: {n_workers} worker(s): {record['seconds']:.2f} s, "
@@ -187,7 +210,7 @@ def main(argv: list[str] | None = None) -> int:
     print()
     print(
         f"connectome {args.runs} runs x {args.seeds} seeds (T<={args.volumes}, {args.input} "
-        "input), 2 workers vs "
+        f"input, {args.output} output), 2 workers vs "
         f"1 worker throughput: {one['seconds'] / two['seconds']:.2f} "
         f"({one['seconds']:.2f} s / {two['seconds']:.2f} s)"
     )

@@ -20,6 +20,7 @@ __all__ = [
     "LazySpheresError",
     "LazySpheresWarning",
     "OverlapError",
+    "RemoteReadError",
     "SeedError",
     "SourceChangedError",
     "StoreBusyError",
@@ -57,6 +58,16 @@ class SourceChangedError(LazySpheresError, OSError):
 
     Raised when a stored object's size or ETag/mtime no longer matches the fingerprint taken
     when the image was opened, so reads would mix two versions.
+    """
+
+
+class RemoteReadError(LazySpheresError, OSError):
+    """Bytes of a remote object could not be read, even after retries.
+
+    A network fault outlasted the retries, or the connection itself was refused (an
+    untrusted TLS certificate, for example).
+
+    The message names the object, the byte range and the fault.
     """
 
 

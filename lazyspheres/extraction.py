@@ -2,10 +2,13 @@
 
 How the voxels are read depends on what backs the image:
 
-* the unmodified whole image of a NIfTI file is read by the file's own fastest route: one
-  streaming inflate pass for ``.nii.gz`` (ISA-L, the fastest single pass), a
-  memory-mapped or ranged voxel gather in time blocks for ``.nii``;
-* any other Dask-backed image (sliced, cast, rechunked, Zarr, computed) is gathered by
+* an image of a NIfTI file, unmodified or seen through ``isel``/``sel``/``astype``/
+  ``chunk`` (a :class:`~lazyspheres.io.readers.view.ViewReader`), is read by the file's own
+  fastest route: one streaming inflate pass for ``.nii.gz`` (ISA-L, the fastest single
+  pass; indexed reads instead when a view skips most of the file), a memory-mapped or
+  ranged voxel gather in time blocks for ``.nii``. A view keeps its volumes and voxels and
+  casts them before averaging;
+* any other Dask-backed image (arithmetic, Zarr, computed) is gathered by
   :func:`~lazyspheres.dask_gather.gather_voxels`: one task per chunk holding sphere voxels,
   one ``(voxels, time)`` block per time chunk. The chunk tasks of an image opened by
   lazyspheres read their box through the image's reader, so this costs O(what is read)
@@ -13,13 +16,15 @@ How the voxels are read depends on what backs the image:
   built once by the first read that needs it). An unmodified local Zarr image has
   its chunk files read directly (:mod:`lazyspheres.io.zarr_chunks`);
 * a lazily indexed image (``chunks=None``, ``xr.open_dataarray`` without chunks) is chunked
-  in whole volumes first; a numpy-backed image is gathered eagerly.
+  in whole volumes first (over its reader when it is lazyspheres' backend array); a
+  numpy-backed image is gathered eagerly.
 
-How extraction knows it holds the unmodified whole image, with no registry and no look at
-graph layers: an opened image's data is a :class:`~lazyspheres.io.readers.lazy.ReaderDaskArray`
-that carries its reader, and :func:`~lazyspheres.io.readers.lazy.reader_of` accepts it only
-if its name is still the token of that reader and chunking. Every Dask operation returns a
-plain array with a new name, so a modified image is never mistaken for the whole file.
+How extraction knows what it holds, with no registry and no look at graph layers: an
+opened image's data is a :class:`~lazyspheres.io.readers.lazy.ReaderDaskArray` that carries
+its reader (a view of the file after ``isel``/``astype``/``chunk``), and
+:func:`~lazyspheres.io.readers.lazy.reader_of` accepts it only if its name is still the
+token of that reader and chunking. Other Dask operations return a plain array with a new
+name, so a computed image is never mistaken for the file.
 
 In every case the means are computed by :func:`lazyspheres.gather.sphere_means` (float64
 accumulation in nilearn's voxel order), and nothing is computed until asked.
@@ -27,15 +32,19 @@ accumulation in nilearn's voxel order), and nothing is computed until asked.
 
 from __future__ import annotations
 
+import functools
 import math
 import warnings
-from typing import Any
+from collections.abc import Iterator
+from typing import Any, cast
 
 import dask
 import dask.array as da
 import numpy as np
 import xarray as xr
+from dask.base import tokenize
 
+from lazyspheres import stream_chain
 from lazyspheres._malloc import recycle_buffers
 from lazyspheres.dask_gather import gather_voxels
 from lazyspheres.errors import DimensionError, ImageFormatError
@@ -46,6 +55,7 @@ from lazyspheres.io.open import open_nifti
 from lazyspheres.io.reader import NiftiFile
 from lazyspheres.io.readers.lazy import reader_of
 from lazyspheres.io.readers.nifti import NiftiReader
+from lazyspheres.io.readers.view import ViewReader
 from lazyspheres.io.readers.zarr import chunk_source_of
 from lazyspheres.io.zarr_chunks import ZarrChunkReader
 from lazyspheres.masks import binarize_mask_values, resample_mask_to_grid
@@ -260,11 +270,15 @@ def _sphere_means(
     With a ``smoother``, its read set (sphere voxels plus kernel halo) is gathered instead
     of the sphere voxels, and smoothed to the sphere voxels before averaging.
     """
+    image = with_dask(image)  # (a lazily indexed image of a file: a Dask array over its reader)
     reader = reader_of(image)
     if isinstance(reader, NiftiReader):
         means = _means_from_file(NiftiFile.of_reader(reader), plan, smoother)
         return means[0] if image.ndim == 3 else means
-    image = with_dask(image)
+    if isinstance(reader, ViewReader) and isinstance(reader.base, NiftiReader):
+        # a view of a file (sliced, cast, rechunked): the file's own route, the view's volumes
+        means = _means_from_file(reader, plan, smoother)
+        return means[0] if image.ndim == 3 else means
     data = image.data
     if isinstance(data, da.Array):
         return _means_from_dask(data, plan, smoother, chunk_source_of(image))
@@ -279,10 +293,26 @@ def _sphere_means(
 
 
 def _means_from_file(
-    nifti: NiftiFile, plan: GatherPlan, smoother: SmoothingPlan | None
+    nifti: NiftiFile | ViewReader, plan: GatherPlan, smoother: SmoothingPlan | None
 ) -> da.Array:
-    n_volumes = nifti.layout.n_volumes
-    if nifti.source.compression is None:
+    # (a view streams its base file: from byte 0, or by the index when it skips most of it)
+    if isinstance(nifti, ViewReader):
+        n_volumes, compression = nifti.n_volumes, cast(NiftiReader, nifti.base).source.compression
+    else:
+        n_volumes, compression = nifti.layout.n_volumes, nifti.source.compression
+    if compression is not None and isinstance(nifti, NiftiFile) and stream_chain.chain_allowed():
+        # one pass, as a chain of step tasks: Dask's progress bar moves inside the run
+        bounds = stream_chain.step_bounds(n_volumes, nifti.reader.per_block(None))
+        if len(bounds) > 2:
+            return stream_chain.chained_pass(
+                functools.partial(iter_block_means, nifti, plan, smoother=smoother),
+                bounds,
+                plan.n_seeds,
+                token=tokenize(nifti, plan, smoother),
+                finish=functools.partial(_warn_nonfinite, where=nifti.source.location),
+                name="sphere-means",
+            ).rechunk({0: -1})
+    if compression is None:
         # uncompressed (local or remote): time blocks can be read independently, in parallel
         step = max(1, math.ceil(n_volumes / _LOCAL_TIME_BLOCKS))
     else:
@@ -297,16 +327,21 @@ def _means_from_file(
 
 
 def _file_block_means(
-    nifti: NiftiFile, plan: GatherPlan, smoother: SmoothingPlan | None, start: int, stop: int
+    nifti: NiftiFile | ViewReader,
+    plan: GatherPlan,
+    smoother: SmoothingPlan | None,
+    start: int,
+    stop: int,
 ) -> np.ndarray:
     with recycle_buffers():  # on distributed workers, each block's buffers would page-fault
         out, n_bad = file_block_means(nifti, plan, start, stop, smoother)
-    _warn_nonfinite(n_bad, where=nifti.source.location)
+    where = nifti.location if isinstance(nifti, ViewReader) else nifti.source.location
+    _warn_nonfinite(n_bad, where=where)
     return out
 
 
 def file_block_means(
-    nifti: NiftiFile,
+    nifti: NiftiFile | ViewReader,
     plan: GatherPlan,
     start: int,
     stop: int,
@@ -314,14 +349,29 @@ def file_block_means(
 ) -> tuple[np.ndarray, int]:
     """``(stop - start, n_seeds)`` float64 sphere means of volumes ``start:stop`` of a file.
 
-    Streams the file's blocks (one pass for gzip). With a ``smoother``, its read set
+    Streams the file's blocks (one pass for gzip); a view of a file streams its base file
+    and keeps its own voxels and volumes, cast. With a ``smoother``, its read set
     (sphere voxels plus kernel halo) is gathered and smoothed first. Returns the means and
     the number of non-finite values met (counted as 0, nilearn's rule).
     """
-    layout = nifti.layout
-    scale = layout.scale if layout.is_scaled else None
     out = np.empty((stop - start, plan.n_seeds), dtype=np.float64)
     n_bad = 0
+    for t0, means, bad in iter_block_means(nifti, plan, start, stop, smoother):
+        out[t0 - start : t0 - start + means.shape[0]] = means
+        n_bad += bad
+    return out, n_bad
+
+
+def iter_block_means(
+    nifti: NiftiFile | ViewReader,
+    plan: GatherPlan,
+    start: int,
+    stop: int,
+    smoother: SmoothingPlan | None = None,
+) -> Iterator[tuple[int, np.ndarray, int]]:
+    """Yield ``(t0, means, n_bad)`` per streamed block of volumes ``start:stop``, in order."""
+    scaling: Any = getattr(nifti, "layout", nifti)  # a file's header, or the view itself
+    scale = scaling.scale if scaling.is_scaled else None
     read = plan if smoother is None else smoother
     for t0, values in nifti.iter_gathered(read.flat_indices("F"), start, stop):
         if smoother is not None:  # (b, n_read) raw -> (b, n_union) smoothed
@@ -329,9 +379,7 @@ def file_block_means(
             means, bad = sphere_means(values, plan)
         else:
             means, bad = sphere_means(values, plan, scale=scale)
-        out[t0 - start : t0 - start + means.shape[0]] = means
-        n_bad += bad
-    return out, n_bad
+        yield t0, means, bad
 
 
 def _means_from_dask(

@@ -1,26 +1,24 @@
-"""Network faults injected between s3fs and s3rver: what lazyspheres reads do TODAY.
+"""Network faults injected between s3fs and s3rver: retried, then named.
 
 The proxy answers matching requests with an S3 ``503 SlowDown``, resets the connection
-mid-body, or cuts the body short under its full ``Content-Length``. Today:
+mid-body, or cuts the body short under its full ``Content-Length``:
 
-- a fault that happens once is retried by aiobotocore/s3fs and the values equal the local
+- a fault that happens once is retried (by aiobotocore/s3fs, or by lazyspheres' own retry
+  of ranges, :mod:`lazyspheres.io.remote_retry`) and the values equal the local
   extraction, for ``.nii`` (ranged gathers) and ``.nii.gz`` (the stream), on the header
   read and on data reads alike;
-- a fault that persists ends in an exception after the client's retries: never values.
-  For ``.nii``, botocore's ``OSError`` for 503 and aiohttp's ``ClientPayloadError`` for
-  resets and short bodies, whose messages do not name the object; for ``.nii.gz`` the
-  same, except that a persistent 503 in the stream is reported as corrupt gzip data
-  (``ImageFormatError``). Both are strict xfails below (issue #16).
+- a fault that persists ends, after the retries, in a ``RemoteReadError`` naming the
+  object, the bytes and the fault: never values, and never "corrupt gzip data".
 
-Persistent faults are read with fewer retries (2 by botocore, 2 by s3fs, instead of 5 and
-5 with backoff, which take ~30-50 s per 503 case): the outcome is the same, only sooner.
+Persistent faults are read with fewer retries (2 by botocore, 2 by s3fs, 1 by lazyspheres
+with a short backoff, instead of 5, 5 and 4): the outcome is the same, only sooner.
 """
 
 from __future__ import annotations
 
+import re
 import uuid
 
-import aiohttp
 import numpy as np
 import pytest
 from cloud_harness import (  # noqa: F401  (fixtures)
@@ -34,7 +32,7 @@ from cloud_harness import (  # noqa: F401  (fixtures)
 from shaping_proxy import Fault, range_span
 
 import lazyspheres as ls
-from lazyspheres.errors import ImageFormatError
+from lazyspheres.errors import RemoteReadError
 
 KINDS = ["slowdown", "reset", "truncate"]
 DATA_READ = 512 * 1024  # header reads are 64-128 KiB; the data reads of these images are MBs
@@ -64,6 +62,8 @@ def few_retries(monkeypatch):
     import s3fs
 
     monkeypatch.setattr(s3fs.S3FileSystem, "retries", 2)
+    monkeypatch.setenv("LAZYSPHERES_READ_RETRIES", "1")
+    monkeypatch.setenv("LAZYSPHERES_READ_BACKOFF", "0.01")
     return 2
 
 
@@ -94,38 +94,32 @@ def test_a_persistent_fault_raises_and_returns_nothing(
     s3rver, proxy, urls, few_retries, suffix, kind
 ):
     fault = proxy.add_fault(Fault(kind, key=_key(urls[suffix]), min_bytes=DATA_READ))
-    with pytest.raises((OSError, aiohttp.ClientPayloadError, ImageFormatError)):
+    with pytest.raises(RemoteReadError, match="could not be read after 2 attempts") as caught:
         _extract(urls[suffix], s3rver, few_retries)
     assert fault.fired > 1  # retried before giving up
+    assert urls[suffix] in str(caught.value)
+    assert re.search(r"bytes \d+-\d+", str(caught.value))
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="issue #16: after retries the error should name the object and the fault",
-)
 @pytest.mark.parametrize("kind", KINDS)
 def test_a_persistent_fault_names_the_object(s3rver, proxy, urls, few_retries, kind):
     url = urls[".nii"]
     proxy.add_fault(Fault(kind, key=_key(url), min_bytes=DATA_READ))
-    with pytest.raises((OSError, aiohttp.ClientPayloadError)) as caught:
+    with pytest.raises(RemoteReadError) as caught:
         _extract(url, s3rver, few_retries)
     assert url in str(caught.value)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=ImageFormatError,
-    reason="issue #16: a persistent 503 in the .nii.gz stream is reported as corrupt gzip data",
-)
 def test_a_persistent_slowdown_in_the_stream_is_a_network_error(s3rver, proxy, urls, few_retries):
     url = urls[".nii.gz"]
     proxy.add_fault(Fault("slowdown", key=_key(url), min_bytes=DATA_READ))
-    with pytest.raises(OSError, match=r"SlowDown|reduce your request rate"):
+    with pytest.raises(RemoteReadError, match=r"SlowDown|reduce your request rate"):
         _extract(url, s3rver, few_retries)
 
 
+@pytest.mark.parametrize("kind", KINDS)
 def test_a_run_that_keeps_failing_spares_the_others_which_resume(
-    s3rver, proxy, images, few_retries, tmp_path
+    s3rver, proxy, images, few_retries, tmp_path, kind
 ):
     from lazyspheres.batch import open_results
     from lazyspheres.batch.api import BatchError
@@ -139,9 +133,10 @@ def test_a_run_that_keeps_failing_spares_the_others_which_resume(
         "config_kwargs": {"retries": {"max_attempts": few_retries}},
     }
     run = dict(store=store, storage_options=options, progress=False)  # noqa: C408
-    proxy.add_fault(Fault("reset", key=keys[1], min_bytes=DATA_READ))
-    with pytest.raises(BatchError, match="sub-02"):
+    proxy.add_fault(Fault(kind, key=keys[1], min_bytes=DATA_READ))
+    with pytest.raises(BatchError, match="sub-02") as caught:
         ls.extract_many(sources, SEEDS, RADIUS, **run)
+    assert "RemoteReadError" in str(caught.value)  # named, with the object and bytes
     partial = open_results(store, storage_options=options, allow_partial=True)
     assert partial["complete"].values.tolist() == [True, False]
     expected = local_values(images[".nii.gz"])
@@ -155,3 +150,33 @@ def test_a_run_that_keeps_failing_spares_the_others_which_resume(
         np.testing.assert_array_equal(ds["signals"].values[index], expected)
     reread = [r for r in seen if r.key == keys[0] and range_span(r.range)[0] is not None]
     assert all(range_span(r.range)[1] < DATA_READ for r in reread)  # its header, not its data
+
+
+@pytest.mark.parametrize("suffix", [".nii", ".nii.gz"])
+@pytest.mark.parametrize("kind", KINDS)
+def test_a_fault_outlasting_the_client_retries_is_retried_by_lazyspheres(
+    s3rver, proxy, images, urls, few_retries, monkeypatch, suffix, kind
+):
+    """One data range fails through all of s3fs/botocore's attempts once, then clears."""
+    url = urls[suffix]
+    with proxy.watch() as seen:
+        _extract(url, s3rver, few_retries)
+    start = next(
+        first
+        for first, last in (range_span(r.range) for r in seen if r.key == _key(url))
+        if first is not None and last is not None and last + 1 - first >= DATA_READ
+    )
+    target = {"key": _key(url), "range_start": start, "min_bytes": DATA_READ}
+    monkeypatch.setenv("LAZYSPHERES_READ_RETRIES", "0")  # count the client's own attempts
+    persistent = proxy.add_fault(Fault(kind, **target))
+    with pytest.raises(RemoteReadError, match=f"bytes {start}-"):
+        _extract(url, s3rver, few_retries)
+    client_attempts = persistent.fired
+    proxy.clear_faults()
+    monkeypatch.setenv("LAZYSPHERES_READ_RETRIES", "1")
+    fault = proxy.add_fault(Fault(kind, times=client_attempts, **target))
+    with proxy.watch() as seen:
+        values = _extract(url, s3rver, few_retries)
+    np.testing.assert_array_equal(values, local_values(images[suffix]))
+    assert fault.fired == client_attempts
+    assert [r.fault for r in seen if range_span(r.range)[0] == start][-1] is None

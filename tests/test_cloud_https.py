@@ -14,6 +14,7 @@ from cloud_harness import RADIUS, SEEDS, images_fixture, local_values  # noqa: F
 from nginx_server import Nginx
 
 import lazyspheres as ls
+from lazyspheres.errors import RemoteReadError
 
 
 @pytest.fixture(scope="module")
@@ -42,11 +43,9 @@ def test_https_with_an_untrusted_certificate_raises(nginx, images):
         ls.extract(url, SEEDS, RADIUS)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="issue #16: an untrusted TLS certificate is reported as 'File not found'",
-)
 def test_https_with_an_untrusted_certificate_says_so(nginx, images):
     url = f"{nginx.url}/{images['.nii'].name}"
-    with pytest.raises(OSError, match=r"(?i)certificate"):
+    with pytest.raises(RemoteReadError, match=r"(?i)certificate") as caught:
         ls.extract(url, SEEDS, RADIUS)
+    assert url in str(caught.value)
+    assert "File not found" not in str(caught.value)

@@ -16,7 +16,9 @@ from conftest import random_image, write
 
 import lazyspheres as ls
 from lazyspheres.io import gzindex
+from lazyspheres.io.readers.base import ImageReader
 from lazyspheres.io.readers.lazy import reader_of
+from lazyspheres.io.readers.view import ViewReader
 from lazyspheres.testing import raise_if_dask_computes
 
 # 40³ × 96 float32 of noise: ~24 MB, which rapidgzip indexes with seek points ~4 MB apart.
@@ -24,13 +26,21 @@ SHAPE = (40, 40, 40, 96)
 SEEDS = [[-20.0, -10.0, 4.0], [10.0, 12.0, -6.0], [30.0, 30.0, 30.0], [-36.0, 0.0, 20.0]]
 RADIUS = 6.0
 
+# What the user does, and the rows of the unmodified run it keeps. All but "arithmetic" are
+# views of the file (the image keeps its reader); arithmetic gives a plain Dask array.
 MODIFICATIONS = {
     "isel": (lambda img: img.isel(time=slice(5, None)), slice(5, None)),
     "astype": (lambda img: img.astype("float64"), slice(None)),
     "chunk": (lambda img: img.chunk({"time": 10}), slice(None)),
     "sel": (lambda img: img.sel(time=img.time[::3]).chunk({"time": 8}), slice(None, None, 3)),
+    "reversed": (lambda img: img.isel(time=slice(None, None, -1)), slice(None, None, -1)),
+    "cast-slice": (
+        lambda img: img.isel(time=slice(7, 90, 2)).astype("float64").chunk({"time": 5}),
+        slice(7, 90, 2),
+    ),
     "arithmetic": (lambda img: (img * 1.0).isel(time=slice(90, None)), slice(90, None)),
 }
+VIEWS = sorted(name for name in MODIFICATIONS if name != "arithmetic")
 
 
 @pytest.fixture(scope="module")
@@ -65,9 +75,10 @@ def _check_reads(reads, index):
 
 
 @pytest.mark.nilearn
-@pytest.mark.parametrize("name", sorted(MODIFICATIONS))
-def test_extract_after_modification_equals_nilearn_and_reads_by_index(run, name, inflate_opens):
-    path, expected, index = run
+@pytest.mark.parametrize("name", VIEWS)
+def test_extract_of_a_view_is_one_pass_and_equals_nilearn(run, name, inflate_opens):
+    """A sliced/cast/rechunked image keeps its reader: one streaming pass, no chunk reads."""
+    path, expected, _ = run
     modify, rows = MODIFICATIONS[name]
     image = ls.open_nifti(path, chunks={"time": 16})  # 6 chunks of ~4 MB
     whole = ls.extract(image, SEEDS, RADIUS)
@@ -75,8 +86,41 @@ def test_extract_after_modification_equals_nilearn_and_reads_by_index(run, name,
     assert len(inflate_opens) == 1  # the whole image: one streaming pass
 
     modified = modify(image)
-    assert reader_of(modified) is None  # not the whole file any more: read by chunk tasks
+    assert isinstance(reader_of(modified), ImageReader)
     inflate_opens.clear()
+    with gzindex.observe_reads() as reads:
+        signals = ls.extract(modified, SEEDS, RADIUS)
+        values = signals.values
+    np.testing.assert_allclose(values, expected[rows], rtol=1e-6)
+    assert signals.dtype == ls.extraction.output_dtype(modified.dtype)
+    assert len(inflate_opens) == 1  # the file's own streaming pass
+    assert reads == []  # no chunk-sized reads
+
+
+@pytest.mark.nilearn
+def test_extract_of_a_tail_view_reads_by_index(run, inflate_opens):
+    """A view of the last volumes reads only them, through the index, never from byte 0."""
+    path, expected, index = run
+    image = ls.open_nifti(path, chunks={"time": 16})
+    reader_of(image).keep_index(index)
+    tail = image.isel(time=slice(70, None)).astype("float64")
+    with gzindex.observe_reads() as reads:
+        values = ls.extract(tail, SEEDS, RADIUS).values
+    np.testing.assert_allclose(values, expected[70:], rtol=1e-6)
+    _check_reads(reads, index)
+    assert len(inflate_opens) == len(reads)  # indexed reads only, no sequential pass
+    volume_bytes = int(np.prod(SHAPE[:3])) * 4
+    assert sum(r.stop - r.start for r in reads) == (SHAPE[3] - 70) * volume_bytes
+
+
+@pytest.mark.nilearn
+def test_extract_after_arithmetic_reads_chunks_by_index(run, inflate_opens):
+    """Arithmetic leaves a plain Dask array: its chunk tasks read through the index."""
+    path, expected, index = run
+    modify, rows = MODIFICATIONS["arithmetic"]
+    image = ls.open_nifti(path, chunks={"time": 16})
+    modified = modify(image)
+    assert reader_of(modified) is None
     with gzindex.observe_reads() as reads:
         signals = ls.extract(modified, SEEDS, RADIUS).values
     np.testing.assert_allclose(signals, expected[rows], rtol=1e-6)
@@ -128,8 +172,18 @@ def test_graphs_of_modified_images_compute_and_read_nothing(run, inflate_opens):
     assert inflate_opens == []
 
 
-def test_gzip_chunk_reads_never_restart_from_zero_with_an_index(run, monkeypatch):
-    """Fails if a chunk task of an indexed image inflates from the start of the file."""
+@pytest.mark.parametrize(
+    "view",
+    [
+        lambda img: img.isel(time=slice(30, 60)),
+        lambda img: img.astype("float64").isel(time=slice(30, 60)).chunk({"time": 4}),
+        lambda img: img.sel(time=img.time[30:60]).isel(i=slice(2, 38)),
+    ],
+    ids=["isel", "astype-chunk", "sel-spatial"],
+)
+def test_gzip_chunk_reads_never_restart_from_zero_with_an_index(run, monkeypatch, view):
+    """Fails if a chunk task of an indexed image, or of a view of it, inflates from the
+    start of the file."""
     path, _, index = run
     image = ls.open_nifti(path, chunks={"time": 7})
     reader_of(image).keep_index(index)
@@ -140,8 +194,38 @@ def test_gzip_chunk_reads_never_restart_from_zero_with_an_index(run, monkeypatch
     from lazyspheres.io.readers import nifti
 
     monkeypatch.setattr(nifti, "skip", no_sequential_pass)
+    selected = view(image)
+    assert reader_of(selected) is not None  # a view: its chunks read through the base
     with gzindex.observe_reads() as reads, dask.config.set(scheduler="threads"):
-        values = image.isel(time=slice(30, 60)).mean("time").values
-    expected = np.asanyarray(nib.load(path).dataobj[..., 30:60]).mean(axis=-1)
+        values = selected.mean("time").values
+    stored = np.asanyarray(nib.load(path).dataobj)
+    expected = stored[selected.i.values][..., 30:60].mean(axis=-1)  # (i keeps voxel indices)
     np.testing.assert_allclose(values, expected, rtol=1e-6)
     _check_reads(reads, index)
+
+
+@pytest.mark.nilearn
+@pytest.mark.parametrize("name", ["isel", "sel", "reversed", "cast-slice"])
+def test_view_extract_across_stream_blocks_equals_nilearn(run, monkeypatch, name):
+    """Stream blocks of 7 volumes: a view's pass keeps the right volumes across blocks."""
+    path, expected, _ = run
+    from lazyspheres.io.readers import nifti
+
+    volume_bytes = int(np.prod(SHAPE[:3])) * 4
+    monkeypatch.setattr(nifti, "STREAM_BLOCK_BYTES", 7 * volume_bytes)
+    modify, rows = MODIFICATIONS[name]
+    image = ls.open_nifti(path)
+    assert reader_of(image).time_block == 7
+    signals = ls.extract(modify(image), SEEDS, RADIUS).values
+    np.testing.assert_allclose(signals, expected[rows], rtol=1e-6)
+
+
+@pytest.mark.nilearn
+def test_view_of_an_uncompressed_file_equals_nilearn(run, tmp_path):
+    """A view of a ``.nii`` is gathered through memory maps, in parallel time blocks."""
+    path, expected, _ = run
+    plain = write(nib.load(path), tmp_path / "run.nii")
+    image = ls.open_nifti(plain).isel(time=slice(3, 95, 2)).astype("float64")
+    assert isinstance(reader_of(image), ViewReader)
+    signals = ls.extract(image, SEEDS, RADIUS)
+    np.testing.assert_allclose(signals.values, expected[3:95:2], rtol=1e-6)

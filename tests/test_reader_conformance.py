@@ -21,9 +21,18 @@ from lazyspheres.io.readers import nifti as nifti_readers
 from lazyspheres.io.readers.array import ArrayReader
 from lazyspheres.io.readers.base import ImageReader, ReaderArray
 from lazyspheres.io.readers.lazy import reader_of
+from lazyspheres.io.readers.view import ViewReader, cast_view, view_of
 
 SHAPE = (9, 10, 11, 23)
 KINDS = ["nii-memmap", "nii-ranges", "gz-indexed", "gz-stream", "zarr-chunks", "dask-array"]
+# Views (io/readers/view.py): a larger stored image seen through a selection that leaves
+# an image of SHAPE; "cast" views read float32 values cast to float64 (what nibabel's
+# float64 dataobj holds too, values scaled first).
+VIEW_KINDS = ["view-nii", "view-gz", "view-gz-reversed", "view-cast-gz"]
+KINDS += VIEW_KINDS
+# The stored image of the views, and where in it the view's image lies.
+PADDED = (11, 10, 13, 30)
+VIEW_KEY = (slice(1, 10), slice(None), slice(2, 13), slice(3, 26))
 
 
 def _build(kind: str, tmp_path, img) -> ImageReader:
@@ -55,6 +64,22 @@ def case(request, tmp_path, monkeypatch):
     return _case(request.param, tmp_path, monkeypatch)
 
 
+def _view(kind: str, tmp_path, padded) -> tuple[ImageReader, np.ndarray]:
+    """A view reader over a stored ``padded`` image, and its expected values."""
+    path = write(padded, tmp_path / ("v.nii" if "nii" in kind else "v.nii.gz"))
+    base = NiftiFile.open(path)
+    stored = np.asanyarray(nib.load(path).dataobj)
+    key = VIEW_KEY
+    if kind == "view-gz-reversed":  # time runs backwards through stored volumes 25..3
+        key = (*VIEW_KEY[:3], slice(25, 2, -1))
+    view = view_of(base.reader, key)
+    expected = stored[key]
+    if kind == "view-cast-gz":
+        view = cast_view(view, np.float64)
+        expected = expected.astype(np.float64)
+    return view, expected
+
+
 @pytest.fixture(params=[kind for kind in KINDS if kind.startswith(("nii", "gz"))])
 def nifti_case(request, tmp_path, monkeypatch):
     """The same, for the NIfTI readers only (those that stream time blocks)."""
@@ -65,6 +90,13 @@ def _case(kind, tmp_path, monkeypatch):
     monkeypatch.setenv("LAZYSPHERES_CACHE_DIR", str(tmp_path / "cache"))
     if kind == "gz-stream":  # no index can be built: the sequential fallback
         monkeypatch.setattr(gzindex, "index_available", lambda: False)
+    if kind in VIEW_KINDS:
+        dtype = np.float32 if "cast" in kind else np.int16
+        padded = random_image(np.random.default_rng(4), PADDED, dtype, scaled=dtype != np.float32)
+        view, expected = _view(kind, tmp_path, padded)
+        assert isinstance(view, ViewReader)
+        assert view.shape == SHAPE
+        return kind, view, expected
     img = random_image(np.random.default_rng(3), SHAPE, np.int16, scaled=True)
     reference = write(img, tmp_path / "reference.nii")
     expected = np.asanyarray(nib.load(reference).dataobj)  # scaled: float64
@@ -217,3 +249,26 @@ def test_reads_across_stream_blocks(nifti_case, monkeypatch, volumes_per_block):
     np.testing.assert_array_equal(
         small.scale(whole).reshape(SHAPE[3], -1), expected.reshape(-1, SHAPE[3], order="F").T
     )
+
+
+@pytest.mark.parametrize("volumes_per_block", [1, 4, 7])
+@pytest.mark.parametrize("kind", VIEW_KINDS)
+def test_view_passes_across_stream_blocks(tmp_path, monkeypatch, kind, volumes_per_block):
+    """A view's pass over its base file crosses the base's blocks with the right volumes."""
+    monkeypatch.setenv("LAZYSPHERES_CACHE_DIR", str(tmp_path / "cache"))
+    dtype = np.float32 if "cast" in kind else np.int16
+    padded = random_image(np.random.default_rng(7), PADDED, dtype, scaled=dtype != np.float32)
+    volume_bytes = int(np.prod(PADDED[:3])) * np.dtype(dtype).itemsize
+    monkeypatch.setattr(nifti_readers, "STREAM_BLOCK_BYTES", volumes_per_block * volume_bytes)
+    view, expected = _view(kind, tmp_path, padded)
+    assert view.base.time_block == volumes_per_block
+    voxels = np.random.default_rng(volumes_per_block).integers(0, SHAPE[:3], size=(25, 3))
+    want = expected[voxels[:, 0], voxels[:, 1], voxels[:, 2]].T
+    for start, stop in [(0, SHAPE[3]), (2, 21), (5, 6)]:
+        blocks = list(view.iter_gathered(voxels, start, stop))
+        assert blocks[0][0] == start
+        got = view.scale(np.concatenate([values for _, values in blocks]))
+        np.testing.assert_array_equal(got, want[start:stop])
+    if kind != "view-gz-reversed":  # in order: one block out per base block touched
+        starts = [t0 for t0, _ in view.iter_gathered(voxels)]
+        assert len(starts) > 1 or volumes_per_block * 2 > SHAPE[3]

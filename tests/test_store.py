@@ -86,15 +86,24 @@ def test_flags_are_the_truth_when_opening(tmp_path, two_runs, seeds):
     assert set(json.loads(ds.attrs["inputs"])) == {"sub-01_task-rest", "sub-02_task-rest"}
 
 
-def test_store_chunks_one_run_per_object(tmp_path, two_runs, seeds):
+@pytest.mark.parametrize("block", [1, 1024])
+def test_signals_are_one_object_per_run_and_the_state_one_per_block(
+    tmp_path, two_runs, seeds, monkeypatch, block
+):
+    from lazyspheres.batch import store as store_module
+
+    monkeypatch.setattr(store_module, "RUN_BLOCK", block)  # 1: as in a batch of many runs
     store = tmp_path / "r.zarr"
     ls.extract_many(two_runs, seeds, 3.0, store=store, progress=False)
     group = zarr.open_group(store, mode="r")
     assert group["signals"].chunks == (1, 16, 4)
+    size = min(block, 2)
     for name in ("n_volumes", "t_r", "fingerprint", "complete"):
-        assert group[name].chunks == (1,)
-    assert group["n_voxels"].chunks == (1, 4)
+        assert group[name].chunks == (size,)
+    assert group["n_voxels"].chunks == (size, 4)
     assert str(group["fingerprint"][0]).startswith('{"confounds": null, "image": {')
+    assert group["complete"][:].tolist() == [True, True]
+    assert group["n_volumes"][:].tolist() == [12, 16]
 
 
 class FakeLibc:
@@ -150,3 +159,30 @@ def test_a_template_interrupted_half_written_counts_as_unfinished(tmp_path, two_
     foreign = tmp_path / "foreign.zarr"
     xr.Dataset({"v": ("x", np.arange(3))}).to_zarr(foreign, consolidated=False)
     assert not ResultStore(foreign).is_unfinished_start()
+
+
+def test_a_store_in_the_previous_layout_opens_and_resumes(tmp_path, two_runs, seeds, monkeypatch):
+    """``lazyspheres-results/1``: per-run state one run per object; still read and resumed."""
+    from lazyspheres.batch import store as store_module
+
+    store = tmp_path / "v1.zarr"
+    with monkeypatch.context() as patched:  # the /1 chunking: one run per object
+        patched.setattr(store_module, "RUN_BLOCK", 1)
+        reference = ls.extract_many(two_runs, seeds, 3.0, store=store, progress=False).load()
+    group = zarr.open_group(store, mode="r+")
+    group.attrs["store_format"] = "lazyspheres-results/1"
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # zarr: consolidated metadata is not in the v3 spec
+        zarr.consolidate_metadata(store)
+    ResultStore(store).clear_flags([1])  # as after a crash while rewriting run 1
+    ResultStore(store).set_attrs(complete=False)
+    with pytest.raises(IncompleteStoreError, match=r"1 of 2 run\(s\)"):
+        ls.open_results(store)
+
+    resumed = ls.extract_many(two_runs, seeds, 3.0, store=store, progress=False)
+    assert resumed.attrs["store_format"] == "lazyspheres-results/1"
+    assert zarr.open_group(store, mode="r")["complete"].chunks == (1,)
+    xr.testing.assert_identical(
+        resumed.load().drop_attrs(deep=False), reference.drop_attrs(deep=False)
+    )
+    assert xr.open_zarr(store).complete.values.tolist() == [True, True]

@@ -12,6 +12,7 @@ import xarray as xr
 
 from lazyspheres.batch.checks import check_confounds
 from lazyspheres.batch.execute import active_client
+from lazyspheres.batch.ledger import RunLedger
 from lazyspheres.batch.lock import one_writer
 from lazyspheres.batch.params import (
     check_clean,
@@ -24,7 +25,7 @@ from lazyspheres.batch.reading import ImageFacts
 from lazyspheres.batch.running import probe_all, run_all
 from lazyspheres.batch.runs import RunSpec, build_runs
 from lazyspheres.batch.spheres import check_radii
-from lazyspheres.batch.store import ResultStore, open_results
+from lazyspheres.batch.store import ResultStore, open_handle
 from lazyspheres.batch.tasks import BatchConfig, Failure, RunOutcome
 from lazyspheres.cleaning.options import CleaningParams
 from lazyspheres.errors import LazySpheresError
@@ -235,7 +236,11 @@ def extract_many(
         )
         if n_time > handle.n_time():
             handle.grow_time(n_time)
-    complete = handle.complete_runs() if resuming else {}
+        ledger = RunLedger(handle, handle.state())
+    else:
+        ledger = RunLedger(handle, n_runs=len(runs), n_seeds=coords.shape[0])
+    run_ids = [r.run_id for r in runs]
+    complete = ledger.complete_runs(run_ids)
     todo = runs_to_do(runs, probes, complete)
 
     def prepare_store() -> None:
@@ -243,7 +248,7 @@ def extract_many(
         # store before this, and no run is written before it is marked incomplete.
         if not resuming:
             handle.create(
-                run_ids=[r.run_id for r in runs],
+                run_ids=run_ids,
                 sources=[r.source for r in runs],
                 n_time=n_time,
                 seed_coords=seeds_table,
@@ -252,11 +257,19 @@ def extract_many(
                 overwrite=overwrite,
                 t_r=_common_t_r(facts),
             )
-        handle.clear_flags([run.index for run, _ in todo if run.run_id in complete])
-        handle.set_attrs(complete=False)
+        ledger.ready = True
+        if resuming:
+            ledger.clear([run.index for run, _ in todo if run.run_id in complete])
+            if handle.attrs().get("complete"):
+                handle.set_attrs(complete=False)
 
-    outcomes = run_all(todo, config, client, progress, time_blocks, prepare_store)
-    return _finish(handle, runs, outcomes, errors)
+    try:
+        outcomes = run_all(
+            todo, config, client, progress, time_blocks, prepare_store, ledger.record
+        )
+    finally:
+        ledger.close()  # runs finished before an interruption keep their flags
+    return _finish(handle, ledger, runs, outcomes, errors)
 
 
 def _store_policy(handle: ResultStore, exists: bool, *, resume: bool, overwrite: bool) -> bool:
@@ -306,7 +319,11 @@ def _common_t_r(facts: list[Any]) -> float | None:
 
 
 def _finish(
-    handle: ResultStore, runs: list[RunSpec], outcomes: list[RunOutcome], errors: str
+    handle: ResultStore,
+    ledger: RunLedger,
+    runs: list[RunSpec],
+    outcomes: list[RunOutcome],
+    errors: str,
 ) -> xr.Dataset:
     failed = json.loads(handle.attrs().get("failed") or "{}")
     grouped: dict[tuple[str, str], list[str]] = {}
@@ -317,9 +334,8 @@ def _finish(
             failed[outcome.run_id] = _describe(runs[outcome.index], outcome.failure)
         for item in outcome.warnings:
             grouped.setdefault(item, []).append(outcome.run_id)
-    # The flags and per-run fingerprints are the truth (a batch interrupted before this
-    # point still wrote them for the runs it finished).
-    done = handle.complete_runs()
+    # The flags and per-run fingerprints are the truth (as written by the ledger).
+    done = ledger.complete_runs([run.run_id for run in runs])
     inputs = {run.run_id: json.loads(done[run.run_id]) for run in runs if run.run_id in done}
     complete = len(done) == len(runs)
     handle.set_attrs(inputs=inputs, failed=failed, complete=complete)  # the last write
@@ -334,7 +350,7 @@ def _finish(
         if errors == "raise":
             raise BatchError(message, new_failures, handle.store)
         warnings.warn(message, UserWarning, stacklevel=3)
-    return open_results(handle.store, storage_options=handle.storage_options, allow_partial=True)
+    return open_handle(handle, allow_partial=True)
 
 
 def _describe(run: RunSpec, failure: Any) -> str:

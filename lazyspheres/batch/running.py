@@ -89,11 +89,13 @@ def run_all(
     progress: bool,
     time_blocks: int | None,
     prepare: Callable[[], object],
+    record: Callable[[RunOutcome], object],
 ) -> list[RunOutcome]:
     """Read and finish every run of ``todo``; ``prepare()`` runs before any run is finished.
 
     On a cluster the block reads are submitted first and ``prepare`` (creating the store)
-    overlaps with them; locally it simply runs first.
+    overlaps with them; locally it simply runs first. ``record(outcome)`` is called here,
+    in the client, as each run finishes (after its signals are written).
     """
     outcomes: list[RunOutcome] = []
     workers = n_workers(client)
@@ -123,6 +125,7 @@ def run_all(
     )
 
     def done(i: int, outcome: RunOutcome) -> None:
+        record(outcome)
         outcomes.append(outcome)
         bar.update(failed=outcome.failure is not None)
         _log_outcome(outcome, facts[outcome.run_id])

@@ -1,4 +1,4 @@
-"""The Zarr v3 result store of a batch: template, region writes, completion, resume, refusal.
+"""The Zarr v3 result store of a batch: template, checks, per-run state, resume, refusal.
 
 Layout (one group, consolidated metadata, readable with plain ``xr.open_zarr``)::
 
@@ -7,39 +7,77 @@ Layout (one group, consolidated metadata, readable with plain ``xr.open_zarr``):
     n_voxels     (run, seed)  int64   voxels per sphere in that run (coverage; 0 = empty)
     t_r          (run)        float64 the run's header TR (NaN if none)
     fingerprint  (run)        str     JSON identity of the run's inputs, as read
-    complete     (run)        bool    written only after the run's data
+    complete     (run)        bool    set only after the run's data and its state above
     coords: run (ids), source (run), time (s: volume x TR, when the runs share one TR;
             else the volume index), volume (time: the volume index), seed, x, y, z,
             radius, labels
     attrs:  lazyspheres_version, store_format, parameters (JSON), inputs (JSON),
             failed (JSON run id -> error), complete (bool, written last)
 
-Every per-run variable is chunked by one run, so workers write their runs' chunks
-concurrently without ever touching the same object. A run's flag is set after its data; a
-changed run's flag is cleared before its data is rewritten; the store's ``complete``
-attribute is set only after every flag. An interruption at any point therefore leaves a
-store whose ``complete`` is False and whose flags are True only for runs whose data is
-whole.
+Made for object stores, where each object is a request (see ``zarr_objects``):
+
+- The template (all metadata, consolidated in the root ``zarr.json``, and every
+  coordinate) is rendered in memory and written in one concurrent wave, root last.
+- Each run's signals are one chunk, written by the worker that computed them.
+- The small per-run state (``n_volumes``, ``n_voxels``, ``t_r``, ``fingerprint``, then
+  ``complete``) is chunked by blocks of :data:`RUN_BLOCK` runs and written by the client
+  (:class:`~lazyspheres.batch.ledger.RunLedger`), a few objects for many runs. Resuming
+  reads it in one request per array.
+
+A run's flag is set after its data is written and after its state; a changed run's flag is
+cleared before its data is rewritten; the store's ``complete`` attribute is set only after
+every flag. An interruption at any point therefore leaves a store whose ``complete`` is
+False and whose flags are True only for runs whose data is whole.
+
+Stores of format ``lazyspheres-results/1`` (lazyspheres before this layout: per-run state
+chunked one run per object) open and resume as before, in more requests.
 """
 
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
 import os
 import warnings
 from collections.abc import Callable, Iterator
-from typing import Any, Literal
+from typing import Any
 
 import dask.array as da
 import numpy as np
 import xarray as xr
 
+from lazyspheres.batch.zarr_objects import (
+    ROOT,
+    get_json,
+    list_top,
+    put_objects,
+    root_group,
+    run_concurrently,
+    template_objects,
+    zarr_store,
+)
 from lazyspheres.errors import IncompleteStoreError, StoreMismatchError
 
-__all__ = ["STORE_FORMAT", "ResultStore", "open_results", "write_run"]
+__all__ = [
+    "READABLE_FORMATS",
+    "RUN_BLOCK",
+    "STORE_FORMAT",
+    "ResultStore",
+    "open_handle",
+    "open_results",
+    "write_run",
+]
 
-STORE_FORMAT = "lazyspheres-results/1"
+STORE_FORMAT = "lazyspheres-results/2"
+#: Formats this version opens and resumes (``/1``: per-run state one run per object).
+READABLE_FORMATS = ("lazyspheres-results/1", STORE_FORMAT)
+#: Runs per chunk of the per-run state arrays: resuming reads one object per array for
+#: up to this many runs; the client rewrites a block when a run in it finishes.
+RUN_BLOCK = 1024
+#: The per-run state the client writes before a run's ``complete`` flag.
+RUN_STATE = ("n_volumes", "n_voxels", "t_r", "fingerprint")
+_V2_KEYS = frozenset({".zgroup", ".zarray", ".zattrs", ".zmetadata"})
 
 #: Test seam: called as ``hook(stage, run_id)`` at "before_data" and "before_flag" inside
 #: :func:`write_run`. Fault-injection tests set it (in worker processes too); None otherwise.
@@ -55,34 +93,17 @@ def _quiet() -> Iterator[None]:
         yield
 
 
-def _open_group(
-    store: Any,
-    storage_options: dict[str, Any] | None,
-    mode: Literal["r", "r+", "a", "w", "w-"],
-) -> Any:
-    import zarr
-
-    return zarr.open_group(store, mode=mode, storage_options=storage_options)
-
-
 def _options(store: Any, storage_options: dict[str, Any] | None) -> dict[str, Any] | None:
     if isinstance(store, (str, os.PathLike)) and "://" in os.fspath(store):
         return storage_options
     return None
 
 
-def _exists(store: Any, storage_options: dict[str, Any] | None) -> bool:
-    import zarr
-
-    try:
-        _open_group(store, storage_options, "r")
-    except (FileNotFoundError, zarr.errors.GroupNotFoundError):
-        return False
-    return True
-
-
 class ResultStore:
-    """Client-side handle on a result store (creation, checks, flags, finalisation).
+    """Client-side handle on a result store (creation, checks, per-run state, attributes).
+
+    The root ``zarr.json`` is read once and kept: every array is reached through its
+    consolidated metadata, so each read or write below is one request per chunk.
 
     Parameters
     ----------
@@ -95,11 +116,35 @@ class ResultStore:
     def __init__(self, store: Any, storage_options: dict[str, Any] | None = None) -> None:
         self.store = store
         self.storage_options = _options(store, storage_options)
+        self._stores: dict[bool, Any] = {}
+        self._root: dict[str, Any] | None = None
+
+    def zarr_store(self, *, read_only: bool = True) -> Any:
+        """The zarr Store object (read-only ones never create a missing local folder)."""
+        if read_only not in self._stores:
+            self._stores[read_only] = zarr_store(
+                self.store, self.storage_options, read_only=read_only
+            )
+        return self._stores[read_only]
+
+    def _root_doc(self) -> dict[str, Any] | None:
+        if self._root is None:
+            self._root = get_json(self.zarr_store(), ROOT)
+        return self._root
+
+    def group(self, *, writable: bool = False) -> Any:
+        """The root group, its arrays taken from the consolidated metadata."""
+        root = self._root_doc()
+        if root is None:
+            raise FileNotFoundError(f"File not found: no result store at '{self.store}'.")
+        return root_group(self.zarr_store(read_only=not writable), root)
 
     # ------------------------------------------------------------------ creation
     def exists(self) -> bool:
-        """Whether a Zarr group exists at the location."""
-        return _exists(self.store, self.storage_options)
+        """Whether a Zarr group is at the location (a Zarr v2 one counts, to be refused)."""
+        if self._root_doc() is not None:
+            return True
+        return bool(_V2_KEYS & set(list_top(self.zarr_store())))
 
     def create(
         self,
@@ -122,6 +167,7 @@ class ResultStore:
         import lazyspheres
 
         n_runs, n_seeds = len(run_ids), len(seed_coords["x"][1])
+        block = min(n_runs, RUN_BLOCK)
         coords: dict[str, Any] = {
             "run": ("run", np.array(run_ids, dtype=object)),
             "source": ("run", np.array(sources, dtype=object)),
@@ -130,12 +176,15 @@ class ResultStore:
             **seed_coords,
         }
         variables = {
-            "signals": (("run", "time", "seed"), _placeholder((n_runs, n_time, n_seeds), dtype)),
-            "n_volumes": (("run",), _placeholder((n_runs,), np.int64)),
-            "n_voxels": (("run", "seed"), _placeholder((n_runs, n_seeds), np.int64)),
-            "t_r": (("run",), _placeholder((n_runs,), np.float64), {"units": "s"}),
+            "signals": (
+                ("run", "time", "seed"),
+                _placeholder((n_runs, n_time, n_seeds), dtype, 1),
+            ),
+            "n_volumes": (("run",), _placeholder((n_runs,), np.int64, block)),
+            "n_voxels": (("run", "seed"), _placeholder((n_runs, n_seeds), np.int64, block)),
+            "t_r": (("run",), _placeholder((n_runs,), np.float64, block), {"units": "s"}),
             "fingerprint": (("run",), np.array([""] * n_runs, dtype=object)),
-            "complete": (("run",), _placeholder((n_runs,), bool)),
+            "complete": (("run",), _placeholder((n_runs,), bool, block)),
         }
         attrs = {
             "lazyspheres_version": lazyspheres.__version__,
@@ -146,28 +195,27 @@ class ResultStore:
             "complete": False,
         }
         dataset = xr.Dataset(variables, coords=coords, attrs=attrs)
-        per_run = {name: {"chunks": (1,)} for name in ("n_volumes", "t_r", "fingerprint")}
+        per_run = {name: {"chunks": (block,)} for name in ("n_volumes", "t_r", "fingerprint")}
         encoding = {
             "signals": {"chunks": (1, n_time, n_seeds)},
-            "n_voxels": {"chunks": (1, n_seeds)},
-            "complete": {"chunks": (1,)},
+            "n_voxels": {"chunks": (block, n_seeds)},
+            "complete": {"chunks": (block,)},
             **per_run,
         }
-        with _quiet():
-            dataset.to_zarr(
-                self.store,
-                mode="w" if overwrite else "w-",
-                compute=False,
-                consolidated=True,
-                zarr_format=3,
-                storage_options=self.storage_options,
-                encoding=encoding,
-            )
+        objects = template_objects(dataset, encoding)
+        writer = self.zarr_store(read_only=False)
+        if overwrite and self.exists():
+            from zarr.core.sync import sync
+
+            sync(writer.delete_dir(""))
+        put_objects(writer, objects)
+        self._root = json.loads(objects[ROOT].to_bytes())
 
     # ------------------------------------------------------------------ checks
     def attrs(self) -> dict[str, Any]:
         """The store's group attributes."""
-        return dict(_open_group(self.store, self.storage_options, "r").attrs)
+        root = self._root_doc()
+        return dict(root.get("attributes", {})) if root is not None else {}
 
     def check(
         self, *, parameters: dict[str, Any], run_ids: list[str], seed_coords: dict[str, Any]
@@ -181,7 +229,7 @@ class ResultStore:
         """
         attrs = self.attrs()
         where = self._where()
-        if attrs.get("store_format") != STORE_FORMAT:
+        if attrs.get("store_format") not in READABLE_FORMATS:
             raise StoreMismatchError(
                 f"{where} is not a lazyspheres result store (store_format "
                 f"{attrs.get('store_format')!r}). Choose another store path, or pass "
@@ -194,8 +242,10 @@ class ResultStore:
             for key in sorted(set(stored) | set(wanted))
             if stored.get(key) != wanted.get(key)
         ]
-        group = _open_group(self.store, self.storage_options, "r")
-        stored_runs = [str(r) for r in group["run"][:]]
+        group = self.group()
+        names = ["run", *(name for name in seed_coords if name in group)]
+        values = dict(zip(names, _read_all(group, names), strict=True))
+        stored_runs = [str(r) for r in values["run"]]
         if stored_runs != run_ids:
             added = sorted(set(run_ids) - set(stored_runs))
             removed = sorted(set(stored_runs) - set(run_ids))
@@ -204,8 +254,8 @@ class ResultStore:
                 f"(new: {added[:5]}, missing: {removed[:5]}"
                 f"{', same runs in another order' if not added and not removed else ''})"
             )
-        for name, (_, values, *_) in seed_coords.items():
-            if name not in group or not _same(group[name][:], values):
+        for name, (_, wanted_values, *_) in seed_coords.items():
+            if name not in values or not _same(values[name], wanted_values):
                 diffs.append(f"seed coordinate '{name}' differs")
         if diffs:
             raise StoreMismatchError(
@@ -217,14 +267,33 @@ class ResultStore:
     def _where(self) -> str:
         return str(self.store) if isinstance(self.store, (str, os.PathLike)) else "the store"
 
-    # ------------------------------------------------------------------ flags and sizes
+    # ------------------------------------------------------------------ per-run state
+    def state(self) -> dict[str, np.ndarray]:
+        """The per-run state arrays (``RUN_STATE`` and ``complete``), read concurrently."""
+        names = [*RUN_STATE, "complete"]
+        return dict(zip(names, _read_all(self.group(), names), strict=True))
+
+    def write_state(self, state: dict[str, np.ndarray], indices: list[int]) -> None:
+        """Write the blocks holding runs ``indices``: their state first, their flags last."""
+        if not indices:
+            return
+        group = self.group(writable=True)
+        for names in (RUN_STATE, ("complete",)):
+            calls = []
+            for name in names:
+                array = group[name]
+                step = array.chunks[0]
+                for start in sorted({index // step * step for index in indices}):
+                    block = slice(start, min(start + step, array.shape[0]))
+                    calls.append(_setter(array, block, state[name][block]))
+            run_concurrently(calls)
+
     def complete_runs(self) -> dict[str, str]:
         """``{run id: stored fingerprint}`` of runs whose completion flag is set."""
-        group = _open_group(self.store, self.storage_options, "r")
-        flags = np.asarray(group["complete"][:], dtype=bool)
-        fingerprints = group["fingerprint"][:]
-        runs = group["run"][:]
-        return {str(runs[i]): str(fingerprints[i]) for i in np.flatnonzero(flags)}
+        state = self.state()
+        runs = _read_all(self.group(), ["run"])[0]
+        flags = np.asarray(state["complete"], dtype=bool)
+        return {str(runs[i]): str(state["fingerprint"][i]) for i in np.flatnonzero(flags)}
 
     def is_unfinished_start(self) -> bool:
         """Whether this is a result store in which no run was ever completed.
@@ -233,32 +302,29 @@ class ResultStore:
         template was written) holds nothing to keep, so a corrected call may start it
         again whatever its parameters.
         """
-        group = _open_group(self.store, self.storage_options, "r")
-        if group.attrs.get("store_format") != STORE_FORMAT:
-            # a template interrupted before its first attribute: an empty group
-            return not group.attrs and not list(group.keys())
+        if self.attrs().get("store_format") not in READABLE_FORMATS:
+            # a group created but never given its attributes: nothing in it
+            return not self.attrs() and not list(self.group().keys())
         try:
-            return not np.asarray(group["complete"][:], dtype=bool).any()
+            return not np.asarray(_read_all(self.group(), ["complete"])[0], bool).any()
         except KeyError:  # a template interrupted before its flags were written
             return True
 
     def n_time(self) -> int:
         """Length of the store's time axis."""
-        return int(_open_group(self.store, self.storage_options, "r")["time"].shape[0])
+        return int(self.group()["time"].shape[0])
 
     def clear_flags(self, indices: list[int]) -> None:
         """Mark runs incomplete (before their data is rewritten)."""
-        group = _open_group(self.store, self.storage_options, "r+")
-        for index in indices:
-            group["complete"][index] = False
+        state = self.state()
+        state["complete"][indices] = False
+        self.write_state(state, list(indices))
 
     def grow_time(self, n_time: int) -> None:
         """Lengthen the time axis (a resumed run turned out longer than any before)."""
         import zarr
 
-        group = _open_group(self.store, self.storage_options, "r+")
-        # One object per array: the group hands out arrays from its (consolidated) metadata,
-        # which still has the old shape until it is consolidated again.
+        group = self.group(writable=True)
         signals, time = group["signals"], group["time"]
         old = time.shape[0]
         signals.resize((signals.shape[0], n_time, signals.shape[2]))
@@ -268,22 +334,37 @@ class ResultStore:
             volume = group["volume"]
             volume.resize((n_time,))
             volume[old:] = np.arange(old, n_time)
-        with _quiet():
-            zarr.consolidate_metadata(group.store)
+        with _quiet():  # rare: the consolidated metadata is rebuilt from every array's
+            zarr.consolidate_metadata(self.zarr_store(read_only=False))
+        self._root = None
 
     def set_attrs(self, **values: Any) -> None:
-        """Update group attributes (JSON-encoding dicts) and re-consolidate the metadata."""
-        import zarr
-
-        group = _open_group(self.store, self.storage_options, "r+")
-        group.attrs.update({k: _dumps(v) if isinstance(v, dict) else v for k, v in values.items()})
-        with _quiet():
-            zarr.consolidate_metadata(group.store)
+        """Update group attributes (JSON-encoding dicts): one write of the root ``zarr.json``."""
+        encoded = {k: _dumps(v) if isinstance(v, dict) else v for k, v in values.items()}
+        self.group(writable=True).attrs.update(encoded)
+        root = self._root_doc()
+        if root is not None:
+            root.setdefault("attributes", {}).update(encoded)
 
     def all_complete(self) -> bool:
         """Whether every run's completion flag is set."""
-        group = _open_group(self.store, self.storage_options, "r")
-        return bool(np.asarray(group["complete"][:], dtype=bool).all())
+        return bool(np.asarray(_read_all(self.group(), ["complete"])[0], dtype=bool).all())
+
+
+def _read_all(group: Any, names: list[str]) -> list[np.ndarray]:
+    arrays = [group[name] for name in names]
+    return run_concurrently([functools.partial(_read_whole, array) for array in arrays])
+
+
+def _read_whole(array: Any) -> np.ndarray:
+    return np.asarray(array[...])
+
+
+def _setter(array: Any, block: slice, values: np.ndarray) -> Callable[[], None]:
+    def write() -> None:
+        array[block] = values
+
+    return write
 
 
 def _time_axis(start: int, stop: int, t_r: float | None) -> tuple[np.ndarray, dict[str, Any]]:
@@ -294,10 +375,10 @@ def _time_axis(start: int, stop: int, t_r: float | None) -> tuple[np.ndarray, di
     return volumes * float(t_r), {"units": "s", "t_r": float(t_r)}
 
 
-def _placeholder(shape: tuple[int, ...], dtype: Any) -> da.Array:
+def _placeholder(shape: tuple[int, ...], dtype: Any, block: int) -> da.Array:
     # A Dask array is never written by to_zarr(compute=False): only metadata is. Unwritten
     # chunks read as the fill value (NaN for floats, 0, False).
-    chunks = tuple(1 if axis == 0 else -1 for axis in range(len(shape)))
+    chunks = tuple(block if axis == 0 else -1 for axis in range(len(shape)))
     return da.zeros(shape, dtype=dtype, chunks=chunks)
 
 
@@ -332,30 +413,25 @@ def write_run(
     index: int,
     run_id: str,
     signals: np.ndarray,
-    n_voxels: np.ndarray,
-    t_r: float | None,
-    fingerprint: str,
 ) -> None:
-    """Write one run's region (data first, completion flag last), from a worker.
+    """Write one run's signals, from a worker: its array's metadata read, its chunk written.
 
     ``signals`` is ``(n_volumes, n_seeds)``; it is padded with NaN to the store's time
-    axis and written as the run's one chunk.
+    axis and written as the run's one chunk. The run's state and completion flag are the
+    client's to write, once this has returned.
     """
-    group = _open_group(store, _options(store, storage_options), "r+")
-    target = group["signals"]
+    import zarr
+
+    where = zarr_store(store, _options(store, storage_options), read_only=False)
+    target = zarr.open_array(where, path="signals", mode="r+", zarr_format=3)
     n_time = target.shape[1]
     padded = np.full((n_time, target.shape[2]), np.nan, dtype=target.dtype)
     padded[: signals.shape[0]] = signals
     if fault_hook is not None:
         fault_hook("before_data", run_id)
     target[index] = padded
-    group["n_volumes"][index] = signals.shape[0]
-    group["n_voxels"][index] = n_voxels
-    group["t_r"][index] = np.nan if t_r is None else float(t_r)
-    group["fingerprint"][index] = fingerprint
     if fault_hook is not None:
         fault_hook("before_flag", run_id)
-    group["complete"][index] = True
 
 
 # ---------------------------------------------------------------------------- reading
@@ -393,18 +469,28 @@ def open_results(
     StoreMismatchError
         The store is not a lazyspheres result store.
     """
-    handle = ResultStore(store, storage_options)
+    return open_handle(
+        ResultStore(store, storage_options), allow_partial=allow_partial, chunks=chunks
+    )
+
+
+def open_handle(handle: ResultStore, *, allow_partial: bool, chunks: Any = None) -> xr.Dataset:
+    """:func:`open_results` on a handle (whose root metadata may already be read)."""
     if not handle.exists():
-        raise FileNotFoundError(f"File not found: no result store at '{store}'.")
+        raise FileNotFoundError(f"File not found: no result store at '{handle.store}'.")
     attrs = handle.attrs()
-    if attrs.get("store_format") != STORE_FORMAT:
+    if attrs.get("store_format") not in READABLE_FORMATS:
         raise StoreMismatchError(
             f"{handle._where()} is not a lazyspheres result store "
             f"(store_format {attrs.get('store_format')!r})."
         )
+    consolidated = "consolidated_metadata" in (handle._root_doc() or {})
     with _quiet():
         dataset = xr.open_zarr(
-            store, chunks={} if chunks is None else chunks, storage_options=handle.storage_options
+            handle.zarr_store(),
+            chunks={} if chunks is None else chunks,
+            consolidated=True if consolidated else None,
+            zarr_format=3,
         )
     if dataset.attrs.get("complete"):
         return dataset

@@ -88,6 +88,8 @@ class RunOutcome:
     failure: Failure | None = None
     n_volumes: int = 0
     fingerprint: str = ""
+    n_voxels: np.ndarray | None = None  # per seed, in this run's grid and mask
+    t_r: float | None = None
     seconds: float = 0.0
     warnings: list[tuple[str, str]] = field(default_factory=list)
 
@@ -247,7 +249,7 @@ def _hold_for_tests(run_id: str) -> None:
 
 
 def finish_run(spec: RunSpec, config: BatchConfig, *blocks: BlockMeans | Failure) -> RunOutcome:
-    """Join a run's blocks, clean, write its region and then its completion flag."""
+    """Join a run's blocks, clean and write its signals; the outcome carries its state."""
     started = time.perf_counter()
     outcome = RunOutcome(spec.index, spec.run_id, spec.source)
     read = [b for b in blocks if isinstance(b, BlockMeans)]
@@ -274,11 +276,9 @@ def finish_run(spec: RunSpec, config: BatchConfig, *blocks: BlockMeans | Failure
             index=spec.index,
             run_id=spec.run_id,
             signals=full,
-            n_voxels=spheres.n_voxels,
-            t_r=facts.t_r,
-            fingerprint=outcome.fingerprint,
         )
         outcome.n_volumes = int(full.shape[0])
+        outcome.n_voxels, outcome.t_r = np.asarray(spheres.n_voxels), facts.t_r
     except Exception as error:
         outcome.failure = Failure.of(error)
     outcome.seconds = time.perf_counter() - started

@@ -79,10 +79,10 @@ def _nifti_facts(source: str, options: dict[str, Any]) -> dict[str, Any]:
 def _zarr_facts(source: str, options: dict[str, Any]) -> dict[str, Any]:
     import zarr
 
-    from lazyspheres.batch.store import STORE_FORMAT
+    from lazyspheres.batch.store import READABLE_FORMATS
 
     group = zarr.open_group(source, mode="r", storage_options=options or None)
-    if group.attrs.get("store_format") == STORE_FORMAT:
+    if group.attrs.get("store_format") in READABLE_FORMATS:
         return _results_facts(source, group)
     import numpy as np
 

@@ -94,18 +94,18 @@ def as_runs(
     if isinstance(signals, (str, os.PathLike)):
         from lazyspheres.batch import open_results
 
-        dataset = open_results(signals, storage_options=storage_options)
-        if run_groups is not None and _one_run_per_chunk(dataset):
-            sizes = tuple(stop - start for start, stop in run_groups(dataset.sizes["run"]))
-            with warnings.catch_warnings():
-                # the small `run`/`source` coordinates are stored in one chunk, which these
-                # Dask chunks split; signals and n_volumes (one run per chunk) they do not
-                warnings.filterwarnings(
-                    "ignore", message="The specified chunks separate", category=UserWarning
-                )
-                dataset = open_results(
-                    signals, storage_options=storage_options, chunks={"run": sizes}
-                )
+        chunks = None  # the stored chunks: one run per chunk in extract_many's layout
+        n_runs = _runs_stored_one_per_chunk(signals, storage_options)
+        if run_groups is not None and n_runs is not None:
+            chunks = {"run": tuple(stop - start for start, stop in run_groups(n_runs))}
+        with warnings.catch_warnings():
+            # the small `run`/`source` coordinates are stored in one chunk, which these
+            # Dask chunks split; signals and n_volumes (one run per chunk) they do not
+            warnings.filterwarnings(
+                "ignore", message="The specified chunks separate", category=UserWarning
+            )
+            # opened once (the store's metadata is read once, on the client)
+            dataset = open_results(signals, storage_options=storage_options, chunks=chunks)
         return _from_dataset(dataset, source=os.fspath(signals))
     if isinstance(signals, xr.Dataset):
         return _from_dataset(signals, source=None)
@@ -131,10 +131,31 @@ def as_runs(
     )
 
 
-def _one_run_per_chunk(dataset: xr.Dataset) -> bool:
-    """Whether signals and n_volumes are stored one run per chunk (extract_many's layout)."""
-    stored = [dataset[name].encoding.get("chunks") for name in ("signals", "n_volumes")]
-    return all(chunks is not None and chunks[0] == 1 for chunks in stored)
+def _runs_stored_one_per_chunk(store: Any, storage_options: dict[str, Any] | None) -> Any:
+    """The run count if signals and n_volumes are stored one run per chunk, else None.
+
+    Reads the two arrays' metadata only; anything unexpected is left to ``open_results``
+    to report.
+    """
+    import zarr
+
+    try:
+        group = zarr.open_group(
+            store, mode="r", storage_options=_url_options(store, storage_options)
+        )
+        signals, counts = group["signals"], group["n_volumes"]
+    except (OSError, LookupError, ValueError, TypeError):  # open_results says what is wrong
+        return None
+    if not isinstance(signals, zarr.Array) or not isinstance(counts, zarr.Array):
+        return None  # open_results says what is wrong
+    if signals.chunks[0] != 1 or counts.chunks[0] != 1:
+        return None
+    return int(signals.shape[0])
+
+
+def _url_options(store: Any, storage_options: dict[str, Any] | None) -> Any:
+    # zarr refuses storage_options for local paths
+    return storage_options if "://" in os.fspath(store) else None
 
 
 def _as_2d(item: Any, *, where: str) -> da.Array:

@@ -29,7 +29,9 @@ from lazyspheres.errors import DimensionError, ImageFormatError
 from lazyspheres.io.backend import ReaderBackendArray
 from lazyspheres.io.header import NiftiLayout
 from lazyspheres.io.reader import NiftiFile
+from lazyspheres.io.readers.base import ImageReader
 from lazyspheres.io.readers.lazy import reader_dask_array
+from lazyspheres.io.readers.view import view_of
 
 __all__ = [
     "NIFTI_META",
@@ -143,10 +145,31 @@ def with_dask(image: xr.DataArray) -> xr.DataArray:
     """
     if image.chunks is not None or image._in_memory:  # xarray's own "is it loaded" test
         return image
+    reader = _backend_view(image)
+    if reader is not None:  # our backend array: a Dask array over the (viewed) reader
+        chunks = normalize_chunks("auto", image.dims, image.shape, image.dtype)
+        return image.copy(data=reader_dask_array(reader, chunks, prefix="open_nifti"))
     if TIME_DIM not in image.dims:
         return image.chunk()
     volume_bytes = image.size // image.sizes[TIME_DIM] * image.dtype.itemsize
     return image.chunk({TIME_DIM: max(1, _AUTO_CHUNK_BYTES // max(1, volume_bytes))})
+
+
+def _backend_view(image: xr.DataArray) -> ImageReader | None:
+    """The reader seen by a lazily indexed image over :class:`ReaderBackendArray`, or None.
+
+    ``xr.open_dataarray(path, engine="nifti")`` and its ``isel``/``sel`` results hold the
+    backend array under xarray's wrappers, with the selection as the wrapper's key.
+    """
+    data = image.variable._data
+    while isinstance(data, (indexing.MemoryCachedArray, indexing.CopyOnWriteArray)):
+        data = data.array
+    if type(data) is not indexing.LazilyIndexedArray:  # (a transpose is another wrapper)
+        return None
+    if not isinstance(data.array, ReaderBackendArray) or image.dims[:3] != SPATIAL_DIMS:
+        return None
+    view = view_of(data.array.reader.reader, data.key.tuple)
+    return view if view is not None and tuple(view.shape) == image.shape else None
 
 
 def image_from_array(

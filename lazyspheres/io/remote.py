@@ -25,11 +25,12 @@ taken when it was opened. Streams re-check it when they open (s3fs then pins the
 object that vanished, raises :class:`~lazyspheres.errors.SourceChangedError`.
 
 Errors from the filesystem are translated into messages naming the URL and the fix
-(:func:`translated_errors`). Retries are the filesystems' own: s3fs retries connection
-errors, timeouts and throttling ("SlowDown") up to ``S3FileSystem.retries`` (5) times with
-exponential back-off, on top of botocore's retries of 5xx responses; gcsfs retries 5xx and
-429 responses with back-off; fsspec's HTTP filesystem does not retry. lazyspheres adds no
-retry of its own: after those, the error is real.
+(:func:`translated_errors`). On top of the filesystems' own retries (s3fs/botocore: 503s
+and connection errors; gcsfs: 5xx and 429; fsspec's HTTP filesystem: none), every range
+read goes through :func:`lazyspheres.io.remote_retry.read_ranges`, which fetches again,
+with backoff, the ranges that failed transiently or came back short (a body reset or cut
+short mid-way), and after its retries raises :class:`~lazyspheres.errors.RemoteReadError`
+naming the object, the bytes and the fault.
 
 The knobs are module constants read at call time (so tests and benchmarks can vary them),
 each overridable by an environment variable ``LAZYSPHERES_<NAME>`` (:func:`setting`).
@@ -47,7 +48,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from lazyspheres.errors import TruncatedImageError
+from lazyspheres.errors import RemoteReadError, TruncatedImageError
 from lazyspheres.io import remote_files
 from lazyspheres.io.ranges import (
     RangePlan,
@@ -64,6 +65,7 @@ from lazyspheres.io.remote_fs import (
     fingerprint,
     stat,
 )
+from lazyspheres.io.remote_retry import read_ranges
 
 if TYPE_CHECKING:
     from lazyspheres.io.header import NiftiLayout
@@ -94,7 +96,7 @@ __all__ = [
 PROBE_BLOCK_BYTES = 64 * 2**10
 # Streaming reads of .nii.gz: request size, and how many requests run ahead of the inflater
 # (several, because one connection to an object store is slower than one core inflating).
-STREAM_BLOCK_BYTES = 8 * 2**20
+STREAM_BLOCK_BYTES = 16 * 2**20  # half the requests of 8 MiB, no slower (benchmarks/README)
 STREAM_PREFETCH = 4
 # Range reads of .nii: a gap shorter than this is fetched rather than paying one more
 # request (about what a connection transfers during one request's latency)...
@@ -161,13 +163,22 @@ def fetch_ranges(source: ByteSource, starts: np.ndarray, ends: np.ndarray) -> li
     if len(starts) == 0:
         return []
     fs, path = filesystem(source.location, source.storage_options)
+
+    def fetch(first: list[int], last: list[int]) -> list[bytes | BaseException]:
+        return fs.cat_ranges([path] * len(first), first, last, on_error="return")
+
     with translated_errors(source.location, source.storage_options, opened=True):
-        buffers = fs.cat_ranges(
-            [path] * len(starts),
-            np.asarray(starts).tolist(),
-            np.asarray(ends).tolist(),
-            on_error="raise",
-        )
+        try:
+            buffers = read_ranges(
+                fetch,
+                np.asarray(starts).tolist(),
+                np.asarray(ends).tolist(),
+                location=source.location,
+                size=source.size,
+            )
+        except RemoteReadError:
+            ensure_unchanged(source)  # a replaced object is a change, not a network fault
+            raise
     lengths = np.fromiter((len(b) for b in buffers), dtype=np.int64, count=len(buffers))
     short = np.flatnonzero(lengths != np.asarray(ends) - np.asarray(starts))
     if short.size:

@@ -3,18 +3,23 @@
 A missing object becomes ``FileNotFoundError("File not found: '<url>' ...")`` (nilearn's
 phrase); a refusal, ``PermissionError`` saying what to set for that store (``anon`` for a
 public S3 bucket, credentials, endpoint); missing credentials, the same; an object that
-changed or vanished after it was opened, :class:`~lazyspheres.errors.SourceChangedError`.
+changed or vanished after it was opened, :class:`~lazyspheres.errors.SourceChangedError`;
+a TLS failure (untrusted certificate), :class:`~lazyspheres.errors.RemoteReadError` saying
+so (fsspec's HTTP filesystem reports it as a missing file). :func:`is_transient` tells the
+retry loop (:mod:`lazyspheres.io.remote_retry`) which faults are worth another attempt.
 """
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
+import ssl
 from collections.abc import Iterator
 from typing import Any
 
-from lazyspheres.errors import LazySpheresError, SourceChangedError
+from lazyspheres.errors import LazySpheresError, RemoteReadError, SourceChangedError
 
-__all__ = ["translated_errors"]
+__all__ = ["is_transient", "translate", "translated_errors"]
 
 # Exception class names (botocore, google-auth) meaning "no credentials to sign with".
 _NO_CREDENTIALS = {
@@ -47,10 +52,51 @@ def translated_errors(
     except LazySpheresError:
         raise
     except Exception as error:
-        translated = _translate(error, location, dict(storage_options or {}), opened=opened)
-        if translated is None:
+        translated = translate(error, location, storage_options, opened=opened)
+        if translated is error:
             raise
         raise translated from error
+
+
+def is_transient(error: BaseException) -> bool:
+    """Whether another attempt may succeed: throttling, 5xx, resets, short bodies, timeouts.
+
+    Missing objects, refusals, changed objects and TLS failures repeat identically, so they
+    are not transient.
+    """
+    if isinstance(error, (LazySpheresError, FileNotFoundError, PermissionError)):
+        return False
+    if _translate(error, "", {}, opened=True) is not None:
+        return False  # changed, missing, refused, TLS: the same answer again
+    names = {cls.__name__ for cls in type(error).__mro__}
+    return isinstance(error, (OSError, asyncio.TimeoutError)) or "ClientError" in names
+
+
+def translate(
+    error: BaseException, location: str, storage_options: Any = (), *, opened: bool = False
+) -> BaseException:
+    """The error to raise for ``error`` met reading ``location`` (``error`` itself if none).
+
+    See :func:`translated_errors` for the parameters.
+    """
+    options = dict(storage_options or {})
+    return _translate(error, location, options, opened=opened) or error
+
+
+def _tls_fault(error: BaseException) -> BaseException | None:
+    """The ``ssl`` error behind ``error`` (through causes, contexts and aiohttp's wrappers)."""
+    seen: set[int] = set()
+    pending: list[BaseException | None] = [error]
+    while pending:
+        current = pending.pop()
+        if current is None or id(current) in seen:
+            continue
+        seen.add(id(current))
+        if isinstance(current, ssl.SSLError) or "Certificate" in type(current).__name__:
+            return current
+        pending += [current.__cause__, current.__context__]
+        pending += [getattr(current, name, None) for name in ("certificate_error", "os_error")]
+    return None
 
 
 def _translate(
@@ -58,6 +104,14 @@ def _translate(
 ) -> BaseException | None:
     name = type(error).__name__
     text = str(error) or name
+    tls = _tls_fault(error)
+    if tls is not None:
+        return RemoteReadError(
+            f"{location}: the TLS connection failed, the server's certificate was not "
+            f"accepted ({tls}). If the server is trusted, point SSL_CERT_FILE at the CA "
+            "bundle that signed its certificate (for S3-compatible stores also "
+            "storage_options={'client_kwargs': {'verify': 'ca.pem'}})."
+        )
     if name == "FileExpired" or "PreconditionFailed" in text or "Precondition Failed" in text:
         return SourceChangedError(
             f"{location} changed while it was being read ({text}). Its bytes now belong to "

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 from lazyspheres.errors import TruncatedImageError
 from lazyspheres.io.remote_errors import translated_errors
 from lazyspheres.io.remote_fs import check_fingerprint, filesystem, fingerprint
+from lazyspheres.io.remote_retry import read_range
 
 if TYPE_CHECKING:
     from lazyspheres.io.sources import ByteSource
@@ -70,8 +71,12 @@ class _ProbeReader(io.RawIOBase):
         self._position = 0
 
     def _fetch(self, start: int, end: int) -> bytes:
-        with translated_errors(self._source.location, self._source.storage_options):
-            return self._fs.cat_file(self._path, start=start, end=end)
+        location = self._source.location
+        with translated_errors(location, self._source.storage_options):
+            return read_range(self._cat, start, end, location=location, size=self._source.size)
+
+    def _cat(self, start: int, end: int) -> bytes:
+        return self._fs.cat_file(self._path, start=start, end=end)
 
     def readable(self) -> bool:
         return True
@@ -117,7 +122,12 @@ class _PrefetchReader(io.RawIOBase):
             def fetcher(start: int, end: int) -> bytes:
                 return fs.cat_file(path, start=start, end=end)
 
-        self._fetcher = fetcher
+        location, size = source.location, self._size
+
+        def retried(start: int, end: int) -> bytes:
+            return read_range(fetcher, start, end, location=location, size=size)
+
+        self._fetcher = retried
         self._block = max(1, int(block_size))
         self._pool = ThreadPoolExecutor(max_workers=max(1, depth))
         self._pending: collections.deque = collections.deque()

@@ -8,7 +8,8 @@ average raw integers in float64 and scale the means, as nilearn's numbers requir
 
 Implementations: NIfTI local memmap, NIfTI byte ranges, NIfTI gzip (indexed or streamed)
 in :mod:`lazyspheres.io.readers.nifti`, local Zarr chunk files in
-:mod:`lazyspheres.io.readers.zarr`, any Dask array in :mod:`lazyspheres.io.readers.array`.
+:mod:`lazyspheres.io.readers.zarr`, any Dask array in :mod:`lazyspheres.io.readers.array`,
+and a selection/cast of any of them in :mod:`lazyspheres.io.readers.view`.
 
 Readers are small, picklable and hold no open handles, so a reader can sit in a Dask
 graph and travel to any worker. :class:`ReaderArray` exposes one as a NumPy-style array

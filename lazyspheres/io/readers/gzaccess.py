@@ -54,7 +54,9 @@ def record_while_streaming() -> bool:
     threaded one, and inside ``extract`` that pass was 1.5-2.7x slower end to end
     (:mod:`lazyspheres.io.gzindex`, measured on 2 cores), while building the index on
     demand at the first random access costs 1.2-1.4x one plain pass, once per file version
-    (then cached). Turn it on where the CPU is free and random access will follow.
+    (then cached). Re-measured under load (benchmarks/bench_byproduct.py): 1.0-1.3x with one
+    thread, 1.1-1.6x with two, and a peak RSS of 430-630 MB against ISA-L's 200 MB. Turn it
+    on where the CPU and memory are free and random access will follow.
     """
     return os.environ.get("LAZYSPHERES_GZINDEX_BYPRODUCT", "0").strip().lower() in {
         "1",

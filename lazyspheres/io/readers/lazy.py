@@ -7,14 +7,18 @@ fuses a later basic slice into that getter (``image.isel(time=t)`` reads one vol
 the reader is one node of the graph that every chunk task refers to, so an image pickled
 to a distributed worker carries it (and its gzip index) once.
 
-Recognising the unmodified whole image, without registries or graph inspection: the array
-returned is a :class:`ReaderDaskArray`, a ``dask.array.Array`` that also holds its reader.
-Dask builds every derived array (``isel``, ``astype``, ``rechunk``, arithmetic) as a plain
-``Array`` with a new name, so :func:`reader_of` finds a reader only on the array that *is*
-the reader's data: the type says where the data comes from, and the name (a token of the
-reader and the chunks) says nothing was done to it since. Extraction then reads the file by
-its fastest whole-image route (one streaming pass for ``.nii.gz``), and any other array by
-its chunk tasks, which read through the same reader.
+What survives xarray and Dask operations, without registries or graph inspection: the
+array returned is a :class:`ReaderDaskArray`, a ``dask.array.Array`` that also holds its
+reader. Its ``__getitem__`` (xarray's ``isel``/``sel``), ``astype`` and ``rechunk``
+(xarray's ``chunk``) return a ``ReaderDaskArray`` again, over a
+:class:`~lazyspheres.io.readers.view.ViewReader` of the same file (or the same reader,
+chunked anew), so the result keeps the file's fast routes. Other operations (arithmetic,
+reductions, several index arrays) return Dask's plain ``Array``. :func:`reader_of` finds a
+reader only on an array that *is* its reader's data: the type says where the data comes
+from, and the name (a token of the reader and the chunks) says nothing was done to it since.
+Extraction then reads the file by its fastest route (one streaming pass for ``.nii.gz``,
+keeping a view's volumes and voxels), and any other array by its chunk tasks, which read
+through the same reader.
 """
 
 from __future__ import annotations
@@ -26,14 +30,60 @@ import numpy as np
 from dask.base import tokenize
 
 from lazyspheres.io.readers.base import ImageReader, ReaderArray
+from lazyspheres.io.readers.view import cast_view, view_of
 
 __all__ = ["ReaderDaskArray", "reader_dask_array", "reader_of"]
 
 
 class ReaderDaskArray(da.Array):
-    """A Dask array whose chunks are read by ``reader`` (see the module docstring)."""
+    """A Dask array whose chunks are read by ``reader`` (see the module docstring).
+
+    Basic and single-array indexing (what xarray's ``isel``/``sel`` ask of Dask), ``astype``
+    and ``rechunk`` (xarray's ``chunk``) return a ``ReaderDaskArray`` again, over a
+    :class:`~lazyspheres.io.readers.view.ViewReader` of the same base reader: the result
+    keeps every fast route of the file. Dask computes the result's chunks as usual; only the
+    graph is rebuilt over the view. Anything else returns Dask's plain array.
+    """
 
     reader: ImageReader
+
+    def __getitem__(self, index: Any) -> Any:
+        plain = super().__getitem__(index)
+        if plain is self or not isinstance(plain, da.Array):
+            return plain
+        view = view_of(self.reader, index)
+        if view is None or tuple(view.shape) != plain.shape or view.dtype != plain.dtype:
+            return plain
+        return reader_dask_array(view, plain.chunks, prefix=self._prefix)
+
+    def astype(self, dtype: Any, **kwargs: Any) -> Any:
+        """Dask's ``astype``, as a view that casts after reading."""
+        plain = super().astype(dtype, **kwargs)  # Dask checks ``casting`` and the dtype
+        if plain is self or not isinstance(plain, da.Array):
+            return plain
+        return reader_dask_array(
+            cast_view(self.reader, plain.dtype), self.chunks, prefix=self._prefix
+        )
+
+    def rechunk(
+        self,
+        chunks: Any = "auto",
+        threshold: Any = None,
+        block_size_limit: Any = None,
+        balance: bool = False,
+        method: Any = None,
+    ) -> Any:
+        """Dask's ``rechunk``, as the same reader chunked anew."""
+        plain = super().rechunk(chunks, threshold, block_size_limit, balance, method)
+        if plain is self or plain.chunks == self.chunks:
+            return self
+        # The same reader, chunked anew: each new chunk reads its own box, no 360 MB
+        # intermediate chunks built from the old ones.
+        return reader_dask_array(self.reader, plain.chunks, prefix=self._prefix)
+
+    @property
+    def _prefix(self) -> str:
+        return self.name.rsplit("-", 1)[0]
 
     def __reduce__(self) -> tuple[Any, ...]:
         return (
