@@ -58,7 +58,7 @@ def open_image(source: str, storage_options: dict[str, Any] | None) -> tuple[Any
             fingerprint=f"conversion_id={info.get('conversion_id')}",
             size=None,
             n_volumes=int(image.sizes["time"]),
-            shape=tuple(int(image.sizes[d]) for d in ("i", "j", "k")),  # type: ignore[arg-type]
+            shape=image.nifti.spatial_shape,
             affine=image.nifti.affine,
             dtype=str(image.dtype),
             t_r=image.nifti.t_r,
@@ -75,7 +75,7 @@ def open_image(source: str, storage_options: dict[str, Any] | None) -> tuple[Any
         fingerprint=nifti.source.fingerprint,
         size=nifti.source.size,
         n_volumes=layout.n_volumes,
-        shape=tuple(layout.shape[:3]),  # type: ignore[arg-type]
+        shape=(layout.shape[0], layout.shape[1], layout.shape[2]),
         affine=layout.affine,
         dtype=str(layout.dtype),
         t_r=layout.t_r,

@@ -73,6 +73,7 @@ def _quiet_fp(func: _F) -> _F:
         with np.errstate(all="ignore"):
             return func(*args, **kwargs)
 
+    # functools.wraps keeps func's signature at run time; mypy sees only (*args, **kwargs)
     return wrapper  # type: ignore[return-value]
 
 

@@ -116,6 +116,7 @@ def write_confounds(
     20
     """
     path = pathlib.Path(path)
+    # run_options: make_confounds' keywords, checked by it (a dict[str, object] here)
     table = make_confounds(n_volumes, **run_options)  # type: ignore[arg-type]
     table.to_csv(path, sep="\t", index=False, na_rep="n/a")
     return path
@@ -200,6 +201,7 @@ def write_dataset(
                 "model": model,
             }
             bold = func / f"{stem}_{space}_desc-preproc_bold.nii.gz"
+            # options: write_bold's keywords, checked by it (a dict[str, object] here)
             write_bold(bold, n_volumes, compresslevel=compresslevel, **options)  # type: ignore[arg-type]
             sidecar = {"RepetitionTime": t_r, "TaskName": task, "SkullStripped": False}
             bold.with_name(bold.name.replace(".nii.gz", ".json")).write_text(

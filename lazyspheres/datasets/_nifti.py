@@ -89,7 +89,7 @@ def _run(
         raise ValueError("nan_background=True needs a float dtype: int16 cannot hold NaN")
     if len(shape) != 3:
         raise ValueError(f"shape must be the 3 spatial sizes, got {tuple(shape)}")
-    spatial = tuple(int(n) for n in shape)
+    spatial = (int(shape[0]), int(shape[1]), int(shape[2]))
     # The sform is stored in float32: generate (and build in-memory images) on exactly the
     # geometry that readers of the file will see.
     affine = as_affine(affine, spatial)
@@ -100,7 +100,7 @@ def _run(
         )
     return _Run(
         n_volumes=int(n_volumes),
-        shape=spatial,  # type: ignore[arg-type]
+        shape=spatial,
         affine=affine,
         t_r=float(t_r),
         seeds=seeds,

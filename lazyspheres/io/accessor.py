@@ -64,7 +64,8 @@ class NiftiAccessor:
     @property
     def spatial_shape(self) -> tuple[int, int, int]:
         """Sizes of the ``i, j, k`` dimensions."""
-        return tuple(int(self._obj.sizes[d]) for d in _SPATIAL)  # type: ignore[return-value]
+        i, j, k = (int(self._obj.sizes[d]) for d in _SPATIAL)
+        return (i, j, k)
 
     @property
     def grid_affine(self) -> np.ndarray:

@@ -75,12 +75,14 @@ def read_ranges(
         for index, answer in zip(todo, _call(fetch, todo, starts, ends), strict=True):
             fault = _fault(answer, starts[index], ends[index], size)
             if fault is None:
+                # _fault returned None: the answer is the bytes asked for
                 results[index] = answer  # type: ignore[assignment]
             elif isinstance(fault, BaseException) and not is_transient(fault):
                 raise fault
             else:
                 failed.append((index, fault))
         if not failed:
+            # no failure left: every slot holds bytes
             return results  # type: ignore[return-value]
         todo = [index for index, _ in failed]
     index, fault = failed[0]
@@ -121,7 +123,7 @@ def _fault(answer: object, start: int, end: int, size: int | None) -> BaseExcept
     if isinstance(answer, BaseException):
         return answer
     expected = end - start if size is None else max(0, min(end, size) - start)
-    got = len(answer)  # type: ignore[arg-type]
+    got = len(answer)  # type: ignore[arg-type]  # not an exception: the fetched bytes
     if got == expected:
         return None  # (a range past the known end is short by design: the caller says so)
     return f"short body, {got} of {expected} bytes"

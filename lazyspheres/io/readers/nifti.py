@@ -82,6 +82,7 @@ class NiftiReader(ImageReader):
         return {"source": self.source, "layout": self.layout}
 
     def __setstate__(self, state: dict[str, Any]) -> None:
+        # re-running __init__ rebuilds what is not pickled (locks, caches)
         self.__init__(state["source"], state["layout"])  # type: ignore[misc]
 
     def __dask_tokenize__(self) -> Any:
@@ -242,6 +243,7 @@ class GzipReader(NiftiReader):
         return {"source": self.source, "layout": self.layout, "index": self._index}
 
     def __setstate__(self, state: dict[str, Any]) -> None:
+        # re-running __init__ rebuilds what is not pickled (locks, caches)
         self.__init__(state["source"], state["layout"], state.get("index"))  # type: ignore[misc]
 
     @property

@@ -85,6 +85,7 @@ class ViewReader(ImageReader):
         return {"base": self.base, "index": self.index, "cast": self.cast}
 
     def __setstate__(self, state: dict[str, Any]) -> None:
+        # re-running __init__ rebuilds what is not pickled
         self.__init__(state["base"], state["index"], state["cast"])  # type: ignore[misc]
 
     def __dask_tokenize__(self) -> Any:
