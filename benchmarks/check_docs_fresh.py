@@ -95,6 +95,9 @@ def _make_venv(
     start = time.perf_counter()
     venv.EnvBuilder(with_pip=True, clear=True).create(where)
     python = where / "bin" / "python"
+    # the bundled pip of Python 3.11 (23.x) gives up on the cloud extras where pip 26
+    # resolves them; a user's first step (and .ci/run's) is to upgrade it
+    subprocess.run([python, "-m", "pip", "install", "-q", "--upgrade", "pip"], check=True)
     own = sorted(e for e in extras if "[" not in e)
     others = sorted(e for e in extras if "[" in e)
     target = f"{ROOT}[{','.join(own)}]" if own else str(ROOT)
