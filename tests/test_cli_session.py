@@ -91,8 +91,17 @@ def start(args, cwd, hold=None):
 
 
 def run(args, cwd):
-    process = start(args, cwd)
-    out, err = process.communicate(timeout=_DEADLINE)
+    return finish(start(args, cwd))
+
+
+def finish(process):
+    """The exit code and output; a hung command fails the test and is not left behind."""
+    try:
+        out, err = process.communicate(timeout=_DEADLINE)
+    except subprocess.TimeoutExpired:
+        os.killpg(process.pid, signal.SIGKILL)
+        out, err = process.communicate()
+        raise AssertionError(f"{process.args} hung; stderr:\n{err}") from None
     return process.returncode, out, err
 
 
@@ -127,8 +136,7 @@ def interrupt_when(process, store, n_complete, group=False):
         os.killpg(process.pid, signal.SIGINT)
     else:
         process.send_signal(signal.SIGINT)
-    out, err = process.communicate(timeout=_DEADLINE)
-    return process.returncode, out, err
+    return finish(process)
 
 
 def test_first_batch_fails_on_na_rows_before_reading_any_image(tree):
