@@ -49,8 +49,11 @@ import xarray as xr
 
 from lazyspheres.batch.zarr_objects import (
     ROOT,
+    PrimedStore,
     get_json,
+    get_many,
     list_top,
+    put_json,
     put_objects,
     root_group,
     run_concurrently,
@@ -82,6 +85,11 @@ _V2_KEYS = frozenset({".zgroup", ".zarray", ".zattrs", ".zmetadata"})
 #: Test seam: called as ``hook(stage, run_id)`` at "before_data" and "before_flag" inside
 #: :func:`write_run`. Fault-injection tests set it (in worker processes too); None otherwise.
 fault_hook: Callable[[str, str], None] | None = None
+
+#: Root ``zarr.json`` of the stores this process's client holds, by location: a worker in
+#: the same process (the local scheduler) takes the ``signals`` metadata from here instead
+#: of reading it (a round trip per run). Workers in other processes read it.
+_known_roots: dict[str, dict[str, Any]] = {}
 
 
 @contextlib.contextmanager
@@ -118,6 +126,8 @@ class ResultStore:
         self.storage_options = _options(store, storage_options)
         self._stores: dict[bool, Any] = {}
         self._root: dict[str, Any] | None = None
+        #: Objects written by :meth:`create` (key → bytes), to answer the final open.
+        self._written: dict[str, bytes] = {}
 
     def zarr_store(self, *, read_only: bool = True) -> Any:
         """The zarr Store object (read-only ones never create a missing local folder)."""
@@ -129,8 +139,16 @@ class ResultStore:
 
     def _root_doc(self) -> dict[str, Any] | None:
         if self._root is None:
-            self._root = get_json(self.zarr_store(), ROOT)
+            self._remember(get_json(self.zarr_store(), ROOT))
         return self._root
+
+    def _remember(self, root: dict[str, Any] | None) -> None:
+        self._root = root
+        key = _location(self.store)
+        if key is not None and root is not None:
+            _known_roots[key] = root
+        elif key is not None:
+            _known_roots.pop(key, None)
 
     def group(self, *, writable: bool = False) -> Any:
         """The root group, its arrays taken from the consolidated metadata."""
@@ -141,10 +159,16 @@ class ResultStore:
 
     # ------------------------------------------------------------------ creation
     def exists(self) -> bool:
-        """Whether a Zarr group is at the location (a Zarr v2 one counts, to be refused)."""
-        if self._root_doc() is not None:
+        """Whether a Zarr group is at the location (a Zarr v2 one counts, to be refused).
+
+        One listing answers both questions; the root is read only when it is there.
+        """
+        if self._root is not None:
             return True
-        return bool(_V2_KEYS & set(list_top(self.zarr_store())))
+        names = set(list_top(self.zarr_store()))
+        if ROOT in names and self._root_doc() is not None:
+            return True
+        return bool(_V2_KEYS & names)
 
     def create(
         self,
@@ -209,7 +233,8 @@ class ResultStore:
 
             sync(writer.delete_dir(""))
         put_objects(writer, objects)
-        self._root = json.loads(objects[ROOT].to_bytes())
+        self._written = {key: value.to_bytes() for key, value in objects.items()}
+        self._remember(json.loads(self._written[ROOT]))
 
     # ------------------------------------------------------------------ checks
     def attrs(self) -> dict[str, Any]:
@@ -336,19 +361,62 @@ class ResultStore:
             volume[old:] = np.arange(old, n_time)
         with _quiet():  # rare: the consolidated metadata is rebuilt from every array's
             zarr.consolidate_metadata(self.zarr_store(read_only=False))
-        self._root = None
+        self._remember(None)
+        self._written = {}
 
     def set_attrs(self, **values: Any) -> None:
         """Update group attributes (JSON-encoding dicts): one write of the root ``zarr.json``."""
         encoded = {k: _dumps(v) if isinstance(v, dict) else v for k, v in values.items()}
-        self.group(writable=True).attrs.update(encoded)
         root = self._root_doc()
-        if root is not None:
-            root.setdefault("attributes", {}).update(encoded)
+        if root is None:
+            raise FileNotFoundError(f"File not found: no result store at '{self.store}'.")
+        # The root (with its consolidated metadata) is ours to write: one PUT, where
+        # zarr's attrs.update writes it once per attribute.
+        updated = {**root, "attributes": {**root.get("attributes", {}), **encoded}}
+        self._written[ROOT] = put_json(self.zarr_store(read_only=False), ROOT, updated)
+        self._remember(updated)
+
+    def primed_store(self) -> PrimedStore:
+        """The store, primed with what an xarray open of it reads first (see ``open_handle``).
+
+        The root and the index coordinates (``run``, ``time``, ``seed``: xarray loads them
+        one after another) are taken from what this client wrote, else read concurrently.
+        """
+        root = self._root_doc() or {}
+        primed = {ROOT: json.dumps(root).encode()} if root else {}
+        keys = _index_keys(root)
+        primed.update({key: self._written[key] for key in keys if key in self._written})
+        primed.update(get_many(self.zarr_store(), [key for key in keys if key not in primed]))
+        return PrimedStore(self.zarr_store(), primed)
 
     def all_complete(self) -> bool:
         """Whether every run's completion flag is set."""
         return bool(np.asarray(_read_all(self.group(), ["complete"])[0], dtype=bool).all())
+
+
+def _location(store: Any) -> str | None:
+    return os.fspath(store) if isinstance(store, (str, os.PathLike)) else None
+
+
+def _index_keys(root: dict[str, Any]) -> list[str]:
+    """Keys of the one chunk of each index coordinate (those xarray loads when opening)."""
+    arrays = root.get("consolidated_metadata", {}).get("metadata", {})
+    keys = []
+    for name in ("run", "time", "seed"):
+        meta = arrays.get(name, {})
+        shape = meta.get("shape", [])
+        grid = meta.get("chunk_grid", {}).get("configuration", {}).get("chunk_shape", [])
+        encoding = meta.get("chunk_key_encoding", {})
+        separator = encoding.get("configuration", {}).get("separator", "/")
+        if (
+            len(shape) == 1
+            and grid
+            and grid[0] >= shape[0] > 0
+            and encoding.get("name") == "default"
+            and separator == "/"
+        ):
+            keys.append(f"{name}/c/0")
+    return keys
 
 
 def _read_all(group: Any, names: list[str]) -> list[np.ndarray]:
@@ -423,7 +491,12 @@ def write_run(
     import zarr
 
     where = zarr_store(store, _options(store, storage_options), read_only=False)
-    target = zarr.open_array(where, path="signals", mode="r+", zarr_format=3)
+    location = _location(store)
+    root = _known_roots.get(location) if location is not None else None
+    if root is not None and "signals" in root.get("consolidated_metadata", {}).get("metadata", {}):
+        target = root_group(where, root)["signals"]
+    else:
+        target = zarr.open_array(where, path="signals", mode="r+", zarr_format=3)
     n_time = target.shape[1]
     padded = np.full((n_time, target.shape[2]), np.nan, dtype=target.dtype)
     padded[: signals.shape[0]] = signals
@@ -476,7 +549,7 @@ def open_results(
 
 def open_handle(handle: ResultStore, *, allow_partial: bool, chunks: Any = None) -> xr.Dataset:
     """:func:`open_results` on a handle (whose root metadata may already be read)."""
-    if not handle.exists():
+    if handle._root_doc() is None and not handle.exists():
         raise FileNotFoundError(f"File not found: no result store at '{handle.store}'.")
     attrs = handle.attrs()
     if attrs.get("store_format") not in READABLE_FORMATS:
@@ -487,7 +560,7 @@ def open_handle(handle: ResultStore, *, allow_partial: bool, chunks: Any = None)
     consolidated = "consolidated_metadata" in (handle._root_doc() or {})
     with _quiet():
         dataset = xr.open_zarr(
-            handle.zarr_store(),
+            handle.primed_store(),
             chunks={} if chunks is None else chunks,
             consolidated=True if consolidated else None,
             zarr_format=3,
