@@ -23,6 +23,7 @@ from collections.abc import Callable, Iterable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
+import numpy as np
 from zarr.abc.store import ByteRequest, Store
 from zarr.core.buffer import Buffer, BufferPrototype
 from zarr.storage import WrapperStore
@@ -30,6 +31,7 @@ from zarr.storage import WrapperStore
 __all__ = [
     "ROOT",
     "PrimedStore",
+    "constants_as_fill",
     "get_json",
     "get_many",
     "list_top",
@@ -137,7 +139,7 @@ def list_top(zstore: Any) -> list[str]:
         return []
 
 
-def template_objects(dataset: Any, encoding: dict[str, Any]) -> dict[str, Any]:
+def template_objects(dataset: Any, encoding: dict[str, Any]) -> dict[str, bytes]:
     """Every object ``dataset.to_zarr(compute=False)`` writes, rendered in memory.
 
     Dask-backed variables are not written (their chunks read as the fill value); the
@@ -147,7 +149,7 @@ def template_objects(dataset: Any, encoding: dict[str, Any]) -> dict[str, Any]:
 
     from zarr.storage import MemoryStore
 
-    memory: dict[str, Any] = {}
+    memory: dict[str, Buffer] = {}
     with warnings.catch_warnings():
         # zarr warns that consolidated metadata is not in the v3 spec; plain xr.open_zarr
         # reads it, and without it every open lists and reads each array's metadata.
@@ -156,29 +158,62 @@ def template_objects(dataset: Any, encoding: dict[str, Any]) -> dict[str, Any]:
             MemoryStore(memory), compute=False, consolidated=True, zarr_format=3,
             encoding=encoding,
         )  # fmt: skip
-    return memory
+    return {key: value.to_bytes() for key, value in memory.items()}
 
 
-def put_objects(zstore: Any, objects: Mapping[str, Any]) -> None:
-    """Write ``objects`` (key → zarr Buffer) concurrently, the root ``zarr.json`` last.
+def constants_as_fill(objects: dict[str, bytes], values: Mapping[str, np.ndarray]) -> None:
+    """Make each one-chunk numeric array of ``values`` that holds one value its fill value.
+
+    Its chunk is then not written (zarr reads a missing chunk as the fill value): one
+    object fewer for, say, one radius for every seed. The array's ``zarr.json`` and the
+    root's consolidated copy of it say so.
+    """
+    root = json.loads(objects[ROOT])
+    consolidated = root.get("consolidated_metadata", {}).get("metadata", {})
+    for name, array in values.items():
+        array = np.asarray(array)
+        chunk, meta_key = f"{name}/c/0", f"{name}/{ROOT}"
+        if chunk not in objects or meta_key not in objects or array.dtype.kind not in "iuf":
+            continue
+        first = array.flat[0] if array.size else None
+        if first is None or not np.isfinite(first) or not (array == first).all():
+            continue
+        meta = json.loads(objects[meta_key])
+        if meta.get("chunk_grid", {}).get("configuration", {}).get("chunk_shape") != list(
+            array.shape
+        ):
+            continue
+        meta["fill_value"] = first.item()
+        objects[meta_key] = json.dumps(meta, indent=2).encode()
+        if name in consolidated:
+            consolidated[name]["fill_value"] = first.item()
+        del objects[chunk]
+    objects[ROOT] = json.dumps(root, indent=2).encode()
+
+
+def put_objects(zstore: Any, objects: Mapping[str, bytes]) -> None:
+    """Write ``objects`` (key → bytes) concurrently, the root ``zarr.json`` last.
 
     The root is written once the rest is there, so a template cut short has no root and
     never opens as a store.
     """
     import asyncio
 
+    from zarr.core.buffer import default_buffer_prototype
+
+    wrap = default_buffer_prototype().buffer.from_bytes
     rest = {key: value for key, value in objects.items() if key != ROOT}
 
     async def write() -> None:
         limit = asyncio.Semaphore(_CONCURRENCY)
 
-        async def one(key: str, value: Any) -> None:
+        async def one(key: str, value: bytes) -> None:
             async with limit:
-                await zstore.set(key, value)
+                await zstore.set(key, wrap(value))
 
         await asyncio.gather(*(one(key, value) for key, value in rest.items()))
         if ROOT in objects:
-            await zstore.set(ROOT, objects[ROOT])
+            await zstore.set(ROOT, wrap(objects[ROOT]))
 
     _sync(write())
 
