@@ -243,9 +243,10 @@ def extract_many(
     complete = ledger.complete_runs(run_ids)
     todo = runs_to_do(runs, probes, complete)
 
-    def prepare_store() -> None:
-        # Runs while the workers already read (on a cluster): nothing is written to the
-        # store before this, and no run is written before it is marked incomplete.
+    def prepare_store() -> dict[str, Any] | None:
+        # Runs while the workers already read: nothing is written to the store before
+        # this, and no run is written before it is marked incomplete. Its root goes to
+        # the workers, which write their run without reading the store's metadata.
         if not resuming:
             handle.create(
                 run_ids=run_ids,
@@ -262,6 +263,7 @@ def extract_many(
             ledger.clear([run.index for run, _ in todo if run.run_id in complete])
             if handle.attrs().get("complete"):
                 handle.set_attrs(complete=False)
+        return handle.root()
 
     try:
         outcomes = run_all(

@@ -52,6 +52,7 @@ import dask.array as da
 import numpy as np
 import xarray as xr
 
+from lazyspheres._types import Attrs
 from lazyspheres.batch.zarr_objects import (
     ROOT,
     PrimedStore,
@@ -73,6 +74,8 @@ __all__ = [
     "RUN_BLOCK",
     "STORE_FORMAT",
     "ResultStore",
+    "StoreNotReadyError",
+    "StoreReady",
     "open_handle",
     "open_results",
     "write_run",
@@ -95,10 +98,88 @@ _V2_KEYS = frozenset({".zgroup", ".zarray", ".zattrs", ".zmetadata"})
 #: :func:`write_run`. Fault-injection tests set it (in worker processes too); None otherwise.
 fault_hook: Callable[[str, str], None] | None = None
 
-#: Root ``zarr.json`` of the stores this process's client holds, by location: a worker in
-#: the same process (the local scheduler) takes the ``signals`` metadata from here instead
-#: of reading it (a round trip per run). Workers in other processes read it.
-_known_roots: dict[str, dict[str, Any]] = {}
+
+class StoreNotReadyError(RuntimeError):
+    """The store could not be prepared, so no run can be written (its error is the cause)."""
+
+
+class StoreReady:
+    """The store's preparation (its template), run alongside the first reads.
+
+    Workers wait on it before writing their run (so nothing is written before the template,
+    nor before a redone run's flag is cleared), and take the ``signals`` metadata from the
+    root it carries instead of reading it: one round trip fewer per run. Pickled for a
+    cluster's workers once done, it carries that root only.
+
+    Parameters
+    ----------
+    root : dict, optional
+        The root ``zarr.json`` of the store, ready already (None: workers read the
+        metadata themselves).
+    done : bool, default True
+        False while :meth:`start`'s preparation runs.
+    """
+
+    def __init__(self, root: Attrs | None = None, *, done: bool = True) -> None:
+        self.root = root
+        self.error: BaseException | None = None
+        self._done = threading.Event()
+        self._thread: threading.Thread | None = None
+        if done:
+            self._done.set()
+
+    @classmethod
+    def start(cls, prepare: Callable[[], object]) -> StoreReady:
+        """Run ``prepare()`` (returning the root ``zarr.json``, or None) in a thread."""
+        ready = cls(done=False)
+        ready._thread = threading.Thread(
+            target=ready._run, args=(prepare,), name="lazyspheres-store", daemon=True
+        )
+        ready._thread.start()
+        return ready
+
+    def _run(self, prepare: Callable[[], object]) -> None:
+        try:
+            root = prepare()
+            self.root = root if isinstance(root, dict) else None
+        except BaseException as error:  # handed to the waiters and to result()
+            self.error = error
+        finally:
+            self._done.set()
+
+    @property
+    def failed(self) -> bool:
+        """Whether the preparation has failed (reads not started yet can be skipped)."""
+        return self._done.is_set() and self.error is not None
+
+    def wait(self) -> Attrs | None:
+        """The root once the store is ready; :class:`StoreNotReadyError` if it failed."""
+        self._done.wait()
+        if self.error is not None:
+            raise StoreNotReadyError(f"the result store was not prepared: {self.error}")
+        return self.root
+
+    def wait_quietly(self) -> None:
+        """Wait for the preparation to end, whatever its outcome."""
+        if self._thread is not None:
+            self._thread.join()
+
+    def result(self) -> None:
+        """Wait for the preparation; raise its own error if it failed."""
+        self.wait_quietly()
+        if self.error is not None:
+            raise self.error
+
+    def __getstate__(self) -> dict[str, object]:
+        # Pickled for another process (a "processes" scheduler): its copy cannot wait on
+        # this thread, so the copy is made once the preparation has ended.
+        self._done.wait()
+        return {"root": self.root, "error": None if self.error is None else str(self.error)}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__init__(state["root"])  # type: ignore[misc]  # a fresh, resolved copy
+        if state["error"] is not None:
+            self.error = StoreNotReadyError(state["error"])
 
 
 @contextlib.contextmanager
@@ -153,13 +234,12 @@ class ResultStore:
             self._remember(get_json(self.zarr_store(), ROOT))
         return self._root
 
-    def _remember(self, root: dict[str, Any] | None) -> None:
+    def _remember(self, root: Attrs | None) -> None:
         self._root = root
-        key = _location(self.store)
-        if key is not None and root is not None:
-            _known_roots[key] = root
-        elif key is not None:
-            _known_roots.pop(key, None)
+
+    def root(self) -> Attrs | None:
+        """The root ``zarr.json`` (with the consolidated metadata), None if there is none."""
+        return self._root_doc()
 
     def group(self, *, writable: bool = False) -> Any:
         """The root group, its arrays taken from the consolidated metadata."""
@@ -445,10 +525,6 @@ class ResultStore:
         return bool(np.asarray(_read_all(self.group(), ["complete"])[0], dtype=bool).all())
 
 
-def _location(store: Any) -> str | None:
-    return os.fspath(store) if isinstance(store, (str, os.PathLike)) else None
-
-
 def _index_keys(root: dict[str, Any]) -> list[str]:
     """Keys of the one chunk of each index coordinate (those xarray loads when opening)."""
     arrays = root.get("consolidated_metadata", {}).get("metadata", {})
@@ -537,20 +613,22 @@ def write_run(
     index: int,
     run_id: str,
     signals: np.ndarray,
+    ready: StoreReady | None = None,
 ) -> None:
-    """Write one run's signals, from a worker: its array's metadata read, its chunk written.
+    """Write one run's signals, from a worker: its chunk (and its array's metadata read).
 
     ``signals`` is ``(n_volumes, n_seeds)``; it is padded with NaN to the store's time
     axis and written as the run's one chunk. The run's state and completion flag are the
-    client's to write, once this has returned.
+    client's to write, once this has returned. With ``ready``, the write waits for the
+    store's preparation and takes the array's metadata from it.
     """
     import zarr
 
     where = zarr_store(store, _options(store, storage_options), read_only=False)
-    location = _location(store)
-    root = _known_roots.get(location) if location is not None else None
-    if root is not None and "signals" in root.get("consolidated_metadata", {}).get("metadata", {}):
-        target = root_group(where, root)["signals"]
+    root = ready.wait() if ready is not None else None
+    arrays = (root or {}).get("consolidated_metadata", {}).get("metadata", {})
+    if root is not None and "signals" in arrays:
+        target = root_group(where, root)["signals"]  # no metadata read
     else:
         target = zarr.open_array(where, path="signals", mode="r+", zarr_format=3)
     n_time = target.shape[1]

@@ -25,7 +25,7 @@ from lazyspheres._malloc import recycle_buffers
 from lazyspheres.batch.reading import ImageFacts, block_means, file_fingerprint, open_image
 from lazyspheres.batch.runs import RunSpec
 from lazyspheres.batch.spheres import RunSpheres, run_spheres
-from lazyspheres.batch.store import write_run
+from lazyspheres.batch.store import StoreReady, write_run
 from lazyspheres.cleaning.options import CleaningParams
 from lazyspheres.gather import GatherPlan
 from lazyspheres.smoothing import SmoothingPlan
@@ -63,6 +63,7 @@ class BatchConfig:
     storage_options: dict[str, Any] | None
     fwhm: Any = None  # checked smoothing_fwhm (None: no smoothing)
     known_warnings: frozenset[tuple[str, str]] = frozenset()
+    store_ready: StoreReady | None = None  # what finishing tasks wait for before writing
 
 
 @dataclass(frozen=True)
@@ -276,6 +277,7 @@ def finish_run(spec: RunSpec, config: BatchConfig, *blocks: BlockMeans | Failure
             index=spec.index,
             run_id=spec.run_id,
             signals=full,
+            ready=config.store_ready,
         )
         outcome.n_volumes = int(full.shape[0])
         outcome.n_voxels, outcome.t_r = np.asarray(spheres.n_voxels), facts.t_r
