@@ -210,3 +210,45 @@ def test_a_store_in_a_previous_layout_opens_and_resumes(
         reference.drop_attrs(deep=False),
     )
     assert xr.open_zarr(store).complete.values.tolist() == [True, True]
+
+
+def test_runs_are_written_only_once_the_store_is_prepared(tmp_path, two_runs, seeds, monkeypatch):
+    """The template is written alongside the first reads; no run's data comes before it."""
+    import time
+
+    from lazyspheres.batch import store as store_module
+
+    events = []
+    create = ResultStore.create
+
+    def slow_create(self, **kwargs):
+        time.sleep(0.5)  # longer than reading these runs
+        create(self, **kwargs)
+        events.append("created")
+
+    monkeypatch.setattr(ResultStore, "create", slow_create)
+    monkeypatch.setattr(store_module, "fault_hook", lambda stage, run: events.append(stage))
+    store = tmp_path / "r.zarr"
+    ds = ls.extract_many(two_runs, seeds, 3.0, store=store, progress=False)
+    writes = [event for event in events if event in ("created", "before_data")]
+    assert writes == ["created", "before_data", "before_data"]
+    assert bool(ds.attrs["complete"])
+    np.testing.assert_array_equal(ds.signals.values[0, :12], ls.extract(two_runs[0], seeds, 3.0))
+
+
+def test_a_store_that_cannot_be_prepared_stops_the_batch_with_its_error(
+    tmp_path, two_runs, seeds, monkeypatch
+):
+    from lazyspheres.batch import store as store_module
+
+    def refuse(self, **kwargs):
+        raise PermissionError("access denied (injected)")
+
+    written = []
+    monkeypatch.setattr(ResultStore, "create", refuse)
+    monkeypatch.setattr(store_module, "fault_hook", lambda stage, run: written.append(stage))
+    store = tmp_path / "r.zarr"
+    with pytest.raises(PermissionError, match="injected"):
+        ls.extract_many(two_runs, seeds, 3.0, store=store, progress=False)
+    assert "before_data" not in written  # no run was written
+    assert not store.exists()
