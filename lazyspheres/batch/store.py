@@ -239,11 +239,8 @@ class ResultStore:
 
     def _root_doc(self) -> Attrs | None:
         if self._root is None:
-            self._remember(get_json(self.zarr_store(), ROOT))
+            self._root = get_json(self.zarr_store(), ROOT)
         return self._root
-
-    def _remember(self, root: Attrs | None) -> None:
-        self._root = root
 
     def root(self) -> Attrs | None:
         """The root ``zarr.json`` (with the consolidated metadata), None if there is none."""
@@ -331,7 +328,7 @@ class ResultStore:
             sync(writer.delete_dir(""))
         put_objects(writer, objects)
         self._written = dict(objects)
-        self._remember(json.loads(objects[ROOT]))
+        self._root = json.loads(objects[ROOT])
         self._run_ids = list(run_ids)
 
     # ------------------------------------------------------------------ checks
@@ -498,7 +495,7 @@ class ResultStore:
             volume[old:] = np.arange(old, n_time)
         with _quiet():  # rare: the consolidated metadata is rebuilt from every array's
             zarr.consolidate_metadata(self.zarr_store(read_only=False))
-        self._remember(None)
+        self._root = None
         self._written = {}
 
     def set_attrs(self, **values: object) -> None:
@@ -512,7 +509,7 @@ class ResultStore:
             # zarr's attrs.update writes it once per attribute.
             updated = {**root, "attributes": {**root.get("attributes", {}), **encoded}}
             self._written[ROOT] = put_json(self.zarr_store(read_only=False), ROOT, updated)
-            self._remember(updated)
+            self._root = updated
 
     def primed_store(self) -> PrimedStore:
         """The store, primed with what an xarray open of it reads first (see ``open_handle``).
