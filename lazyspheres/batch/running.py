@@ -104,7 +104,7 @@ def run_all(
     outcomes: list[RunOutcome] = []
     workers = n_workers(client)
     token = tokenize(object())
-    ready = StoreReady.start(prepare) if client is None else None
+    ready = StoreReady(done=False) if client is None else None
     submitted, reads = [], []
     for run, probe in todo:
         if isinstance(probe, Failure):
@@ -152,7 +152,8 @@ def run_all(
             delayed(finish_run, pure=False)(run, gated, *blocks, dask_key_name=key)
             for run, blocks, key in zip(submitted, reads, keys, strict=True)
         ]
-        try:
+        try:  # an interruption still lets the template be written whole
+            ready.start(prepare)
             with _volumes_reported(bar, None):
                 compute_all(tasks, client=None, on_done=done, on_error=error)
         finally:

@@ -121,7 +121,7 @@ class StoreReady:
         The root ``zarr.json`` of the store, ready already (None: workers read the
         metadata themselves).
     done : bool, default True
-        False while :meth:`start`'s preparation runs.
+        False for a preparation still to run (:meth:`start`).
     """
 
     def __init__(self, root: Attrs | None = None, *, done: bool = True) -> None:
@@ -132,15 +132,12 @@ class StoreReady:
         if done:
             self._done.set()
 
-    @classmethod
-    def start(cls, prepare: Callable[[], object]) -> StoreReady:
+    def start(self, prepare: Callable[[], object]) -> None:
         """Run ``prepare()`` (returning the root ``zarr.json``, or None) in a thread."""
-        ready = cls(done=False)
-        ready._thread = threading.Thread(
-            target=ready._run, args=(prepare,), name="lazyspheres-store", daemon=True
+        self._thread = threading.Thread(
+            target=self._run, args=(prepare,), name="lazyspheres-store", daemon=True
         )
-        ready._thread.start()
-        return ready
+        self._thread.start()
 
     def _run(self, prepare: Callable[[], object]) -> None:
         try:
