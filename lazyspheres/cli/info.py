@@ -16,11 +16,12 @@ def info(args: argparse.Namespace) -> int:
     from lazyspheres.io.zarr_image import is_zarr_source
 
     options = storage_options(args.storage_option)
+    source: str = args.source
     try:
-        if is_zarr_source(args.source):
-            facts = _zarr_facts(args.source, options)
+        if is_zarr_source(source):
+            facts = _zarr_facts(source, options)
         else:
-            facts = _nifti_facts(args.source, options)
+            facts = _nifti_facts(source, options)
     except ImportError as error:  # fsspec's "Install s3fs to access S3" for Zarr URLs
         if "lazyspheres[cloud]" in str(error):
             raise
