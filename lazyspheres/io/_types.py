@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Literal, TypeAlias
+from typing import TYPE_CHECKING, Literal, Protocol, TypeAlias
 
 if TYPE_CHECKING:
     import os
@@ -18,6 +18,7 @@ __all__ = [
     "DaskToken",
     "DimChunks",
     "FrozenOptions",
+    "Inflater",
     "OptionsLike",
     "ZarrSource",
 ]
@@ -43,3 +44,22 @@ ZarrSource: TypeAlias = "str | os.PathLike[str] | zarr.Group | zarr.abc.store.St
 
 DaskToken: TypeAlias = tuple[object, ...]
 """What ``__dask_tokenize__`` returns: plain values Dask hashes into the object's token."""
+
+
+class Inflater(Protocol):
+    """A zlib-style ``decompressobj`` (zlib's, zlib-ng's): what the gzip reader uses of it."""
+
+    @property
+    def eof(self) -> bool:
+        """Whether the end of the compressed member was reached."""
+
+    @property
+    def unused_data(self) -> bytes:
+        """Input past the end of the member (the next member, if any)."""
+
+    @property
+    def unconsumed_tail(self) -> bytes:
+        """Input not inflated yet because ``max_length`` was reached."""
+
+    def decompress(self, data: bytes, max_length: int = 0, /) -> bytes:
+        """Inflate ``data``, at most ``max_length`` bytes (0: no limit)."""

@@ -12,11 +12,14 @@ import os
 import pathlib
 import threading
 from dataclasses import dataclass, field
-from typing import cast
+from typing import TYPE_CHECKING, cast
 
 from lazyspheres._types import StorageOptions
 from lazyspheres.io._types import FrozenOptions
 from lazyspheres.io.binary import BinaryStream
+
+if TYPE_CHECKING:
+    from _typeshed import WriteableBuffer
 
 __all__ = ["ByteSource", "resolve_source"]
 
@@ -99,7 +102,7 @@ class _NonClosing:
     def read(self, size: int = -1, /) -> bytes | None:
         return self._raw.read(size)
 
-    def readinto(self, buffer: memoryview, /) -> int | None:
+    def readinto(self, buffer: WriteableBuffer, /) -> int | None:
         return self._raw.readinto(buffer)
 
     def seek(self, offset: int, whence: int = 0, /) -> int:
