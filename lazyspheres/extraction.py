@@ -35,7 +35,7 @@ from __future__ import annotations
 import functools
 import math
 import warnings
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, cast
 
 import dask
@@ -143,16 +143,17 @@ def extract(
     >>> signals.compute()  # doctest: +SKIP
     """
     if isinstance(img, (list, tuple)):
-        return _extract_volume_list(
-            img,
-            seeds,
-            radius,
+        one_volume = functools.partial(
+            extract,
+            seeds=seeds,
+            radius=radius,
             mask_img=mask_img,
             allow_overlap=allow_overlap,
             smoothing_fwhm=smoothing_fwhm,
             storage_options=storage_options,
             dtype=dtype,
         )
+        return _extract_volume_list(img, one_volume, storage_options)
     fwhm = check_fwhm(smoothing_fwhm)
     image = open_nifti(img, storage_options=storage_options)
     spatial = ("i", "j", "k")
@@ -207,16 +208,13 @@ def _describe_fwhm(
 
 def _extract_volume_list(
     images: list[ImageSource] | tuple[ImageSource, ...],
-    seeds: UserInput,
-    radius: float | None,
-    *,
-    mask_img: ImageSource | None,
-    allow_overlap: bool,
-    smoothing_fwhm: float | list[float] | str | None,
+    extract_one: Callable[[ImageSource], xr.DataArray],
     storage_options: StorageOptions | None,
-    dtype: npt.DTypeLike | None,
 ) -> xr.DataArray:
-    """Extract from a list of 3D images taken as the volumes of one run."""
+    """Extract from a list of 3D images taken as the volumes of one run.
+
+    ``extract_one`` is :func:`extract` with the call's seeds and options.
+    """
     if len(images) == 0:
         raise TypeError("Cannot concatenate empty objects: the list of images is empty.")
     parts, grid = [], None
@@ -238,18 +236,7 @@ def _extract_volume_list(
                 f"{this_grid[1]}\nbut item 0 has shape {grid[0]} and affine\n{grid[1]}: all "
                 "images of a run must share one grid. Resample them first."
             )
-        parts.append(
-            extract(
-                image,
-                seeds,
-                radius,
-                mask_img=mask_img,
-                allow_overlap=allow_overlap,
-                smoothing_fwhm=smoothing_fwhm,
-                storage_options=storage_options,
-                dtype=dtype,
-            )
-        )
+        parts.append(extract_one(image))
     stacked = xr.concat(parts, dim="time", coords="minimal", compat="override")
     return stacked.assign_coords(time=("time", np.arange(len(parts)), {"units": "volume index"}))
 

@@ -193,7 +193,7 @@ def image_from_array(
 
     Parameters
     ----------
-    data : array-like
+    data : numpy.ndarray or dask.array.Array
         ``(X, Y, Z)`` or ``(X, Y, Z, T)`` values.
     affine : numpy.ndarray
         (4, 4) voxel-to-world affine.
