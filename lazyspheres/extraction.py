@@ -384,8 +384,8 @@ def iter_block_means(
     smoother: SmoothingPlan | None = None,
 ) -> Iterator[tuple[int, np.ndarray, int]]:
     """Yield ``(t0, means, n_bad)`` per streamed block of volumes ``start:stop``, in order."""
-    # a file's header, or the view itself
-    scaling: NiftiLayout | ViewReader = nifti.layout if isinstance(nifti, NiftiFile) else nifti
+    # a view itself, or a file's header (asked by attribute: the batch passes a stand-in)
+    scaling: NiftiLayout | ViewReader = nifti if isinstance(nifti, ViewReader) else nifti.layout
     scale = scaling.scale if scaling.is_scaled else None
     read = plan if smoother is None else smoother
     for t0, values in nifti.iter_gathered(read.flat_indices("F"), start, stop):
