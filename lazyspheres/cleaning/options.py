@@ -9,11 +9,49 @@ confounds and sample masks are per run and travel beside it.
 from __future__ import annotations
 
 import dataclasses
+import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal, TypeAlias
 
-__all__ = ["CleaningParams"]
+if TYPE_CHECKING:  # the cleaning imports none of these at run time (see _kinds)
+    import dask.array as da
+    import numpy.typing as npt
+    import pandas as pd
+    import xarray as xr
+
+__all__ = [
+    "CleaningParams",
+    "ConfoundsLike",
+    "FillNa",
+    "FilterKind",
+    "PadType",
+    "SampleMaskLike",
+    "Standardize",
+]
+
+ConfoundsLike: TypeAlias = (
+    "npt.ArrayLike | pd.DataFrame | str | os.PathLike[str] | da.Array | xr.DataArray"
+    " | list[ConfoundsLike] | tuple[ConfoundsLike, ...]"
+)
+"""Confounds as :func:`lazyspheres.clean` takes them: an array ``(T, k)``, a DataFrame, a
+file, a Dask array or DataArray, a list of those (stacked), or ``load_confounds``'
+``(DataFrame, sample_mask)`` pair."""
+
+SampleMaskLike: TypeAlias = "npt.ArrayLike"
+"""Volumes to keep: indices or booleans (a list may hold one such mask per run)."""
+
+Standardize: TypeAlias = bool | Literal["zscore", "zscore_sample", "psc"] | None
+"""The ``standardize`` strategies (``True`` is nilearn 0.12.1's "zscore")."""
+
+FilterKind: TypeAlias = Literal["butterworth", "cosine"] | bool | None
+"""The ``filter`` option: a filter type, or a falsy value for none."""
+
+PadType: TypeAlias = Literal["odd", "even", "constant"] | None
+"""``scipy.signal.sosfiltfilt``'s ``padtype``."""
+
+FillNa: TypeAlias = Literal["zero", "mean", "interpolate"] | None
+"""How non-finite confound cells are filled (None: they raise)."""
 
 
 @dataclass(frozen=True)
@@ -25,18 +63,18 @@ class CleaningParams:
     """
 
     detrend: bool = False
-    standardize: bool | Literal["zscore", "zscore_sample", "psc"] | None = False
+    standardize: Standardize = False
     standardize_confounds: bool = True
     low_pass: float | None = None
     high_pass: float | None = None
     t_r: float | None = None
-    filter: Literal["butterworth", "cosine"] | bool | None = "butterworth"
+    filter: FilterKind = "butterworth"
     ensure_finite: bool = False
     extrapolate: bool = True
     butterworth_order: int = 5
-    butterworth_padtype: Literal["odd", "even", "constant"] | None = "odd"
+    butterworth_padtype: PadType = "odd"
     butterworth_padlen: int | None = None
-    fill_na: Literal["zero", "mean", "interpolate"] | None = None
+    fill_na: FillNa = None
     given: frozenset[str] = field(default=frozenset(), compare=False, repr=False)
 
     @classmethod

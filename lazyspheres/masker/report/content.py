@@ -10,12 +10,20 @@ from __future__ import annotations
 
 import math
 import numbers
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING
 
 import numpy as np
 
+from lazyspheres._types import FloatArray
 from lazyspheres.masker._logging import warn
+
+if TYPE_CHECKING:
+    import nibabel as nib
+    import xarray as xr
+
+    from lazyspheres.masker._types import DisplayedSpheres
 
 __all__ = [
     "SUMMARY_COLUMNS",
@@ -42,7 +50,7 @@ class DisplayedSpheresTypeError(TypeError):
     """``displayed_spheres`` of the wrong type."""
 
 
-def check_displayed_spheres(displayed_spheres: Any) -> None:
+def check_displayed_spheres(displayed_spheres: object) -> None:
     """Apply nilearn's type check: "all", an int, or a list/array of numbers.
 
     (Whether the numbers are valid sphere indices is checked by
@@ -65,7 +73,7 @@ def check_displayed_spheres(displayed_spheres: Any) -> None:
     raise _type_error(displayed_spheres)
 
 
-def _type_error(displayed_spheres: Any) -> DisplayedSpheresTypeError:
+def _type_error(displayed_spheres: object) -> DisplayedSpheresTypeError:
     detail = ""
     if isinstance(displayed_spheres, list | np.ndarray):
         detail = f" ({displayed_spheres!r} holds values that are not integer indices)"
@@ -75,11 +83,11 @@ def _type_error(displayed_spheres: Any) -> DisplayedSpheresTypeError:
     )
 
 
-def _is_number(value: Any) -> bool:
+def _is_number(value: object) -> bool:
     return isinstance(value, numbers.Real) and not isinstance(value, bool | np.bool_)
 
 
-def _is_integral(value: Any) -> bool:
+def _is_integral(value: object) -> bool:
     if isinstance(value, bool):
         return False
     if isinstance(value, numbers.Integral):
@@ -87,7 +95,9 @@ def _is_integral(value: Any) -> bool:
     return isinstance(value, numbers.Real) and float(value).is_integer()
 
 
-def resolve_displayed_spheres(displayed_spheres: Any, n_seeds: int) -> tuple[list[int], Any]:
+def resolve_displayed_spheres(
+    displayed_spheres: DisplayedSpheres, n_seeds: int
+) -> tuple[list[int], DisplayedSpheres]:
     """Indices of the spheres to draw, and the value nilearn stores back on the masker.
 
     Returns
@@ -150,7 +160,12 @@ class SphereSizes:
     voxel_volume: float  # mm^3
 
 
-def sphere_sizes(coords: np.ndarray, radius: Any, volume: Any, mask: Any) -> SphereSizes | None:
+def sphere_sizes(
+    coords: FloatArray,
+    radius: float | None,
+    volume: xr.DataArray | None,
+    mask: nib.Nifti1Image | None,
+) -> SphereSizes | None:
     """Sphere sizes on the fitted image's grid (or the mask's, when fit had only a mask).
 
     The voxels are those ``transform`` averages for an image on that grid: the sphere rules
@@ -181,8 +196,11 @@ def sphere_sizes(coords: np.ndarray, radius: Any, volume: Any, mask: Any) -> Sph
 
 
 def summary_rows(
-    seeds: list, radius: Any, affine: np.ndarray | None, sizes: SphereSizes | None = None
-) -> list[dict[str, Any]]:
+    seeds: list[list[float]],
+    radius: float | None,
+    affine: np.ndarray | None,
+    sizes: SphereSizes | None = None,
+) -> list[dict[str, object]]:
     """The "Regions summary" table: nilearn 0.12.1's columns, with the sizes filled in.
 
     ``position`` is the nearest voxel (``round(inv(affine) @ seed)``) of the image shown,
@@ -198,10 +216,10 @@ def summary_rows(
     rows = []
     for index, seed in enumerate(seeds):
         if inverse is None:
-            position: Any = seed
+            position: object = seed
         else:
             position = np.round(inverse @ np.array([*map(float, seed), 1.0])).astype(int)[:3]
-        row = {
+        row: dict[str, object] = {
             "seed number": index,
             "coordinates": str(seed),
             "position": position,
@@ -219,12 +237,12 @@ def summary_rows(
     return rows
 
 
-def parameter_rows(params: dict[str, Any]) -> list[tuple[str, str]]:
+def parameter_rows(params: Mapping[str, object]) -> list[tuple[str, str]]:
     """``(name, value)`` rows of the parameter table, in the constructor's order."""
     return [(name, _short(value)) for name, value in params.items()]
 
 
-def _short(value: Any, limit: int = 100) -> str:
+def _short(value: object, limit: int = 100) -> str:
     text = repr(value) if not isinstance(value, str) else value
     if hasattr(value, "get_filename") and hasattr(value, "shape"):
         name = value.get_filename()
