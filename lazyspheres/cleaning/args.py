@@ -27,8 +27,8 @@ Usage in a masker::
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
 
+from lazyspheres._types import UserInput
 from lazyspheres.cleaning._warnings import warn
 from lazyspheres.cleaning.exceptions import CleaningTypeError, CleaningValueError
 
@@ -64,7 +64,7 @@ MASKER_CLEAN_KEYWORDS = (
 )
 
 
-def clean_args_to_kwargs(clean_args: Mapping[str, Any] | None) -> dict[str, Any]:
+def clean_args_to_kwargs(clean_args: Mapping[str, UserInput] | None) -> dict[str, UserInput]:
     """Map nilearn-style ``clean_args`` onto :func:`lazyspheres.clean` keyword arguments.
 
     Parameters
@@ -83,7 +83,7 @@ def clean_args_to_kwargs(clean_args: Mapping[str, Any] | None) -> dict[str, Any]
         A key the masker already passes ("got multiple values for keyword argument"), or an
         unknown ``butterworth__`` option.
     """
-    kwargs: dict[str, Any] = {}
+    kwargs: dict[str, UserInput] = {}
     for key, value in (clean_args or {}).items():
         if key == "signals":
             raise CleaningTypeError(
@@ -107,10 +107,10 @@ def clean_args_to_kwargs(clean_args: Mapping[str, Any] | None) -> dict[str, Any]
 
 
 def check_clean_kwargs(
-    kwargs: Mapping[str, Any] | None,
-    clean_args: Mapping[str, Any] | None,
+    kwargs: Mapping[str, UserInput] | None,
+    clean_args: Mapping[str, UserInput] | None,
     estimator_name: str = "NiftiSpheresMasker",
-) -> dict[str, Any]:
+) -> dict[str, UserInput]:
     """Fit-time handling of deprecated constructor ``**kwargs`` (nilearn 0.12.1).
 
     Non-empty ``kwargs`` emit nilearn's DeprecationWarning, and are mutually exclusive with

@@ -12,7 +12,9 @@ import dataclasses
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Literal, TypeAlias
+from typing import TYPE_CHECKING, Literal, TypeAlias
+
+from lazyspheres._types import Attrs, UserInput
 
 if TYPE_CHECKING:  # the cleaning imports none of these at run time (see _kinds)
     import dask.array as da
@@ -78,7 +80,7 @@ class CleaningParams:
     given: frozenset[str] = field(default=frozenset(), compare=False, repr=False)
 
     @classmethod
-    def from_options(cls, options: Mapping[str, Any]) -> CleaningParams:
+    def from_options(cls, options: Mapping[str, UserInput]) -> CleaningParams:
         """The params of a ``{name: value}`` mapping (TypeError naming unknown names)."""
         unknown = sorted(set(options) - set(cls.names()))
         if unknown:
@@ -92,7 +94,7 @@ class CleaningParams:
         """The option names (every field but ``given``)."""
         return [f.name for f in dataclasses.fields(cls) if f.name != "given"]
 
-    def record(self) -> dict[str, Any]:
+    def record(self) -> Attrs:
         """The options set, by name: those given, and any off its default (a store's record)."""
         default = CleaningParams()
         return {
