@@ -149,7 +149,7 @@ def clean(
         butterworth_padtype=butterworth_padtype,
         butterworth_padlen=butterworth_padlen,
         fill_na=fill_na,
-    )
+    ).validated()  # before the signals are looked at, as nilearn checks them
     return clean_with(signals, params, confounds=confounds, sample_mask=sample_mask)
 
 
@@ -167,7 +167,8 @@ def clean_with(
     signals, confounds, sample_mask
         As for :func:`clean`.
     params : CleaningParams
-        Every other option of :func:`clean`.
+        Every other option of :func:`clean`; :meth:`CleaningParams.validated` where the
+        user gave them (otherwise they are checked with the plan).
 
     Returns
     -------

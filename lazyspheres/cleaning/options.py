@@ -4,6 +4,13 @@ Options that are the same for every run (filters, standardisation, ...) travel a
 :class:`CleaningParams` from where the user gives them (``clean``, the masker,
 ``extract_many``, the command line) down to :func:`~lazyspheres.cleaning.params.build_plan`;
 confounds and sample masks are per run and travel beside it.
+
+Where the user's input enters, :meth:`CleaningParams.validated` runs the type checks nilearn
+0.12.1's ``signal.clean`` runs before it looks at anything else (its ``check_params``), and
+:func:`~lazyspheres.cleaning.params.build_plan` trusts a validated object. Every other check
+stays in ``build_plan``: nilearn makes it after reading the confounds, the sample mask or
+the signals, or warns first, and an error raised earlier would change which error (or
+warning) a call with several faults gets.
 """
 
 from __future__ import annotations
@@ -14,7 +21,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Literal, TypeAlias
 
+import numpy as np
+
 from lazyspheres._types import Attrs, UserInput
+from lazyspheres.cleaning.exceptions import CleaningTypeError
 
 if TYPE_CHECKING:  # the cleaning imports none of these at run time (see _kinds)
     import dask.array as da
@@ -78,6 +88,38 @@ class CleaningParams:
     butterworth_padlen: int | None = None
     fill_na: FillNa = None
     given: frozenset[str] = field(default=frozenset(), compare=False, repr=False)
+    # Set by validated() only: not an __init__ argument, so dataclasses.replace (a changed
+    # option) gives an object that is checked again.
+    checked: bool = field(default=False, init=False, compare=False, repr=False)
+
+    def validated(self) -> CleaningParams:
+        """These options, type-checked as nilearn 0.12.1 checks them first.
+
+        ``detrend`` and ``standardize_confounds`` must be booleans; ``t_r``, ``low_pass``
+        and ``high_pass`` numbers or None (nilearn's TypeError messages).
+        :func:`~lazyspheres.cleaning.params.build_plan` skips these checks for the
+        returned object. No warning is emitted here: nilearn's warnings depend on each
+        call's confounds and data, and stay with the plan.
+
+        Returns
+        -------
+        CleaningParams
+            Equal to this one, marked as checked.
+
+        Raises
+        ------
+        TypeError
+            "'detrend' should be of type '<class 'bool'>'..." and the like.
+        """
+        if self.checked:
+            return self
+        _check_bool("detrend", self.detrend)
+        _check_bool("standardize_confounds", self.standardize_confounds)
+        for name in ("t_r", "low_pass", "high_pass"):
+            _check_number(name, getattr(self, name))
+        checked = dataclasses.replace(self)
+        object.__setattr__(checked, "checked", True)  # frozen: the one place it is set
+        return checked
 
     @classmethod
     def from_options(cls, options: Mapping[str, UserInput]) -> CleaningParams:
@@ -91,8 +133,8 @@ class CleaningParams:
 
     @classmethod
     def names(cls) -> list[str]:
-        """The option names (every field but ``given``)."""
-        return [f.name for f in dataclasses.fields(cls) if f.name != "given"]
+        """The option names (every field but ``given`` and ``checked``)."""
+        return [f.name for f in dataclasses.fields(cls) if f.init and f.name != "given"]
 
     def record(self) -> Attrs:
         """The options set, by name: those given, and any off its default (a store's record)."""
@@ -102,3 +144,20 @@ class CleaningParams:
             for name in self.names()
             if name in self.given or getattr(self, name) != getattr(default, name)
         }
+
+
+_NUMBER_TYPE_TEXT = "float | int | numpy.floating | numpy.integer | None"
+
+
+def _check_bool(name: str, value: object) -> None:
+    if not isinstance(value, bool):
+        raise CleaningTypeError(
+            f"'{name}' should be of type '<class 'bool'>'.\nGot: '{type(value)}'"
+        )
+
+
+def _check_number(name: str, value: object) -> None:
+    if value is not None and not isinstance(value, (float, int, np.floating, np.integer)):
+        raise CleaningTypeError(
+            f"'{name}' should be of type '{_NUMBER_TYPE_TEXT}'.\nGot: '{type(value)}'"
+        )

@@ -51,7 +51,6 @@ __all__ = ["CleanPlan", "build_plan", "normalize_standardize"]
 
 _P = ParamSpec("_P")
 _R = TypeVar("_R")
-_NUMBER_TYPE_TEXT = "float | int | numpy.floating | numpy.integer | None"
 _STANDARDIZE_STRINGS = ("zscore", "zscore_sample", "psc")
 
 
@@ -134,20 +133,6 @@ def _scipy_checked(func: Callable[_P, _R], *args: _P.args, **kwargs: _P.kwargs) 
         raise CleaningValueError(str(exc)) from exc
     except TypeError as exc:
         raise CleaningTypeError(str(exc)) from exc
-
-
-def _check_bool(name: str, value: object) -> None:
-    if not isinstance(value, bool):
-        raise CleaningTypeError(
-            f"'{name}' should be of type '<class 'bool'>'.\nGot: '{type(value)}'"
-        )
-
-
-def _check_number(name: str, value: object) -> None:
-    if value is not None and not isinstance(value, (float, int, np.floating, np.integer)):
-        raise CleaningTypeError(
-            f"'{name}' should be of type '{_NUMBER_TYPE_TEXT}'.\nGot: '{type(value)}'"
-        )
 
 
 def normalize_standardize(standardize: object) -> str | None:
@@ -283,10 +268,7 @@ def build_plan(
     butterworth_order = params.butterworth_order
     butterworth_padtype, butterworth_padlen = params.butterworth_padtype, params.butterworth_padlen
     fill_na = params.fill_na
-    _check_bool("detrend", detrend)
-    _check_bool("standardize_confounds", standardize_confounds)
-    for name, value in (("t_r", t_r), ("low_pass", low_pass), ("high_pass", high_pass)):
-        _check_number(name, value)
+    params.validated()  # nilearn's first checks, unless done where the options entered
     strategy = normalize_standardize(standardize)
     if confounds is not None and not detrend and not standardize_confounds:
         warn(
