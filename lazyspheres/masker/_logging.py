@@ -90,7 +90,7 @@ def short_path(path: str | os.PathLike[str]) -> str:
     return shown
 
 
-def describe_images(imgs: UserInput, verbose: int) -> str:
+def describe_images(imgs: object, verbose: int) -> str:
     """How an input is named in "Loading data from ..." / "Loading mask from ...".
 
     At verbose 1 this is ``repr(imgs)``; at higher levels nilearn's shortened form: file

@@ -9,7 +9,6 @@ from typing import TYPE_CHECKING, TypeVar
 
 from sklearn.utils import InputTags as _SklearnInputTags
 
-from lazyspheres._types import UserInput
 from lazyspheres.masker._logging import warn
 
 if TYPE_CHECKING:
@@ -47,7 +46,7 @@ def fit_accepts_deprecated_x(fit: Callable[..., _R]) -> Callable[..., _R]:
     """
 
     @functools.wraps(fit)
-    def wrapper(self: object, *args: UserInput, **kwargs: UserInput) -> _R:
+    def wrapper(self: object, *args: object, **kwargs: object) -> _R:
         if "X" in kwargs:
             if args or "imgs" in kwargs:
                 raise TypeError(

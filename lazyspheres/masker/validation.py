@@ -193,7 +193,7 @@ def checked_seeds(seeds: UserInput) -> tuple[list[list[float]], FloatArray, pd.D
     return seeds_, coords, pd.DataFrame(index=pd.RangeIndex(len(seeds_)))
 
 
-def check_memory(memory: UserInput, verbose: int = 0) -> Memory:
+def check_memory(memory: object, verbose: int = 0) -> Memory:
     """Return the joblib Memory a ``memory`` parameter stands for.
 
     Raises
@@ -246,7 +246,7 @@ def _check_flag(name: str, value: object) -> None:
     raise ParameterTypeError(f"'{name}' must be of type(s): '<class 'bool'>'.\nGot: '{value!r}'")
 
 
-def _check_smoothing(fwhm: UserInput) -> None:
+def _check_smoothing(fwhm: object) -> None:
     """Check ``smoothing_fwhm``: None, a number, three per-axis numbers, or "fast".
 
     The smoothing's own rules, without its 0-width warning (nilearn gives it at transform).
