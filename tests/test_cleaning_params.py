@@ -94,3 +94,13 @@ def test_clean_checks_parameter_types_once(monkeypatch):
     checked.clear()
     clean_with(signals, CleaningParams(detrend=True))
     assert checked == ["detrend", "standardize_confounds"]
+
+
+def test_clean_args_give_params_by_nilearn_names():
+    from lazyspheres.cleaning.args import clean_args_to_params
+
+    params = clean_args_to_params({"butterworth__order": 3, "filter": "cosine", "other": 1})
+    assert params == CleaningParams(butterworth_order=3, filter="cosine")
+    assert clean_args_to_params(None) == CleaningParams()
+    with pytest.raises(TypeError, match="multiple values for keyword argument 't_r'"):
+        clean_args_to_params({"t_r": 2.0})

@@ -31,12 +31,14 @@ from collections.abc import Mapping
 from lazyspheres._types import UserInput
 from lazyspheres.cleaning._warnings import warn
 from lazyspheres.cleaning.exceptions import CleaningTypeError, CleaningValueError
+from lazyspheres.cleaning.options import CleaningParams
 
 __all__ = [
     "CLEAN_ARGS_KEYS",
     "MASKER_CLEAN_KEYWORDS",
     "check_clean_kwargs",
     "clean_args_to_kwargs",
+    "clean_args_to_params",
 ]
 
 #: ``clean_args`` keys and the :func:`lazyspheres.clean` keyword each one maps to.
@@ -104,6 +106,27 @@ def clean_args_to_kwargs(clean_args: Mapping[str, UserInput] | None) -> dict[str
                 f"key '{key}'; known: order, padtype, padlen)."
             )
     return kwargs
+
+
+def clean_args_to_params(clean_args: Mapping[str, UserInput] | None) -> CleaningParams:
+    """The cleaning options nilearn-style ``clean_args`` set, the others at their defaults.
+
+    Parameters
+    ----------
+    clean_args : mapping or None
+        As for :func:`clean_args_to_kwargs`.
+
+    Returns
+    -------
+    CleaningParams
+        Not validated yet (the masker lays its own parameters over it first).
+
+    Raises
+    ------
+    TypeError
+        As :func:`clean_args_to_kwargs`.
+    """
+    return CleaningParams(**clean_args_to_kwargs(clean_args))
 
 
 def check_clean_kwargs(

@@ -21,7 +21,7 @@ import pandas as pd
 from joblib import Memory
 
 from lazyspheres._types import FloatArray, UserInput
-from lazyspheres.cleaning import check_clean_kwargs, clean_args_to_kwargs
+from lazyspheres.cleaning.args import check_clean_kwargs, clean_args_to_params
 from lazyspheres.cleaning.options import CleaningParams
 from lazyspheres.cleaning.params import build_plan
 from lazyspheres.errors import LazySpheresError, SeedError
@@ -137,7 +137,7 @@ def check_params(masker: NiftiSpheresMasker) -> CheckedParams:
         )
     clean_kwargs_ = check_clean_kwargs(kwargs, clean_args, name)
     extra = clean_kwargs_ if kwargs else (clean_args or {})
-    clean_options = CleaningParams(**clean_args_to_kwargs(extra))
+    clean_options = clean_args_to_params(extra)
     _check_cleaning(masker_cleaning(masker, clean_options))
     return CheckedParams(seeds_, coords, labels, clean_kwargs_, clean_options, memory_level)
 

@@ -28,6 +28,7 @@ if TYPE_CHECKING:
 __all__ = [
     "SUMMARY_COLUMNS",
     "SphereSizes",
+    "SummaryRow",
     "check_displayed_spheres",
     "parameter_rows",
     "resolve_displayed_spheres",
@@ -195,12 +196,37 @@ def sphere_sizes(
     return SphereSizes(spheres.n_voxels, int(spheres.voxels.shape[0]), volume_mm3)
 
 
+@dataclass(frozen=True)
+class SummaryRow:
+    """One sphere's row of the "Regions summary" table (columns :data:`SUMMARY_COLUMNS`)."""
+
+    seed_number: int
+    coordinates: str
+    position: list[float] | np.ndarray  # the seed, or its voxel on the image shown
+    radius: float
+    size_mm3: float
+    size_voxels: int | str  # UNKNOWN_SIZE when fit had neither image nor mask
+    relative_size: float | str
+
+    def cells(self) -> list[object]:
+        """The values, in the order of :data:`SUMMARY_COLUMNS`."""
+        return [
+            self.seed_number,
+            self.coordinates,
+            self.position,
+            self.radius,
+            self.size_mm3,
+            self.size_voxels,
+            self.relative_size,
+        ]
+
+
 def summary_rows(
     seeds: list[list[float]],
     radius: float | None,
     affine: np.ndarray | None,
     sizes: SphereSizes | None = None,
-) -> list[dict[str, object]]:
+) -> list[SummaryRow]:
     """The "Regions summary" table: nilearn 0.12.1's columns, with the sizes filled in.
 
     ``position`` is the nearest voxel (``round(inv(affine) @ seed)``) of the image shown,
@@ -215,24 +241,16 @@ def summary_rows(
     inverse = None if affine is None else np.linalg.inv(affine)
     rows = []
     for index, seed in enumerate(seeds):
-        if inverse is None:
-            position: object = seed
-        else:
+        position: list[float] | np.ndarray = seed
+        if inverse is not None:
             position = np.round(inverse @ np.array([*map(float, seed), 1.0])).astype(int)[:3]
-        row: dict[str, object] = {
-            "seed number": index,
-            "coordinates": str(seed),
-            "position": position,
-            "radius": r,
-            "size (in mm^3)": ball,
-            "size (in voxels)": UNKNOWN_SIZE,
-            "relative size (in %)": UNKNOWN_SIZE,
-        }
-        if sizes is not None:
+        if sizes is None:
+            row = SummaryRow(index, str(seed), position, r, ball, UNKNOWN_SIZE, UNKNOWN_SIZE)
+        else:
             count = int(sizes.n_voxels[index])
-            row["size (in mm^3)"] = round(count * sizes.voxel_volume, 2)
-            row["size (in voxels)"] = count
-            row["relative size (in %)"] = round(100.0 * count / sizes.n_union, 2)
+            volume = round(count * sizes.voxel_volume, 2)
+            share = round(100.0 * count / sizes.n_union, 2)
+            row = SummaryRow(index, str(seed), position, r, volume, count, share)
         rows.append(row)
     return rows
 

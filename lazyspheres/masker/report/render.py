@@ -7,7 +7,7 @@ import html
 
 import numpy as np
 
-from lazyspheres.masker.report.content import SUMMARY_COLUMNS
+from lazyspheres.masker.report.content import SUMMARY_COLUMNS, SummaryRow
 from lazyspheres.masker.report.document import STYLE
 
 __all__ = ["NO_IMAGE_TEXT", "placeholder_svg", "render_body"]
@@ -88,7 +88,7 @@ def render_body(
     figures: list[str],
     figure_labels: list[str],
     n_seeds: int | None,
-    summary: list[dict[str, object]] | None,
+    summary: list[SummaryRow] | None,
     parameters: list[tuple[str, str]],
     figure_note: str | None = None,
 ) -> str:
@@ -140,7 +140,7 @@ def render_body(
         if figure_note:
             parts.append(f'<div class="warning no-figures">{html.escape(figure_note)}</div>')
     if summary:
-        rows = [[row[c] for c in SUMMARY_COLUMNS] for row in summary]
+        rows = [row.cells() for row in summary]
         parts.append(
             "<details><summary>Regions summary</summary>"
             f"{_table(list(SUMMARY_COLUMNS), rows, 'regions-summary')}</details>"
