@@ -45,6 +45,7 @@ __all__ = [
 ConfoundsLike: TypeAlias = (
     "npt.ArrayLike | pd.DataFrame | str | os.PathLike[str] | da.Array | xr.DataArray"
     " | list[ConfoundsLike] | tuple[ConfoundsLike, ...]"
+    " | tuple[pd.DataFrame, npt.ArrayLike | None]"
 )
 """Confounds as :func:`lazyspheres.clean` takes them: an array ``(T, k)``, a DataFrame, a
 file, a Dask array or DataArray, a list of those (stacked), or ``load_confounds``'
