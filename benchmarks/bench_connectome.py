@@ -7,8 +7,9 @@ Usage::
 
 Data: a result store laid out as :func:`lazyspheres.extract_many` writes it
 (``signals(run, time, seed)`` float32, one chunk per run, NaN padding after each run's
-``n_volumes``), with random network-structured signals, written once into a temporary
-folder. Workload: ``lazyspheres.connectome(store, "correlation", store=store)``, as
+``n_volumes``; consolidated metadata), with random network-structured signals, written once
+into a temporary folder. Workload:
+``lazyspheres.connectome(store, "correlation", store=store)``, as
 ``lazyspheres connectome results.zarr`` runs it: the workers write the 100 matrices into (a
 fresh copy of) the store, nothing large comes back to this process (``--output gather``:
 ``.compute()`` into this process instead, 56 MB; ``--input dataset``: on
@@ -34,6 +35,7 @@ import pathlib
 import sys
 import tempfile
 import time
+import warnings
 
 import numpy as np
 
@@ -63,12 +65,17 @@ def write_store(path: pathlib.Path, n_runs: int, n_seeds: int, max_volumes: int)
             "signals": (("run", "time", "seed"), signals),
             "n_volumes": ("run", lengths.astype(np.int64)),
         },
-        coords={"run": [f"sub-{i:03d}" for i in range(n_runs)], "seed": np.arange(n_seeds)},
+        coords={  # run ids as extract_many stores them (variable-length strings)
+            "run": np.array([f"sub-{i:03d}" for i in range(n_runs)], dtype=object),
+            "seed": np.arange(n_seeds),
+        },
         # what open_results checks: the format and a complete store
         attrs={"store_format": STORE_FORMAT, "complete": True},
     )
     encoding = {"signals": {"chunks": (1, max_volumes, n_seeds)}, "n_volumes": {"chunks": (1,)}}
-    dataset.to_zarr(path, mode="w", zarr_format=3, consolidated=False, encoding=encoding)
+    with warnings.catch_warnings():  # consolidated, as extract_many writes it (zarr: not v3 spec)
+        warnings.filterwarnings("ignore", message="Consolidated metadata", module="zarr")
+        dataset.to_zarr(path, mode="w", zarr_format=3, consolidated=True, encoding=encoding)
 
 
 def _warm() -> None:
@@ -106,7 +113,7 @@ def run_once(store: pathlib.Path, n_workers: int, form: str, output: str = "stor
         workers_cpu = sum(client.run(_cpu_seconds).values())
         main_cpu = time.process_time()
         started = time.perf_counter()
-        signals = store if form == "path" else xr.open_zarr(store, consolidated=False)
+        signals = store if form == "path" else xr.open_zarr(store)
         if output == "store":
             matrices = ls.connectome(signals, "correlation", store=store)
         else:
