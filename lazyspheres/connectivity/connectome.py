@@ -28,7 +28,7 @@ from dask.highlevelgraph import HighLevelGraph
 from dask.typing import Key
 
 from lazyspheres._types import FloatArray, IntArray, StorageOptions, UserInput
-from lazyspheres.cleaning.standardize import zscore_rows
+from lazyspheres.connectivity.covariance import RunCovariance
 from lazyspheres.connectivity.inputs import RunSignals, as_runs
 from lazyspheres.connectivity.layout import label_matrices
 from lazyspheres.connectivity.reads import StoredRuns
@@ -236,7 +236,8 @@ def _real_volumes(signals: np.ndarray, n_volumes: Count, run_id: str) -> np.ndar
         values = values[: int(n_volumes)]
     if values.shape[0] == 0:
         raise ValueError(f"Run {run_id} has no volume: it cannot have a connectome.")
-    if not np.all(np.isfinite(values)):
+    # a finite column sum means finite values (NaN and inf propagate); only else look closer
+    if not np.isfinite(values.sum(axis=0)).all() and not np.isfinite(values).all():
         bad = np.unique(np.nonzero(~np.isfinite(values))[1])
         raise ValueError(
             f"Run {run_id} has NaN or infinite signals in seed(s) {bad[:10].tolist()} within "
@@ -244,12 +245,6 @@ def _real_volumes(signals: np.ndarray, n_volumes: Count, run_id: str) -> np.ndar
             "seeds or runs first."
         )
     return values
-
-
-def _covariance(values: np.ndarray, estimator: CovarianceEstimator) -> FloatArray:
-    from sklearn.base import clone
-
-    return np.asarray(clone(estimator).fit(values).covariance_)
 
 
 def _per_group(
@@ -329,21 +324,20 @@ def _group_matrices(
     kind: str,
 ) -> FloatArray:
     """Matrices of a group of runs, ``(k, n, n)``."""
+    covariances = RunCovariance(estimator)
     members = _members(signals, counts, run_ids)
-    return np.stack([_run_matrix(s, c, estimator, kind, r) for s, c, r in members])
+    return np.stack([_run_matrix(s, c, covariances, kind, r) for s, c, r in members])
 
 
 def _run_matrix(
-    signals: np.ndarray, n_volumes: Count, estimator: CovarianceEstimator, kind: str, run_id: str
+    signals: np.ndarray, n_volumes: Count, covariances: RunCovariance, kind: str, run_id: str
 ) -> FloatArray:
     from scipy import linalg
 
     values = _real_volumes(signals, n_volumes, run_id)
     if kind == "correlation":
-        if values.shape[0] > 1:  # nilearn skips standardising a single sample
-            values = zscore_rows(np.ascontiguousarray(values.T), ddof=0).T
-        return cov_to_corr(_covariance(values, estimator)).astype(np.float64)
-    covariance = _covariance(values, estimator)
+        return cov_to_corr(covariances(values, standardize=True)).astype(np.float64)
+    covariance = covariances(values, standardize=False)
     if kind == "covariance":
         return covariance.astype(np.float64)
     precision = linalg.inv(covariance)
@@ -359,8 +353,9 @@ def _group_covariances(
     estimator: CovarianceEstimator,
 ) -> FloatArray:
     covariances = []
+    estimate = RunCovariance(estimator)
     for values, count, run_id in _members(signals, counts, run_ids):
-        covariance = _covariance(_real_volumes(values, count, run_id), estimator)
+        covariance = estimate(_real_volumes(values, count, run_id), standardize=False)
         check_spd(covariance, where=f"run {run_id}")
         covariances.append(covariance)
     return np.stack(covariances)
