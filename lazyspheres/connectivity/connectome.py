@@ -16,7 +16,7 @@ import itertools
 import math
 import os
 from collections.abc import Callable, Iterator, Sequence
-from typing import Any, Protocol, TypeAlias
+from typing import Protocol, TypeAlias, cast
 
 import dask
 import dask.array as da
@@ -25,7 +25,7 @@ import xarray as xr
 from dask._task_spec import List, Task, TaskRef  # the Task spec of dask's graph docs
 from dask.base import tokenize
 from dask.highlevelgraph import HighLevelGraph
-from dask.typing import Key
+from dask.typing import DaskCollection, Key
 
 from lazyspheres._types import FloatArray, IntArray, StorageOptions, UserInput
 from lazyspheres.connectivity.covariance import RunCovariance
@@ -265,7 +265,7 @@ def _per_group(
     )
     layer: dict[Key, Task] = {}
     # dask's Array does not match dask's own DaskCollection protocol (a staticmethod there)
-    dependencies: list[Any] = []
+    dependencies: list[da.Array] = []
     if runs.stored is None and runs.stacked is not None:
         signals = runs.stacked.rechunk((sizes, -1, -1))
         counts = None if runs.stacked_counts is None else runs.stacked_counts.rechunk((sizes,))
@@ -286,7 +286,8 @@ def _per_group(
             dependencies.extend(arrays)
             blocks = List(*(TaskRef((a.name, 0, 0)) for a in arrays))
             layer[key] = Task(key, function, blocks, None, members, *args)
-    graph = HighLevelGraph.from_collections(name, layer, dependencies=dependencies)
+    collections = cast("list[DaskCollection]", dependencies)
+    graph = HighLevelGraph.from_collections(name, layer, dependencies=collections)
     return da.Array(graph, name, chunks=(sizes, (n,), (n,)), dtype=np.float64)
 
 

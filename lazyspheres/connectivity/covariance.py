@@ -16,7 +16,7 @@ Ledoit and Wolf's (2004) shrinkage itself, in one reused float64 buffer per task
   ``(1 - shrinkage) S + shrinkage mu I``.
 
 These are scikit-learn's formulas (``ledoit_wolf_shrinkage``); the differential tests hold
-the results to nilearn 0.12.1's within rtol 1e-6. Any other estimator (or
+the results to nilearn 0.12.1's within rtol 1e-6. Every other estimator (or
 ``assume_centered=True``, one seed, one volume) goes through scikit-learn, cloned per run.
 """
 

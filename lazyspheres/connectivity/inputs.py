@@ -20,7 +20,6 @@ from typing import TypeAlias
 
 import dask.array as da
 import numpy as np
-import numpy.typing as npt
 import xarray as xr
 
 from lazyspheres._types import Attrs, StorageOptions, UserInput
@@ -29,7 +28,7 @@ from lazyspheres.connectivity.reads import StoredRuns
 __all__ = ["RunSignals", "SeedCoords", "as_runs"]
 
 #: ``name -> (values, attrs)`` of the coordinates along ``seed`` (values may be Dask arrays).
-SeedCoords: TypeAlias = dict[str, tuple[npt.ArrayLike | da.Array, Attrs]]
+SeedCoords: TypeAlias = dict[str, tuple[np.ndarray | da.Array, Attrs]]
 
 
 @dataclass(frozen=True)

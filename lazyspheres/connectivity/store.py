@@ -9,12 +9,15 @@ per chunk), its ``seed2``/``pair`` coordinates and its group mean. The store's o
 from __future__ import annotations
 
 import contextlib
+import os
 import warnings
 from collections.abc import Iterator
-from typing import Any
 
 import numpy as np
 import xarray as xr
+import zarr.abc.store
+
+from lazyspheres._types import StorageOptions
 
 __all__ = ["write_connectome"]
 
@@ -29,10 +32,10 @@ def _quiet() -> Iterator[None]:
 
 def write_connectome(
     result: xr.DataArray,
-    store: Any,
+    store: str | os.PathLike[str] | zarr.abc.store.Store,
     *,
     name: str | None = None,
-    storage_options: dict[str, Any] | None = None,
+    storage_options: StorageOptions | None = None,
 ) -> xr.DataArray:
     """Compute ``result`` and write it into ``store``; return it read back lazily.
 
@@ -92,7 +95,7 @@ def write_connectome(
     return stored
 
 
-def _already_stored(existing: xr.Dataset, dataset: xr.Dataset, store: Any) -> list[str]:
+def _already_stored(existing: xr.Dataset, dataset: xr.Dataset, store: object) -> list[str]:
     """Coordinates the store already holds with the same values (others must be new)."""
     same = []
     for key in dataset.coords:
