@@ -136,19 +136,25 @@ def _cpu_seconds() -> float:
 
 
 def _no_dask_runs(store: str) -> float:
-    """Seconds to compute the first (up to) 48 runs' matrices in this process, without Dask."""
-    import zarr
+    """Seconds to compute the first (up to) 48 runs' matrices in this process, without Dask.
 
+    The same reads (:class:`~lazyspheres.connectivity.reads.StoredRuns`) and the same group
+    function as the tasks, in groups of 6 runs.
+    """
     from lazyspheres.connectivity.connectome import _estimator, _group_matrices
+    from lazyspheres.connectivity.inputs import as_runs
 
-    signals = zarr.open_array(f"{store}/signals", mode="r")
-    counts = zarr.open_array(f"{store}/n_volumes", mode="r")[:]
+    runs = as_runs(store)
+    stored = runs.stored
+    if stored is None:
+        raise RuntimeError(f"{store} is not read by the tasks themselves")
     estimator = _estimator(None)
     started = time.perf_counter()
-    for first in range(0, min(48, counts.size), 6):
-        last = min(first + 6, counts.size)
+    for first in range(0, min(48, runs.n_runs), 6):
+        last = min(first + 6, runs.n_runs)
+        signals, counts = stored.read(first, last)
         ids = [str(r) for r in range(first, last)]
-        _group_matrices(signals[first:last], counts[first:last], ids, estimator, "correlation")
+        _group_matrices(signals, counts, ids, estimator, "correlation")
     return time.perf_counter() - started
 
 

@@ -1,13 +1,15 @@
 """``connectome``: per-run connectivity matrices with nilearn 0.12.1's ``ConnectivityMeasure``.
 
-One run is little work (Ledoit-Wolf on 1200 x 264 signals: ~10 ms of CPU), less than what a
-distributed task costs around it (scheduling, one small read, moving the result), so the graph
-has one task per *group* of consecutive runs (see :func:`partition`): a blockwise call over
-the ``(run, time, seed)`` signals rechunked to the groups (one read where the store's chunks
-hold several runs) fits the covariance estimator of each run and derives the kind. The group
-mean is a sum tree over the groups' blocks, not a gather of every matrix. ``"tangent"`` needs
-the group's geometric mean, so its graph has two passes: per-group covariances, one task for
-the geometric mean and its whitening matrix, then per-group tangent vectors.
+One run is little work (Ledoit-Wolf on 1200 x 264 signals: ~2 ms of CPU, see
+:mod:`~lazyspheres.connectivity.covariance`), less than what a distributed task costs around
+it (scheduling, one small read, moving the result), so the graph has one task per *group*
+of consecutive runs (see :func:`partition`), and nothing else per group: the task gets its
+runs (a result store given by path is read by the task itself, see
+:mod:`~lazyspheres.connectivity.reads`; other inputs are one block of the input array),
+fits the covariance of each run and derives the kind. The group mean is a sum tree over the
+groups' blocks, not a gather of every matrix. ``"tangent"`` needs the group's geometric
+mean, so its graph has two passes: per-group covariances, one task for the geometric mean
+and its whitening matrix, then per-group tangent vectors.
 """
 
 from __future__ import annotations
