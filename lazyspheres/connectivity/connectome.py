@@ -210,10 +210,19 @@ def connectome(
         },
     )
     if store is not None:
-        from lazyspheres.connectivity.store import write_connectome
+        from lazyspheres.connectivity.store import write_connectome, write_into
 
+        if runs.opened is not None and _same_path(store, signals):  # opened once, not twice
+            return write_into(result, store, runs.opened, storage_options=storage_options)
         return write_connectome(result, store, storage_options=storage_options)
     return result
+
+
+def _same_path(store: UserInput, signals: UserInput) -> bool:
+    paths = (str, os.PathLike)
+    if not isinstance(store, paths) or not isinstance(signals, paths):
+        return False
+    return os.fspath(store) == os.fspath(signals)
 
 
 def _estimator(cov_estimator: CovarianceEstimator | None) -> CovarianceEstimator:

@@ -55,6 +55,9 @@ class RunSignals:
     stored : StoredRuns or None
         A complete result store given by its path: read by the tasks themselves (then
         ``stacked`` is the same data through xarray, unused).
+    opened : xarray.Dataset or None
+        That store, as opened on the client (to write the result into it without opening
+        it again).
     """
 
     run_ids: list[Hashable]
@@ -65,6 +68,7 @@ class RunSignals:
     stacked: da.Array | None = None
     stacked_counts: da.Array | None = None
     stored: StoredRuns | None = None
+    opened: xr.Dataset | None = None
 
     @property
     def n_runs(self) -> int:
@@ -117,7 +121,7 @@ def _from_store(
     dataset = open_handle(handle, allow_partial=False)
     runs = _from_dataset(dataset, source=os.fspath(path))
     stored = StoredRuns.for_store(handle.group(), dataset)
-    return runs if stored is None else dataclasses.replace(runs, stored=stored)
+    return dataclasses.replace(runs, stored=stored, opened=dataset)
 
 
 def _check_numeric(array: np.ndarray | da.Array | xr.DataArray, *, where: str) -> None:

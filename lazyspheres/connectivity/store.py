@@ -19,7 +19,7 @@ import zarr.abc.store
 
 from lazyspheres._types import StorageOptions
 
-__all__ = ["write_connectome"]
+__all__ = ["write_connectome", "write_into"]
 
 
 @contextlib.contextmanager
@@ -62,12 +62,24 @@ def write_connectome(
     ValueError
         The store's runs or seeds differ from the result's.
     """
-    name = name or str(result.name)
     with _quiet():
         try:
             existing = xr.open_zarr(store, storage_options=storage_options)
         except (FileNotFoundError, KeyError, ValueError):
             existing = None
+    return write_into(result, store, existing, name=name, storage_options=storage_options)
+
+
+def write_into(
+    result: xr.DataArray,
+    store: str | os.PathLike[str] | zarr.abc.store.Store,
+    existing: xr.Dataset | None,
+    *,
+    name: str | None = None,
+    storage_options: StorageOptions | None = None,
+) -> xr.DataArray:
+    """:func:`write_connectome` into a store already open as ``existing`` (None: no store)."""
+    name = name or str(result.name)
     dataset = result.rename(name).to_dataset()
     if "group_mean" in dataset.coords:
         dataset = dataset.rename({"group_mean": f"{name}_group_mean"})
