@@ -338,7 +338,11 @@ def _group_matrices(
     """Matrices of a group of runs, ``(k, n, n)``."""
     covariances = RunCovariance(estimator)
     members = _members(signals, counts, run_ids)
-    return np.stack([_run_matrix(s, c, covariances, kind, r) for s, c, r in members])
+    n_seeds = signals[0].shape[-1]
+    matrices = np.empty((len(run_ids), n_seeds, n_seeds))  # filled in place: no stack copy
+    for index, (values, count, run_id) in enumerate(members):
+        matrices[index] = _run_matrix(values, count, covariances, kind, run_id)
+    return matrices
 
 
 def _run_matrix(
@@ -348,14 +352,14 @@ def _run_matrix(
 
     values = _real_volumes(signals, n_volumes, run_id)
     if kind == "correlation":
-        return cov_to_corr(covariances(values, standardize=True)).astype(np.float64)
+        return cov_to_corr(covariances(values, standardize=True)).astype(np.float64, copy=False)
     covariance = covariances(values, standardize=False)
     if kind == "covariance":
-        return covariance.astype(np.float64)
+        return covariance.astype(np.float64, copy=False)
     precision = linalg.inv(covariance)
     if kind == "precision":
-        return precision.astype(np.float64)
-    return prec_to_partial(precision).astype(np.float64)
+        return precision.astype(np.float64, copy=False)
+    return prec_to_partial(precision).astype(np.float64, copy=False)
 
 
 def _group_covariances(
