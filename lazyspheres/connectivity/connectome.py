@@ -17,6 +17,7 @@ from __future__ import annotations
 import itertools
 import math
 import os
+import uuid
 from collections.abc import Callable, Iterator, Sequence
 from typing import Protocol, TypeAlias, cast
 
@@ -271,9 +272,10 @@ def _per_group(
     n = runs.n_seeds
     sizes = tuple(stop - start for start, stop in groups)
     ids = [str(r) for r in runs.run_ids]
-    name = f"{function.__name__.strip('_')}-" + tokenize(
-        runs.stored if runs.stored is not None else _input_names(runs), groups, ids, *args
-    )
+    # a store read by the tasks has no content token (a rewritten store keeps its paths and
+    # shapes): its keys are unique, never those of an earlier (possibly persisted) result
+    source = uuid.uuid4().hex if runs.stored is not None else _input_names(runs)
+    name = f"{function.__name__.strip('_')}-" + tokenize(source, groups, ids, *args)
     layer: dict[Key, Task] = {}
     # dask's Array does not match dask's own DaskCollection protocol (a staticmethod there)
     dependencies: list[da.Array] = []
