@@ -20,8 +20,10 @@ task per group of runs, the same 16 groups on 1 and 2 workers (see
 Each configuration gets a fresh ``distributed.LocalCluster`` of worker processes with one
 thread each (BLAS limited to one thread per worker), lazyspheres, zarr and scikit-learn
 imported in the workers and in this process before the clock starts. Besides the wall time,
-the CPU seconds spent in this process (client and scheduler) and in the workers are printed:
-where the time goes when the work per run is small. Configurations alternate and repeat;
+the CPU seconds spent in this process (client and scheduler) and in the workers are printed,
+also by thread (this process: client = main thread, scheduler = ``IO loop``; workers: the
+tasks, the event loop = main thread, zarr's I/O threads): where the time goes when the work
+per run is small, and what a second worker adds besides tasks. Configurations alternate and repeat;
 the best time of each counts. Before each one, two busy-loop processes measure the free
 cores (2.00 on an idle machine). Printed as ``name: ratio (1-worker s / 2-worker s)``;
 target >= 1.7.
@@ -36,6 +38,7 @@ import sys
 import tempfile
 import time
 import warnings
+from collections.abc import Iterable
 
 import numpy as np
 
@@ -111,6 +114,8 @@ def run_once(store: pathlib.Path, n_workers: int, form: str, output: str = "stor
             shutil.copytree(store, target)
             store = target
         workers_cpu = sum(client.run(_cpu_seconds).values())
+        workers_threads = client.run(_thread_cpu)
+        main_threads = _thread_cpu()
         main_cpu = time.process_time()
         started = time.perf_counter()
         signals = store if form == "path" else xr.open_zarr(store)
@@ -121,6 +126,9 @@ def run_once(store: pathlib.Path, n_workers: int, form: str, output: str = "stor
         seconds = time.perf_counter() - started
         main_cpu = time.process_time() - main_cpu
         workers_cpu = sum(client.run(_cpu_seconds).values()) - workers_cpu
+        main_threads = _since(main_threads, _thread_cpu())
+        after = client.run(_thread_cpu)
+        workers_threads = _since(_summed(workers_threads.values()), _summed(after.values()))
         peaks = sorted(client.run(peak_rss_mb).values())
     return {
         "seconds": seconds,
@@ -128,7 +136,54 @@ def run_once(store: pathlib.Path, n_workers: int, form: str, output: str = "stor
         "checksum": float(matrices.sum().compute()),
         "main_cpu": main_cpu,
         "workers_cpu": workers_cpu,
+        "main_threads": main_threads,
+        "workers_threads": workers_threads,
     }
+
+
+def _thread_cpu() -> dict[str, float]:
+    """CPU seconds of this process's threads by role (Linux ``/proc``; empty elsewhere).
+
+    In this process the main thread is the client and the ``IO loop`` thread runs the
+    scheduler (and the client's messages); in a worker the main thread runs its event loop
+    and the executor thread the tasks; ``zarr_io`` and ``asyncio`` threads do zarr's I/O.
+    """
+    import threading
+
+    names = {t.native_id: t.name for t in threading.enumerate()}
+    tick = os.sysconf("SC_CLK_TCK")
+    roles: dict[str, float] = {}
+    tasks = pathlib.Path("/proc/self/task")
+    for entry in tasks.iterdir() if tasks.exists() else []:
+        try:
+            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:  # the thread ended
+            continue
+        name = names.get(int(entry.name), "")
+        role = next((label for key, label in _ROLES.items() if key in name), "other")
+        roles[role] = roles.get(role, 0.0) + (int(fields[11]) + int(fields[12])) / tick
+    return roles
+
+
+_ROLES = {
+    "MainThread": "main thread",
+    "IO loop": "IO loop",
+    "Dask-Default-Threads": "tasks",
+    "zarr_io": "zarr",
+    "asyncio": "zarr",
+}
+
+
+def _summed(parts: Iterable[dict[str, float]]) -> dict[str, float]:
+    total: dict[str, float] = {}
+    for part in parts:
+        for role, seconds in part.items():
+            total[role] = total.get(role, 0.0) + seconds
+    return total
+
+
+def _since(before: dict[str, float], after: dict[str, float]) -> dict[str, float]:
+    return {role: round(after[role] - before.get(role, 0.0), 2) for role in after}
 
 
 def _cpu_seconds() -> float:
@@ -211,7 +266,8 @@ def main(argv: list[str] | None = None) -> int:
                 print(
                     f"  repeat {repeat}: {n_workers} worker(s): {record['seconds']:.2f} s, "
                     f"CPU s: main process {record['main_cpu']:.2f}, workers "
-                    f"{record['workers_cpu']:.2f}; per-worker peak RSS "
+                    f"{record['workers_cpu']:.2f} (by thread: main {record['main_threads']}, "
+                    f"workers {record['workers_threads']}); per-worker peak RSS "
                     f"{[round(p) for p in record['peaks_mb']]} MB, free cores before {free:.2f}",
                     flush=True,
                 )
