@@ -19,7 +19,7 @@ import math
 import os
 import uuid
 from collections.abc import Callable, Iterator, Sequence
-from typing import Protocol, TypeAlias, cast
+from typing import Protocol, TypeAlias
 
 import dask
 import dask.array as da
@@ -28,7 +28,7 @@ import xarray as xr
 from dask._task_spec import List, Task, TaskRef  # the Task spec of dask's graph docs
 from dask.base import tokenize
 from dask.highlevelgraph import HighLevelGraph
-from dask.typing import DaskCollection, Key
+from dask.typing import Key
 
 from lazyspheres._types import FloatArray, IntArray, StorageOptions, UserInput
 from lazyspheres.connectivity.covariance import RunCovariance
@@ -277,7 +277,6 @@ def _per_group(
     source = uuid.uuid4().hex if runs.stored is not None else _input_names(runs)
     name = f"{function.__name__.strip('_')}-" + tokenize(source, groups, ids, *args)
     layer: dict[Key, Task] = {}
-    # dask's Array does not match dask's own DaskCollection protocol (a staticmethod there)
     dependencies: list[da.Array] = []
     if runs.stored is None and runs.stacked is not None:
         signals = runs.stacked.rechunk((sizes, -1, -1))
@@ -299,8 +298,8 @@ def _per_group(
             dependencies.extend(arrays)
             blocks = List(*(TaskRef((a.name, 0, 0)) for a in arrays))
             layer[key] = Task(key, function, blocks, None, members, *args)
-    collections = cast("list[DaskCollection]", dependencies)
-    graph = HighLevelGraph.from_collections(name, layer, dependencies=collections)
+    # dask's Array does not match dask's own DaskCollection protocol (a staticmethod there)
+    graph = HighLevelGraph.from_collections(name, layer, dependencies=dependencies)  # type: ignore[arg-type]
     return da.Array(graph, name, chunks=(sizes, (n,), (n,)), dtype=np.float64)
 
 
