@@ -73,6 +73,7 @@ from typing import Any
 from lazyspheres.errors import LazySpheresWarning
 from lazyspheres.io.binary import BinaryStream
 from lazyspheres.io.gzindex_gztool import GztoolLayout, parse_layout, sub_index
+from lazyspheres.io.readahead import ReadAhead
 
 __all__ = [
     "GzipIndex",
@@ -269,15 +270,19 @@ class IndexingInflater(io.RawIOBase):
         raw: BinaryStream,
         *,
         threads: int = 1,
+        spacing: int | None = None,
         on_index: Callable[[GzipIndex], None] | None = None,
     ) -> None:
         super().__init__()
         self._index: GzipIndex | None = None
         self._on_index = on_index
         seekable = bool(getattr(raw, "seekable", lambda: False)())
+        self._decoder: Any = None
         if seekable and index_available():
             self._size: int | None = _compressed_size(raw)
-            self._reader: Any = _rapidgzip_file(raw, threads)
+            self._decoder = _rapidgzip_file(raw, threads, spacing)
+            # one thread decodes in the caller's thread: read ahead in a helper instead
+            self._reader: Any = ReadAhead(self._decoder) if threads == 1 else self._decoder
         else:
             from lazyspheres.io.inflate import open_inflated
 
@@ -297,7 +302,7 @@ class IndexingInflater(io.RawIOBase):
         """Inflate into ``buffer``; at the end of the stream, record the index."""
         count = self._reader.readinto(buffer)
         if not count and len(memoryview(buffer)) and self._index is None and self._size:
-            self._index = _export(self._reader, self._size)
+            self._index = _export(self._decoder, self._size)
             if self._on_index is not None:
                 self._on_index(self._index)
         return count
@@ -306,6 +311,8 @@ class IndexingInflater(io.RawIOBase):
         """Close the inflater (not ``raw``, which belongs to the caller)."""
         if not self.closed:
             self._reader.close()
+            if self._decoder is not None:
+                self._decoder.close()
         super().close()
 
 
@@ -313,6 +320,7 @@ def open_indexing(
     raw: BinaryStream,
     *,
     threads: int = 1,
+    spacing: int | None = None,
     on_index: Callable[[GzipIndex], None] | None = None,
 ) -> IndexingInflater:
     """Open ``raw`` (compressed, at position 0) for one sequential pass that records the index.
@@ -321,7 +329,7 @@ def open_indexing(
     gather runs in the other); see :class:`IndexingInflater`. ``on_index`` is called with
     the index when the stream has been read to its end (e.g. to cache it).
     """
-    return IndexingInflater(raw, threads=threads, on_index=on_index)
+    return IndexingInflater(raw, threads=threads, spacing=spacing, on_index=on_index)
 
 
 @dataclass(frozen=True)
