@@ -57,7 +57,7 @@ class ReadAhead(io.RawIOBase):
     def _fill(self) -> None:
         while (buffer := self._free.get()) is not None and not self._stop.is_set():
             try:
-                count = self._stream.readinto(buffer)
+                count = self._stream.readinto(memoryview(buffer)) or 0
             except BaseException as error:  # handed to the reader, raised there
                 self._filled.put(error)
                 return

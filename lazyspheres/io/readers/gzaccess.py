@@ -50,13 +50,13 @@ def why_no_index(source: ByteSource) -> str:
 def record_while_streaming() -> bool:
     """Whether full streaming passes record the index (``LAZYSPHERES_GZINDEX_BYPRODUCT=1``).
 
-    Off by default: recording needs rapidgzip's single-thread inflater in place of ISA-L's
-    threaded one, and inside ``extract`` that pass was 1.5-2.7x slower end to end
-    (:mod:`lazyspheres.io.gzindex`, measured on 2 cores), while building the index on
-    demand at the first random access costs 1.2-1.4x one plain pass, once per file version
-    (then cached). Re-measured under load (benchmarks/bench_byproduct.py): 1.0-1.3x with one
-    thread, 1.1-1.6x with two, and a peak RSS of 430-630 MB against ISA-L's 200 MB. Turn it
-    on where the CPU and memory are free and random access will follow.
+    Off by default (``0`` keeps it off): recording needs rapidgzip's inflater in place of
+    ISA-L's, and no rapidgzip setting is both within 10 % of ISA-L's pass and within 400 MB
+    (:mod:`lazyspheres.io.gzindex`). The recording pass (one thread read ahead, 2 MiB seek
+    points) stays near ISA-L's memory plus ~120 MB, flat in T, and costs 1.3-1.5x its CPU
+    (benchmarks/bench_byproduct.py); building the index on demand at the first random
+    access costs 1.2-1.4x one plain pass, once per file version (then cached). Turn it on
+    where random access will follow and the CPU is free.
     """
     return os.environ.get("LAZYSPHERES_GZINDEX_BYPRODUCT", "0").strip().lower() in {
         "1",
@@ -137,7 +137,7 @@ def read_into(source: ByteSource, index: gzindex.GzipIndex, offset: int, out: me
 @contextlib.contextmanager
 def recording_stream(
     source: ByteSource, raw: BinaryStream
-) -> Iterator[tuple[BinaryStream, Callable[[], Any]]]:
+) -> Iterator[tuple[BinaryStream, Callable[[], gzindex.GzipIndex | None]]]:
     """The inflated stream of ``raw``, and a callable giving the index it recorded.
 
     The index exists (and is cached) only once the stream was read to its end; before
@@ -148,9 +148,9 @@ def recording_stream(
             yield stream, lambda: None
         return
     with gzindex.open_indexing(raw) as stream:
-        stored: list[Any] = []
+        stored: list[gzindex.GzipIndex] = []
 
-        def recorded() -> Any:
+        def recorded() -> gzindex.GzipIndex | None:
             if not stored and stream.index is not None:
                 _store(source, stream.index)
                 stored.append(stream.index)
