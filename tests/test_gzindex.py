@@ -181,7 +181,8 @@ def test_recorded_index_reads_across_its_points_and_stream_blocks(big):
             pieces.append(piece)
         index = stream.index
     assert b"".join(pieces) == data
-    assert index is not None and len(index.points) > 3
+    assert index is not None
+    assert len(index.points) > 3
     assert index.nbytes < 0.02 * path.stat().st_size
     edges = [offset for _, offset in index.points[1:]]
     edges += [STREAM_BLOCK_BYTES, 2 * STREAM_BLOCK_BYTES]

@@ -1,4 +1,4 @@
-"""The gzip index recorded as a by-product of extract's first pass (``LAZYSPHERES_GZINDEX_BYPRODUCT``).
+"""The gzip index as a by-product of extract's first pass (``LAZYSPHERES_GZINDEX_BYPRODUCT``).
 
 The run is float32 noise (it barely compresses), so the recorded index holds many seek
 points; stream blocks are cut to 7 volumes, so reads cross both kinds of boundary. Values
