@@ -14,15 +14,17 @@ Each mode runs ``extract(open_nifti(path), "power2011", radius=5)`` of the unmod
 * ``rapidgzip-P-M`` (any P, M): the recording pass with P rapidgzip threads and M MiB
   chunks, e.g. ``rapidgzip-2-4``, the fastest parallel setting (and rapidgzip's defaults).
 
-Rows: each recording mode's best wall time / ISA-L's best (target ≤ 1.10), the CPU time
-ratio (less sensitive to machine load), peak RSS (target ≤ 400 MB), the index size as a
-share of the compressed file (target ≤ 2 %), and the time of one ``isel(time=T//2).values``
-after the pass (through the recorded index, no further pass).
+Every mode must extract the same values, to the bit (it fails loudly otherwise). Rows: each
+recording mode's best wall time / ISA-L's best (target ≤ 1.10), the CPU time ratio (less
+sensitive to machine load), peak RSS (target ≤ 400 MB), the index size as a share of the
+compressed file (target ≤ 2 %), and the time of one ``isel(time=T//2).values`` after the
+pass (through the recorded index, no further pass).
 """
 
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import os
 import pathlib
@@ -51,7 +53,7 @@ def run_mode(mode: str, path: str) -> dict[str, object]:
     dask.config.set(scheduler="threads")
     img = ls.open_nifti(path)
     started, cpu = time.perf_counter(), time.process_time()
-    ls.extract(img, "power2011", radius=5).values  # noqa: B018
+    signals = ls.extract(img, "power2011", radius=5).values
     seconds, cpu = time.perf_counter() - started, time.process_time() - cpu
     sys.path.insert(0, str(HERE))
     from _cases import peak_rss_mb
@@ -63,6 +65,7 @@ def run_mode(mode: str, path: str) -> dict[str, object]:
         img.isel(time=img.sizes["time"] // 2).values  # noqa: B018
     return {
         "mode": mode,
+        "values": hashlib.sha256(signals.tobytes()).hexdigest(),  # compared across modes
         "seconds": seconds,
         "cpu": cpu,
         "index": index is not None,
@@ -91,6 +94,8 @@ def lines(
     for _ in range(repeat):
         for mode in modes:
             record = _subprocess(mode, path)
+            if best and record["values"] != next(iter(best.values()))["values"]:
+                raise RuntimeError(f"{mode} extracted other values than {next(iter(best))}")
             if mode not in best or record["seconds"] < best[mode]["seconds"]:
                 best[mode] = record
     base = best["isal"]
