@@ -83,17 +83,30 @@ def test_first_pass_records_the_index_and_later_reads_use_it(run, monkeypatch, i
 
 
 @pytest.mark.nilearn
-@pytest.mark.parametrize("value", [None, "0", "off"])
-def test_recording_is_off_by_default_and_by_choice(run, monkeypatch, inflate_opens, value):
+@pytest.mark.parametrize(
+    ("default", "value", "records"),
+    [
+        (False, None, False),  # off by default (as shipped)
+        (False, "off", False),
+        (False, "1", True),
+        (True, None, True),  # on by default...
+        (True, "0", False),  # ...the variable still turns it off
+    ],
+)
+def test_recording_follows_the_variable_then_the_default(
+    run, monkeypatch, inflate_opens, default, value, records
+):
     path, expected = run
+    monkeypatch.setattr(gzaccess, "RECORD_BY_DEFAULT", default)
     if value is None:
         monkeypatch.delenv("LAZYSPHERES_GZINDEX_BYPRODUCT", raising=False)
     else:
         monkeypatch.setenv("LAZYSPHERES_GZINDEX_BYPRODUCT", value)
     image = ls.open_nifti(path)
     np.testing.assert_allclose(ls.extract(image, SEEDS, RADIUS).values, expected, rtol=1e-6)
-    assert not [s for s in inflate_opens if isinstance(s, gzindex.IndexingInflater)]
-    assert reader_of(image).index is None
+    recorded = [s for s in inflate_opens if isinstance(s, gzindex.IndexingInflater)]
+    assert len(recorded) == records
+    assert (reader_of(image).index is not None) == records
 
 
 @pytest.mark.nilearn
