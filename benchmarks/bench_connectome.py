@@ -7,8 +7,9 @@ Usage::
 
 Data: a result store laid out as :func:`lazyspheres.extract_many` writes it
 (``signals(run, time, seed)`` float32, one chunk per run, NaN padding after each run's
-``n_volumes``), with random network-structured signals, written once into a temporary
-folder. Workload: ``lazyspheres.connectome(store, "correlation", store=store)``, as
+``n_volumes``; consolidated metadata), with random network-structured signals, written once
+into a temporary folder. Workload:
+``lazyspheres.connectome(store, "correlation", store=store)``, as
 ``lazyspheres connectome results.zarr`` runs it: the workers write the 100 matrices into (a
 fresh copy of) the store, nothing large comes back to this process (``--output gather``:
 ``.compute()`` into this process instead, 56 MB; ``--input dataset``: on
@@ -19,8 +20,10 @@ task per group of runs, the same 16 groups on 1 and 2 workers (see
 Each configuration gets a fresh ``distributed.LocalCluster`` of worker processes with one
 thread each (BLAS limited to one thread per worker), lazyspheres, zarr and scikit-learn
 imported in the workers and in this process before the clock starts. Besides the wall time,
-the CPU seconds spent in this process (client and scheduler) and in the workers are printed:
-where the time goes when the work per run is small. Configurations alternate and repeat;
+the CPU seconds spent in this process (client and scheduler) and in the workers are printed,
+also by thread (this process: client = main thread, scheduler = ``IO loop``; workers: the
+tasks, the event loop = main thread, zarr's I/O threads): where the time goes when the work
+per run is small, and what a second worker adds besides tasks. Configurations alternate and repeat;
 the best time of each counts. Before each one, two busy-loop processes measure the free
 cores (2.00 on an idle machine). Printed as ``name: ratio (1-worker s / 2-worker s)``;
 target >= 1.7.
@@ -34,6 +37,8 @@ import pathlib
 import sys
 import tempfile
 import time
+import warnings
+from collections.abc import Iterable
 
 import numpy as np
 
@@ -63,12 +68,17 @@ def write_store(path: pathlib.Path, n_runs: int, n_seeds: int, max_volumes: int)
             "signals": (("run", "time", "seed"), signals),
             "n_volumes": ("run", lengths.astype(np.int64)),
         },
-        coords={"run": [f"sub-{i:03d}" for i in range(n_runs)], "seed": np.arange(n_seeds)},
+        coords={  # run ids as extract_many stores them (variable-length strings)
+            "run": np.array([f"sub-{i:03d}" for i in range(n_runs)], dtype=object),
+            "seed": np.arange(n_seeds),
+        },
         # what open_results checks: the format and a complete store
         attrs={"store_format": STORE_FORMAT, "complete": True},
     )
     encoding = {"signals": {"chunks": (1, max_volumes, n_seeds)}, "n_volumes": {"chunks": (1,)}}
-    dataset.to_zarr(path, mode="w", zarr_format=3, consolidated=False, encoding=encoding)
+    with warnings.catch_warnings():  # consolidated, as extract_many writes it (zarr: not v3 spec)
+        warnings.filterwarnings("ignore", message="Consolidated metadata", module="zarr")
+        dataset.to_zarr(path, mode="w", zarr_format=3, consolidated=True, encoding=encoding)
 
 
 def _warm() -> None:
@@ -104,9 +114,11 @@ def run_once(store: pathlib.Path, n_workers: int, form: str, output: str = "stor
             shutil.copytree(store, target)
             store = target
         workers_cpu = sum(client.run(_cpu_seconds).values())
+        workers_threads = client.run(_thread_cpu)
+        main_threads = _thread_cpu()
         main_cpu = time.process_time()
         started = time.perf_counter()
-        signals = store if form == "path" else xr.open_zarr(store, consolidated=False)
+        signals = store if form == "path" else xr.open_zarr(store)
         if output == "store":
             matrices = ls.connectome(signals, "correlation", store=store)
         else:
@@ -114,6 +126,9 @@ def run_once(store: pathlib.Path, n_workers: int, form: str, output: str = "stor
         seconds = time.perf_counter() - started
         main_cpu = time.process_time() - main_cpu
         workers_cpu = sum(client.run(_cpu_seconds).values()) - workers_cpu
+        main_threads = _since(main_threads, _thread_cpu())
+        after = client.run(_thread_cpu)
+        workers_threads = _since(_summed(workers_threads.values()), _summed(after.values()))
         peaks = sorted(client.run(peak_rss_mb).values())
     return {
         "seconds": seconds,
@@ -121,7 +136,54 @@ def run_once(store: pathlib.Path, n_workers: int, form: str, output: str = "stor
         "checksum": float(matrices.sum().compute()),
         "main_cpu": main_cpu,
         "workers_cpu": workers_cpu,
+        "main_threads": main_threads,
+        "workers_threads": workers_threads,
     }
+
+
+def _thread_cpu() -> dict[str, float]:
+    """CPU seconds of this process's threads by role (Linux ``/proc``; empty elsewhere).
+
+    In this process the main thread is the client and the ``IO loop`` thread runs the
+    scheduler (and the client's messages); in a worker the main thread runs its event loop
+    and the executor thread the tasks; ``zarr_io`` and ``asyncio`` threads do zarr's I/O.
+    """
+    import threading
+
+    names = {t.native_id: t.name for t in threading.enumerate()}
+    tick = os.sysconf("SC_CLK_TCK")
+    roles: dict[str, float] = {}
+    tasks = pathlib.Path("/proc/self/task")
+    for entry in tasks.iterdir() if tasks.exists() else []:
+        try:
+            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:  # the thread ended
+            continue
+        name = names.get(int(entry.name), "")
+        role = next((label for key, label in _ROLES.items() if key in name), "other")
+        roles[role] = roles.get(role, 0.0) + (int(fields[11]) + int(fields[12])) / tick
+    return roles
+
+
+_ROLES = {
+    "MainThread": "main thread",
+    "IO loop": "IO loop",
+    "Dask-Default-Threads": "tasks",
+    "zarr_io": "zarr",
+    "asyncio": "zarr",
+}
+
+
+def _summed(parts: Iterable[dict[str, float]]) -> dict[str, float]:
+    total: dict[str, float] = {}
+    for part in parts:
+        for role, seconds in part.items():
+            total[role] = total.get(role, 0.0) + seconds
+    return total
+
+
+def _since(before: dict[str, float], after: dict[str, float]) -> dict[str, float]:
+    return {role: round(after[role] - before.get(role, 0.0), 2) for role in after}
 
 
 def _cpu_seconds() -> float:
@@ -129,19 +191,25 @@ def _cpu_seconds() -> float:
 
 
 def _no_dask_runs(store: str) -> float:
-    """Seconds to compute the first (up to) 48 runs' matrices in this process, without Dask."""
-    import zarr
+    """Seconds to compute the first (up to) 48 runs' matrices in this process, without Dask.
 
+    The same reads (:class:`~lazyspheres.connectivity.reads.StoredRuns`) and the same group
+    function as the tasks, in groups of 6 runs.
+    """
     from lazyspheres.connectivity.connectome import _estimator, _group_matrices
+    from lazyspheres.connectivity.inputs import as_runs
 
-    signals = zarr.open_array(f"{store}/signals", mode="r")
-    counts = zarr.open_array(f"{store}/n_volumes", mode="r")[:]
+    runs = as_runs(store)
+    stored = runs.stored
+    if stored is None:
+        raise RuntimeError(f"{store} is not read by the tasks themselves")
     estimator = _estimator(None)
     started = time.perf_counter()
-    for first in range(0, min(48, counts.size), 6):
-        last = min(first + 6, counts.size)
+    for first in range(0, min(48, runs.n_runs), 6):
+        last = min(first + 6, runs.n_runs)
+        signals, counts = stored.read(first, last)
         ids = [str(r) for r in range(first, last)]
-        _group_matrices(signals[first:last], counts[first:last], ids, estimator, "correlation")
+        _group_matrices(signals, counts, ids, estimator, "correlation")
     return time.perf_counter() - started
 
 
@@ -198,7 +266,8 @@ def main(argv: list[str] | None = None) -> int:
                 print(
                     f"  repeat {repeat}: {n_workers} worker(s): {record['seconds']:.2f} s, "
                     f"CPU s: main process {record['main_cpu']:.2f}, workers "
-                    f"{record['workers_cpu']:.2f}; per-worker peak RSS "
+                    f"{record['workers_cpu']:.2f} (by thread: main {record['main_threads']}, "
+                    f"workers {record['workers_threads']}); per-worker peak RSS "
                     f"{[round(p) for p in record['peaks_mb']]} MB, free cores before {free:.2f}",
                     flush=True,
                 )

@@ -65,6 +65,14 @@ def test_building_the_graph_computes_nothing(store):
     assert result.data.npartitions == 4
 
 
+def test_extract_many_store_is_read_by_the_tasks_themselves(store):
+    # the CLI's route: given by path, a store as extract_many writes it has one task per
+    # group of runs and nothing else (no read, count or id task beside it)
+    with dask.config.set(scheduler=_raising_scheduler):
+        result = ls.connectome(store, "correlation")
+    assert len(dict(result.data.__dask_graph__())) == len(result.chunks[0])
+
+
 def test_written_into_the_store_and_store_still_opens(tmp_path, store):
     import shutil
 

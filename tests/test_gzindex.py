@@ -171,6 +171,28 @@ def test_first_pass_records_the_index(big, big_index):
     assert seen[0].inflate_from > 0
 
 
+def test_recorded_index_reads_across_its_points_and_stream_blocks(big):
+    """The index the recording pass keeps (its shipped spacing, read ahead in a helper
+    thread) gives the bytes of a plain inflate around every seek point and stream block."""
+    path, data = big
+    with open(path, "rb") as raw, open_indexing(raw) as stream:
+        pieces = []
+        while piece := stream.read(3_000_017):  # reads that straddle the helper's pieces
+            pieces.append(piece)
+        index = stream.index
+    assert b"".join(pieces) == data
+    assert index is not None
+    assert len(index.points) > 3
+    assert index.nbytes < 0.02 * path.stat().st_size
+    edges = [offset for _, offset in index.points[1:]]
+    edges += [STREAM_BLOCK_BYTES, 2 * STREAM_BLOCK_BYTES]
+    for edge in edges:
+        start, stop = max(edge - 70_001, 0), min(edge + 90_003, len(data))
+        with gzindex.observe_reads() as seen:
+            assert read_range(_opener(path), index, start, stop) == data[start:stop], edge
+        assert seen[0].inflate_from == index.seek_point(start)[1]
+
+
 def test_indexing_stream_reports_the_index(big):
     path, data = big
     found = []

@@ -1,13 +1,15 @@
 """``connectome``: per-run connectivity matrices with nilearn 0.12.1's ``ConnectivityMeasure``.
 
-One run is little work (Ledoit-Wolf on 1200 x 264 signals: ~10 ms of CPU), less than what a
-distributed task costs around it (scheduling, one small read, moving the result), so the graph
-has one task per *group* of consecutive runs (see :func:`partition`): a blockwise call over
-the ``(run, time, seed)`` signals rechunked to the groups (one read where the store's chunks
-hold several runs) fits the covariance estimator of each run and derives the kind. The group
-mean is a sum tree over the groups' blocks, not a gather of every matrix. ``"tangent"`` needs
-the group's geometric mean, so its graph has two passes: per-group covariances, one task for
-the geometric mean and its whitening matrix, then per-group tangent vectors.
+One run is little work (Ledoit-Wolf on 1200 x 264 signals: ~2 ms of CPU, see
+:mod:`~lazyspheres.connectivity.covariance`), less than what a distributed task costs around
+it (scheduling, one small read, moving the result), so the graph has one task per *group*
+of consecutive runs (see :func:`partition`), and nothing else per group: the task gets its
+runs (a result store given by path is read by the task itself, see
+:mod:`~lazyspheres.connectivity.reads`; other inputs are one block of the input array),
+fits the covariance of each run and derives the kind. The group mean is a sum tree over the
+groups' blocks, not a gather of every matrix. ``"tangent"`` needs the group's geometric
+mean, so its graph has two passes: per-group covariances, one task for the geometric mean
+and its whitening matrix, then per-group tangent vectors.
 """
 
 from __future__ import annotations
@@ -15,16 +17,24 @@ from __future__ import annotations
 import itertools
 import math
 import os
-from typing import Any
+import uuid
+from collections.abc import Callable, Iterator, Sequence
+from typing import Protocol, TypeAlias
 
 import dask
 import dask.array as da
 import numpy as np
 import xarray as xr
+from dask._task_spec import List, Task, TaskRef  # the Task spec of dask's graph docs
+from dask.base import tokenize
+from dask.highlevelgraph import HighLevelGraph
+from dask.typing import Key
 
-from lazyspheres.cleaning.standardize import zscore_rows
+from lazyspheres._types import FloatArray, IntArray, StorageOptions, UserInput
+from lazyspheres.connectivity.covariance import RunCovariance
 from lazyspheres.connectivity.inputs import RunSignals, as_runs
 from lazyspheres.connectivity.layout import label_matrices
+from lazyspheres.connectivity.reads import StoredRuns
 from lazyspheres.connectivity.spd import (
     check_spd,
     cov_to_corr,
@@ -34,7 +44,26 @@ from lazyspheres.connectivity.spd import (
     tangent_vector,
 )
 
-__all__ = ["KINDS", "connectome", "partition"]
+__all__ = ["KINDS", "CovarianceEstimator", "connectome", "partition"]
+
+
+class CovarianceEstimator(Protocol):
+    """What ``cov_estimator`` must be: a scikit-learn covariance estimator.
+
+    It is cloned per run; ``fit(X)`` on the run's ``(time, seed)`` signals sets ``covariance_``.
+    """
+
+    def fit(self, X: FloatArray) -> CovarianceEstimator:
+        """Estimate the covariance of ``X``."""
+        ...
+
+
+#: A group's signals for a task: a ``(k, T, n)`` block, or ``k`` arrays ``(T_r, n)``.
+GroupSignals: TypeAlias = np.ndarray | Sequence[np.ndarray]
+#: A run's count of real volumes (None: every row).
+Count: TypeAlias = "int | np.integer | None"
+#: ``function(signals, counts, run_ids, *args) -> (k, n, n)``, one call per group.
+GroupFunction: TypeAlias = Callable[..., FloatArray]
 
 KINDS = ("covariance", "correlation", "partial correlation", "tangent", "precision")
 
@@ -83,14 +112,14 @@ def _n_threads() -> int:
 
 
 def connectome(
-    signals: Any,
+    signals: UserInput,
     kind: str = "correlation",
     *,
-    cov_estimator: Any = None,
+    cov_estimator: CovarianceEstimator | None = None,
     vectorize: bool = False,
     discard_diagonal: bool = False,
-    store: Any = None,
-    storage_options: dict[str, Any] | None = None,
+    store: UserInput = None,
+    storage_options: StorageOptions | None = None,
 ) -> xr.DataArray:
     """Connectivity matrix of each run, lazily, as nilearn 0.12.1's ``ConnectivityMeasure``.
 
@@ -149,14 +178,14 @@ def connectome(
     """
     if kind not in KINDS:
         raise ValueError(f"Allowed connectivity kinds are {KINDS}; got kind {kind!r}.")
-    runs = as_runs(signals, storage_options=storage_options, run_groups=partition)
-    if kind == "tangent" and len(runs.arrays) <= 1:
+    runs = as_runs(signals, storage_options=storage_options)
+    if kind == "tangent" and runs.n_runs <= 1:
         raise ValueError(
             "The tangent kind is the deviation of each run from the group's geometric mean: "
-            f"it needs at least 2 runs, and got {len(runs.arrays)}."
+            f"it needs at least 2 runs, and got {runs.n_runs}."
         )
     estimator = _estimator(cov_estimator)
-    groups = partition(len(runs.arrays))
+    groups = partition(runs.n_runs)
     if kind == "tangent":
         covariances = _per_group(runs, groups, _group_covariances, estimator)
         geometric, whitening = dask.delayed(_group_whitening, pure=True, nout=2)(covariances)
@@ -166,7 +195,7 @@ def connectome(
         mean = da.from_delayed(geometric, shape=(n, n), dtype=np.float64)
     else:
         matrices = _per_group(runs, groups, _group_matrices, estimator, kind)
-        mean = matrices.sum(axis=0) / len(runs.arrays)
+        mean = matrices.sum(axis=0) / runs.n_runs
         mean = (mean + mean.T) * 0.5
     result = label_matrices(
         matrices,
@@ -182,13 +211,22 @@ def connectome(
         },
     )
     if store is not None:
-        from lazyspheres.connectivity.store import write_connectome
+        from lazyspheres.connectivity.store import write_connectome, write_into
 
+        if runs.opened is not None and _same_path(store, signals):  # opened once, not twice
+            return write_into(result, store, runs.opened, storage_options=storage_options)
         return write_connectome(result, store, storage_options=storage_options)
     return result
 
 
-def _estimator(cov_estimator: Any) -> Any:
+def _same_path(store: UserInput, signals: UserInput) -> bool:
+    paths = (str, os.PathLike)
+    if not isinstance(store, paths) or not isinstance(signals, paths):
+        return False
+    return os.fspath(store) == os.fspath(signals)
+
+
+def _estimator(cov_estimator: CovarianceEstimator | None) -> CovarianceEstimator:
     from sklearn.base import clone
     from sklearn.covariance import LedoitWolf
 
@@ -203,14 +241,15 @@ def _estimator(cov_estimator: Any) -> Any:
 
 
 # ---------------------------------------------------------------------------- tasks
-def _real_volumes(signals: np.ndarray, n_volumes: Any, run_id: str) -> np.ndarray:
+def _real_volumes(signals: np.ndarray, n_volumes: Count, run_id: str) -> np.ndarray:
     """The run's real volumes (store padding dropped), checked finite."""
     values = np.asarray(signals)
     if n_volumes is not None:
         values = values[: int(n_volumes)]
     if values.shape[0] == 0:
         raise ValueError(f"Run {run_id} has no volume: it cannot have a connectome.")
-    if not np.all(np.isfinite(values)):
+    # a finite column sum means finite values (NaN and inf propagate); only else look closer
+    if not np.isfinite(values.sum(axis=0)).all() and not np.isfinite(values).all():
         bad = np.unique(np.nonzero(~np.isfinite(values))[1])
         raise ValueError(
             f"Run {run_id} has NaN or infinite signals in seed(s) {bad[:10].tolist()} within "
@@ -220,96 +259,129 @@ def _real_volumes(signals: np.ndarray, n_volumes: Any, run_id: str) -> np.ndarra
     return values
 
 
-def _covariance(values: np.ndarray, estimator: Any) -> np.ndarray:
-    from sklearn.base import clone
-
-    return np.asarray(clone(estimator).fit(values).covariance_)
-
-
 def _per_group(
-    runs: RunSignals, groups: list[tuple[int, int]], function: Any, *args: Any
+    runs: RunSignals, groups: list[tuple[int, int]], function: GroupFunction, *args: object
 ) -> da.Array:
     """``(run, seed, seed2)`` float64 array, one chunk per group: ``function`` of each group.
 
     ``function(signals, counts, run_ids, *args)`` gets the group's runs (a 3D block or a
     list of 2D arrays), their real-volume counts (or None) and ids, and returns ``(k, n, n)``.
+    A hand-written layer, one task per group and nothing else: a read task, a count task or
+    an id task beside it would be scheduled on its own, possibly on another worker.
     """
     n = runs.n_seeds
     sizes = tuple(stop - start for start, stop in groups)
-    ids = np.asarray([str(r) for r in runs.run_ids], dtype=object)
-    if runs.stacked is not None:  # blockwise over the run axis: no per-run task at all
+    ids = [str(r) for r in runs.run_ids]
+    # a store read by the tasks has no content token (a rewritten store keeps its paths and
+    # shapes): its keys are unique, never those of an earlier (possibly persisted) result
+    source = uuid.uuid4().hex if runs.stored is not None else _input_names(runs)
+    name = f"{function.__name__.strip('_')}-" + tokenize(source, groups, ids, *args)
+    layer: dict[Key, Task] = {}
+    dependencies: list[da.Array] = []
+    if runs.stored is None and runs.stacked is not None:
         signals = runs.stacked.rechunk((sizes, -1, -1))
-        counts = runs.stacked_counts
-        if counts is None:
-            counts = da.full(len(ids), signals.shape[1], dtype=np.int64, chunks=(sizes,))
-        return da.blockwise(
-            function,
-            "rab",
-            signals,
-            "rts",
-            counts.rechunk((sizes,)),
-            "r",
-            da.from_array(ids, chunks=(sizes,)),
-            "r",
-            *[item for arg in args for item in (arg, None)],
-            new_axes={"a": n, "b": n},
-            concatenate=True,
-            dtype=np.float64,
-        )
-    blocks = []
-    for start, stop in groups:
-        signals, counts = runs.group(start, stop)
-        task = dask.delayed(function, pure=True)(signals, counts, ids[start:stop], *args)
-        blocks.append(da.from_delayed(task, shape=(stop - start, n, n), dtype=np.float64))
-    return da.concatenate(blocks)
+        counts = None if runs.stacked_counts is None else runs.stacked_counts.rechunk((sizes,))
+        dependencies = [signals] if counts is None else [signals, counts]
+    for index, (start, stop) in enumerate(groups):
+        key = (name, index, 0, 0)
+        members = ids[start:stop]
+        if runs.stored is not None:
+            layer[key] = Task(
+                key, _stored_group, runs.stored, start, stop, members, function, *args
+            )
+        elif runs.stacked is not None:
+            count = None if counts is None else TaskRef((counts.name, index))
+            block = TaskRef((signals.name, index, 0, 0))
+            layer[key] = Task(key, function, block, count, members, *args)
+        else:
+            arrays = (runs.arrays or [])[start:stop]
+            dependencies.extend(arrays)
+            blocks = List(*(TaskRef((a.name, 0, 0)) for a in arrays))
+            layer[key] = Task(key, function, blocks, None, members, *args)
+    # dask's Array does not match dask's own DaskCollection protocol (a staticmethod there)
+    graph = HighLevelGraph.from_collections(name, layer, dependencies=dependencies)  # type: ignore[arg-type]
+    return da.Array(graph, name, chunks=(sizes, (n,), (n,)), dtype=np.float64)
 
 
-def _members(signals: Any, counts: Any, run_ids: Any) -> Any:
+def _input_names(runs: RunSignals) -> list[str]:
+    arrays = [runs.stacked, runs.stacked_counts] if runs.stacked is not None else runs.arrays
+    return [a.name for a in arrays or [] if a is not None]
+
+
+def _stored_group(
+    stored: StoredRuns,
+    start: int,
+    stop: int,
+    run_ids: list[str],
+    function: GroupFunction,
+    *args: object,
+) -> FloatArray:
+    """``function`` of runs ``start:stop`` of a result store, read here."""
+    signals, counts = stored.read(start, stop)
+    return function(signals, counts, run_ids, *args)
+
+
+def _members(
+    signals: GroupSignals, counts: IntArray | None, run_ids: list[str]
+) -> Iterator[tuple[np.ndarray, Count, str]]:
     """``(signals, n_volumes, run_id)`` of each run of a group."""
-    counts = [None] * len(run_ids) if counts is None else counts
-    return zip(signals, counts, run_ids, strict=True)
+    counts_or_none: Sequence[Count] = [None] * len(run_ids) if counts is None else list(counts)
+    return zip(signals, counts_or_none, run_ids, strict=True)
 
 
 def _group_matrices(
-    signals: Any, counts: Any, run_ids: Any, estimator: Any, kind: str
-) -> np.ndarray:
+    signals: GroupSignals,
+    counts: IntArray | None,
+    run_ids: list[str],
+    estimator: CovarianceEstimator,
+    kind: str,
+) -> FloatArray:
     """Matrices of a group of runs, ``(k, n, n)``."""
+    covariances = RunCovariance(estimator)
     members = _members(signals, counts, run_ids)
-    return np.stack([_run_matrix(s, c, estimator, kind, r) for s, c, r in members])
+    n_seeds = signals[0].shape[-1]
+    matrices = np.empty((len(run_ids), n_seeds, n_seeds))  # filled in place: no stack copy
+    for index, (values, count, run_id) in enumerate(members):
+        matrices[index] = _run_matrix(values, count, covariances, kind, run_id)
+    return matrices
 
 
 def _run_matrix(
-    signals: np.ndarray, n_volumes: Any, estimator: Any, kind: str, run_id: str
-) -> np.ndarray:
+    signals: np.ndarray, n_volumes: Count, covariances: RunCovariance, kind: str, run_id: str
+) -> FloatArray:
     from scipy import linalg
 
     values = _real_volumes(signals, n_volumes, run_id)
     if kind == "correlation":
-        if values.shape[0] > 1:  # nilearn skips standardising a single sample
-            values = zscore_rows(np.ascontiguousarray(values.T), ddof=0).T
-        return cov_to_corr(_covariance(values, estimator)).astype(np.float64)
-    covariance = _covariance(values, estimator)
+        return cov_to_corr(covariances(values, standardize=True)).astype(np.float64, copy=False)
+    covariance = covariances(values, standardize=False)
     if kind == "covariance":
-        return covariance.astype(np.float64)
+        return covariance.astype(np.float64, copy=False)
     precision = linalg.inv(covariance)
     if kind == "precision":
-        return precision.astype(np.float64)
-    return prec_to_partial(precision).astype(np.float64)
+        return precision.astype(np.float64, copy=False)
+    return prec_to_partial(precision).astype(np.float64, copy=False)
 
 
-def _group_covariances(signals: Any, counts: Any, run_ids: Any, estimator: Any) -> Any:
+def _group_covariances(
+    signals: GroupSignals,
+    counts: IntArray | None,
+    run_ids: list[str],
+    estimator: CovarianceEstimator,
+) -> FloatArray:
     covariances = []
+    estimate = RunCovariance(estimator)
     for values, count, run_id in _members(signals, counts, run_ids):
-        covariance = _covariance(_real_volumes(values, count, run_id), estimator)
+        covariance = estimate(_real_volumes(values, count, run_id), standardize=False)
         check_spd(covariance, where=f"run {run_id}")
         covariances.append(covariance)
     return np.stack(covariances)
 
 
-def _group_whitening(covariances: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def _group_whitening(covariances: FloatArray) -> tuple[FloatArray, FloatArray]:
     mean = geometric_mean(list(covariances), max_iter=30, tol=1e-7)
     return mean, eigen_map(lambda w: 1.0 / np.sqrt(w), mean)
 
 
-def _tangents(covariances: np.ndarray, whitening: np.ndarray) -> np.ndarray:
+def _tangents(covariances: FloatArray, whitening: FloatArray) -> FloatArray:
     return np.stack([tangent_vector(c, whitening) for c in covariances]).astype(np.float64)

@@ -7,13 +7,21 @@ vector keeps the matrix's Frobenius norm.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, TypeVar
 
 import dask.array as da
 import numpy as np
 import xarray as xr
 
+from lazyspheres._types import Attrs
+
+if TYPE_CHECKING:
+    from lazyspheres.connectivity.inputs import RunSignals
+
 __all__ = ["label_matrices", "lower_pairs", "vectorize_matrices"]
+
+#: ``(..., n, n)`` matrices, in memory or lazy: the result has the same type.
+Matrices = TypeVar("Matrices", np.ndarray, da.Array)
 
 
 def lower_pairs(n: int, *, discard_diagonal: bool) -> tuple[np.ndarray, np.ndarray]:
@@ -22,7 +30,7 @@ def lower_pairs(n: int, *, discard_diagonal: bool) -> tuple[np.ndarray, np.ndarr
     return rows, cols
 
 
-def vectorize_matrices(matrices: Any, *, discard_diagonal: bool) -> Any:
+def vectorize_matrices(matrices: Matrices, *, discard_diagonal: bool) -> Matrices:
     """``(..., n, n)`` -> ``(..., n_pairs)`` lower triangles (diagonal / √2 unless dropped)."""
     n = matrices.shape[-1]
     rows, cols = lower_pairs(n, discard_diagonal=discard_diagonal)
@@ -40,18 +48,19 @@ def _vectorize_block(block: np.ndarray, discard_diagonal: bool) -> np.ndarray:
 def label_matrices(
     matrices: da.Array,
     mean: da.Array,
-    runs: Any,
+    runs: RunSignals,
     *,
     vectorize: bool,
     discard_diagonal: bool,
-    attrs: dict[str, Any],
+    attrs: Attrs,
 ) -> xr.DataArray:
     """Wrap ``(run, n, n)`` matrices as a labelled DataArray (vectorised if asked)."""
     n = matrices.shape[-1]
     seed_coords = dict(runs.seed_coords)
     if "seed" not in seed_coords:
         seed_coords["seed"] = (np.arange(n), {})
-    coords: dict[str, Any] = {"run": ("run", np.asarray(runs.run_ids, dtype=object))}
+    run_ids = np.asarray(runs.run_ids, dtype=object)
+    coords: dict[str, tuple[object, ...]] = {"run": ("run", run_ids)}
     if all(isinstance(r, (int, np.integer)) for r in runs.run_ids):
         coords["run"] = ("run", np.asarray(runs.run_ids, dtype=np.int64))
     if runs.source is not None:

@@ -23,13 +23,13 @@ from __future__ import annotations
 
 import inspect
 from dataclasses import dataclass
-from typing import Any
 
 import dask
 import dask.array as da
 import numpy as np
 import xarray as xr
 
+from lazyspheres._types import FloatArray, StorageOptions, UserInput
 from lazyspheres.cleaning.api import clean, numpy_projector
 from lazyspheres.cleaning.confounds import ensure_float_dtype
 from lazyspheres.cleaning.kernel import clean_block, clean_series
@@ -66,7 +66,7 @@ class _Hidden:
 
     __slots__ = ("value",)
 
-    def __init__(self, value: Any) -> None:
+    def __init__(self, value: da.Array | np.ndarray) -> None:
         self.value = value
 
 
@@ -74,14 +74,13 @@ class _Hidden:
 class _Job:
     """Everything the compute task needs."""
 
-    nifti: Any
-    data: Any
+    source: NiftiFile | _Hidden  # a NIfTI file streamed once, or the image's array
     voxels: np.ndarray
     plan: GatherPlan
     n_time: int
     store_dtype: np.dtype
     seed_dtype: np.dtype
-    cleaning: dict[str, Any]
+    cleaning: dict[str, UserInput]
     fisher_z: bool
     shape: tuple[int, int, int]
     scratch_dir: str | None
@@ -89,15 +88,15 @@ class _Job:
 
 def seed_to_voxel(
     img: ImageSource,
-    seeds: Any,
+    seeds: UserInput,
     radius: float | None = None,
     *,
     mask_img: ImageSource | None = None,
     fisher_z: bool = False,
     allow_overlap: bool = False,
-    storage_options: dict[str, Any] | None = None,
+    storage_options: StorageOptions | None = None,
     scratch_dir: str | None = None,
-    **cleaning: Any,
+    **cleaning: UserInput,
 ) -> xr.DataArray:
     """Correlation map of each seed's cleaned sphere signal with every voxel, out of core.
 
@@ -192,8 +191,7 @@ def seed_to_voxel(
     params, per_run = _clean_params(cleaning)
     build_plan(n_time, ensure_float_dtype(store_dtype), params, **per_run)
     job = _Job(
-        nifti=nifti,
-        data=_Hidden(None if nifti is not None else image.data),
+        source=nifti if nifti is not None else _Hidden(image.data),
         voxels=voxels,
         plan=plan,
         n_time=n_time,
@@ -232,14 +230,18 @@ def seed_to_voxel(
     )
 
 
-def _clean_params(cleaning: dict[str, Any]) -> tuple[CleaningParams, dict[str, Any]]:
+def _clean_params(
+    cleaning: dict[str, UserInput],
+) -> tuple[CleaningParams, dict[str, UserInput]]:
     """The run-independent options, and the confounds / sample mask."""
     options = dict(cleaning)
     per_run = {name: options.pop(name, None) for name in ("confounds", "sample_mask")}
     return CleaningParams.from_options(options), per_run
 
 
-def _planned(n_time: int, dtype: np.dtype, cleaning: dict[str, Any]) -> tuple[CleanPlan, Any]:
+def _planned(
+    n_time: int, dtype: np.dtype, cleaning: dict[str, UserInput]
+) -> tuple[CleanPlan, FloatArray | None]:
     import warnings
 
     with warnings.catch_warnings():
@@ -254,10 +256,10 @@ def _compute_map(job: _Job) -> np.ndarray:
     with Scratch(
         job.n_time, job.voxels.size, job.store_dtype, _block_size(job), job.scratch_dir
     ) as scratch:
-        if job.nifti is not None:
-            pieces, scale = file_pieces(job.nifti), job.nifti.layout.scale
+        if isinstance(job.source, NiftiFile):
+            pieces, scale = file_pieces(job.source), job.source.layout.scale
         else:
-            pieces, scale = array_pieces(job.data.value), None
+            pieces, scale = array_pieces(job.source.value), None
         means, n_bad = stage_image(pieces, job.voxels, job.plan, scratch, scale=scale)
         _warn_nonfinite(n_bad)
         seed_plan, seed_projector = _planned(job.n_time, job.seed_dtype, job.cleaning)

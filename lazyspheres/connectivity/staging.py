@@ -19,14 +19,18 @@ from __future__ import annotations
 import itertools
 import os
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from typing import Any
+from types import TracebackType
+from typing import TYPE_CHECKING
 
 import dask.array as da
 import numpy as np
 
 from lazyspheres.gather import GatherPlan, sphere_means
+
+if TYPE_CHECKING:
+    from lazyspheres.io.reader import NiftiFile
 
 __all__ = [
     "TIME_BLOCK_BYTES",
@@ -124,7 +128,12 @@ class _ignore_missing:
     def __enter__(self) -> None:
         return None
 
-    def __exit__(self, kind: Any, value: Any, tb: Any) -> bool:
+    def __exit__(
+        self,
+        kind: type[BaseException] | None,
+        value: BaseException | None,
+        tb: TracebackType | None,
+    ) -> bool:
         return kind is not None and issubclass(kind, FileNotFoundError)
 
 
@@ -148,7 +157,7 @@ def stage_image(
     plan: GatherPlan,
     scratch: Scratch,
     *,
-    scale: Any = None,
+    scale: Callable[[np.ndarray], np.ndarray] | None = None,
 ) -> tuple[np.ndarray, int]:
     """Stream pieces of volumes into ``scratch`` and average the seeds' spheres.
 
@@ -209,13 +218,13 @@ def _time_block_bytes() -> int:
     return TIME_BLOCK_BYTES  # read at call time, so that tests can shrink it
 
 
-def file_pieces(nifti: Any) -> Iterator[tuple[int, int, np.ndarray]]:
+def file_pieces(nifti: NiftiFile) -> Iterator[tuple[int, int, np.ndarray]]:
     """Whole-volume pieces of a NIfTI file, one streaming pass (one inflate for gzip)."""
     for t0, block in nifti.iter_volume_blocks(block_bytes=_time_block_bytes()):
         yield t0, 0, block
 
 
-def array_pieces(data: Any) -> Iterator[tuple[int, int, np.ndarray]]:
+def array_pieces(data: np.ndarray | da.Array) -> Iterator[tuple[int, int, np.ndarray]]:
     """Pieces of an ``(i, j, k, time)`` Dask or numpy array: time blocks × slabs along k.
 
     A Dask array (a Zarr image) is read one chunk row along ``k`` by one chunk along time

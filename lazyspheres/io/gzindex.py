@@ -19,12 +19,23 @@ cores, see benchmarks/README.md):
 * it reads through any Python file object (``seek``/``read``), so an fsspec file turns the
   index into range requests for a remote file.
 
-Its single-thread sequential pass records the index as a by-product, but costs 1.15-1.25x
-the CPU of ISA-L's plain pass, and inside ``extract`` (gathering in other threads) it was
-1.5-2.7x slower end to end, as was rapidgzip used as the plain inflate engine. So the
-recommended use is: extraction keeps streaming with ISA-L; the first random access builds
-the index on demand (:func:`build_index`) and stores it (:mod:`.gzindex_cache`).
-:func:`open_indexing` / ``open_indexing(raw, on_index=...)`` remain for sources read once anyway.
+Its sequential pass can record the index as a by-product (:func:`open_indexing`). Measured
+inside ``extract`` (benchmarks/bench_byproduct.py, 2 cores, MNI 2 mm runs), no
+configuration of rapidgzip 0.16 is both as fast as ISA-L's pass (within 10 %) and within
+400 MB:
+
+* rapidgzip keeps up to 16 decoded chunks cached (its sequential-access detection misses
+  chunks it split into seek points), plus its prefetches: its memory grows with the chunk
+  size (~3.5x its compressed size here, times ~17) and the threads, e.g. +320-400 MB with
+  2 threads and 4 MiB chunks, the only parallel setting near ISA-L's time;
+* with one thread and 2 MiB chunks (:data:`RECORD_SPACING`) it stays near +120 MB, flat in
+  T, but decodes in the caller's thread: :class:`~lazyspheres.io.readahead.ReadAhead`
+  moves that into a helper thread (as ISA-L's threaded reader does), and it still costs
+  1.3-1.5x ISA-L's CPU (seek points, checksums, copies), 1.2x and more in wall time.
+
+So extraction streams with ISA-L; the first random access builds the index on demand
+(:func:`build_index`, in parallel) and stores it (:mod:`.gzindex_cache`); the recording pass
+is opt-in (``LAZYSPHERES_GZINDEX_BYPRODUCT=1``, :mod:`lazyspheres.io.readers.gzaccess`).
 
 The standard library cannot build an index (``zlib`` has no ``Z_BLOCK`` flush to stop at a
 deflate block boundary), so without rapidgzip reads fall back to inflating from byte 0 and
@@ -68,13 +79,18 @@ import threading
 import warnings
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Protocol
 
 from lazyspheres.errors import LazySpheresWarning
 from lazyspheres.io.binary import BinaryStream
 from lazyspheres.io.gzindex_gztool import GztoolLayout, parse_layout, sub_index
+from lazyspheres.io.readahead import ReadAhead
+
+if TYPE_CHECKING:
+    from _typeshed import WriteableBuffer
 
 __all__ = [
+    "RECORD_SPACING",
     "GzipIndex",
     "IndexingInflater",
     "RangeRead",
@@ -87,6 +103,9 @@ __all__ = [
 ]
 
 OpenRaw = Callable[[], BinaryStream]
+#: Seek-point spacing (rapidgzip chunk size, compressed bytes) of a recording pass: its memory
+#: grows with it (see above); at 2 MiB the index is ~0.03 % of an MNI 2 mm float32 run.
+RECORD_SPACING = 2 * 2**20
 _MAGIC = b"LSGZIDX1"
 _FORMAT = "rapidgzip-gztool"
 _FALLBACK_WARNED = threading.Event()
@@ -204,7 +223,21 @@ def _compressed_size(raw: BinaryStream) -> int:
     return int(end)
 
 
-def _export(reader: Any, compressed_size: int) -> GzipIndex:
+class _Rapidgzip(BinaryStream, Protocol):
+    """What is used of a ``rapidgzip.RapidgzipFile`` (the package ships no type hints)."""
+
+    def export_index(self, file: io.BytesIO, index_format: int, /) -> None: ...
+
+    def import_index(self, file: io.BytesIO, /) -> None: ...
+
+    def block_offsets(self) -> dict[int, int]: ...
+
+    def size(self) -> int: ...
+
+    def __enter__(self) -> _Rapidgzip: ...
+
+
+def _export(reader: _Rapidgzip, compressed_size: int) -> GzipIndex:
     import rapidgzip
 
     sink = io.BytesIO()
@@ -213,13 +246,12 @@ def _export(reader: Any, compressed_size: int) -> GzipIndex:
     return GzipIndex(sink.getvalue(), points, int(reader.size()), compressed_size)
 
 
-def _rapidgzip_file(raw: BinaryStream, threads: int, spacing: int | None = None) -> Any:
+def _rapidgzip_file(raw: BinaryStream, threads: int, spacing: int | None = None) -> _Rapidgzip:
     import rapidgzip
 
-    options: dict[str, Any] = {"parallelization": max(1, threads)}
-    if spacing:
-        options["chunk_size"] = int(spacing)
-    return rapidgzip.RapidgzipFile(raw, **options)
+    chunk_size = int(spacing) if spacing else 4 * 2**20  # rapidgzip's default
+    reader: _Rapidgzip = rapidgzip.RapidgzipFile(raw, max(1, threads), chunk_size=chunk_size)
+    return reader
 
 
 def build_index(
@@ -262,6 +294,9 @@ class IndexingInflater(io.RawIOBase):
     Read it like any binary stream; once it has been read to the end, :attr:`index` holds
     the index (``None`` before, or when the source cannot seek or rapidgzip is missing:
     then the stream is a plain inflater from :func:`lazyspheres.io.inflate.open_inflated`).
+    With one thread, rapidgzip decodes in the calling thread, so a
+    :class:`~lazyspheres.io.readahead.ReadAhead` helper reads it ahead: decoding overlaps
+    with what the caller does with the bytes.
     """
 
     def __init__(
@@ -269,15 +304,20 @@ class IndexingInflater(io.RawIOBase):
         raw: BinaryStream,
         *,
         threads: int = 1,
+        spacing: int | None = RECORD_SPACING,
         on_index: Callable[[GzipIndex], None] | None = None,
     ) -> None:
         super().__init__()
         self._index: GzipIndex | None = None
         self._on_index = on_index
         seekable = bool(getattr(raw, "seekable", lambda: False)())
+        self._decoder: _Rapidgzip | None = None
+        self._reader: BinaryStream
         if seekable and index_available():
             self._size: int | None = _compressed_size(raw)
-            self._reader: Any = _rapidgzip_file(raw, threads)
+            self._decoder = _rapidgzip_file(raw, threads, spacing)
+            # one thread decodes in the caller's thread: read ahead in a helper instead
+            self._reader = ReadAhead(self._decoder) if threads == 1 else self._decoder
         else:
             from lazyspheres.io.inflate import open_inflated
 
@@ -293,11 +333,12 @@ class IndexingInflater(io.RawIOBase):
         """Always True."""
         return True
 
-    def readinto(self, buffer: Any) -> int:
+    def readinto(self, buffer: WriteableBuffer) -> int:
         """Inflate into ``buffer``; at the end of the stream, record the index."""
-        count = self._reader.readinto(buffer)
-        if not count and len(memoryview(buffer)) and self._index is None and self._size:
-            self._index = _export(self._reader, self._size)
+        count = self._reader.readinto(memoryview(buffer)) or 0
+        decoder, size = self._decoder, self._size
+        if not count and len(memoryview(buffer)) and self._index is None and decoder and size:
+            self._index = _export(decoder, size)
             if self._on_index is not None:
                 self._on_index(self._index)
         return count
@@ -306,6 +347,8 @@ class IndexingInflater(io.RawIOBase):
         """Close the inflater (not ``raw``, which belongs to the caller)."""
         if not self.closed:
             self._reader.close()
+            if self._decoder is not None:
+                self._decoder.close()
         super().close()
 
 
@@ -313,15 +356,18 @@ def open_indexing(
     raw: BinaryStream,
     *,
     threads: int = 1,
+    spacing: int | None = RECORD_SPACING,
     on_index: Callable[[GzipIndex], None] | None = None,
 ) -> IndexingInflater:
     """Open ``raw`` (compressed, at position 0) for one sequential pass that records the index.
 
-    One thread is the fastest pass on the project's two-core reference machine (the
-    gather runs in the other); see :class:`IndexingInflater`. ``on_index`` is called with
-    the index when the stream has been read to its end (e.g. to cache it).
+    One thread (decoding in a read-ahead helper) and :data:`RECORD_SPACING` keep rapidgzip's
+    memory bounded (+~120 MB, flat in the file's length); more threads or a wider spacing
+    are faster on more cores but cache more decoded chunks (see the module docstring).
+    ``on_index`` is called with the index when the stream has been read to its end (e.g.
+    to cache it).
     """
-    return IndexingInflater(raw, threads=threads, on_index=on_index)
+    return IndexingInflater(raw, threads=threads, spacing=spacing, on_index=on_index)
 
 
 @dataclass(frozen=True)
@@ -410,7 +456,7 @@ def read_range(
     index: GzipIndex | None,
     start: int,
     stop: int,
-    out: Any = None,
+    out: WriteableBuffer | None = None,
 ) -> bytes | memoryview:
     """Decompressed bytes ``[start, stop)`` of a gzip file, from the nearest seek point.
 

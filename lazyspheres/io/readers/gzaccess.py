@@ -15,8 +15,8 @@ import hashlib
 import importlib
 import os
 import sys
+import types
 from collections.abc import Callable, Iterator
-from typing import Any
 
 from lazyspheres.io import gzindex
 from lazyspheres.io.binary import BinaryStream
@@ -26,7 +26,7 @@ from lazyspheres.io.sources import ByteSource
 __all__ = ["build_index", "cached_index", "read_into", "recording_stream", "why_no_index"]
 
 
-def _cache() -> Any:
+def _cache() -> types.ModuleType | None:
     try:  # persistence is optional: without it indexes live with the readers only
         return importlib.import_module("lazyspheres.io.gzindex_cache")
     except ImportError:
@@ -47,23 +47,27 @@ def why_no_index(source: ByteSource) -> str:
     return "none is stored for this version of the file"
 
 
-def record_while_streaming() -> bool:
-    """Whether full streaming passes record the index (``LAZYSPHERES_GZINDEX_BYPRODUCT=1``).
+#: Whether full streaming passes record the index when ``LAZYSPHERES_GZINDEX_BYPRODUCT`` is
+#: unset (see :func:`record_while_streaming`).
+RECORD_BY_DEFAULT = False
 
-    Off by default: recording needs rapidgzip's single-thread inflater in place of ISA-L's
-    threaded one, and inside ``extract`` that pass was 1.5-2.7x slower end to end
-    (:mod:`lazyspheres.io.gzindex`, measured on 2 cores), while building the index on
-    demand at the first random access costs 1.2-1.4x one plain pass, once per file version
-    (then cached). Re-measured under load (benchmarks/bench_byproduct.py): 1.0-1.3x with one
-    thread, 1.1-1.6x with two, and a peak RSS of 430-630 MB against ISA-L's 200 MB. Turn it
-    on where the CPU and memory are free and random access will follow.
+
+def record_while_streaming() -> bool:
+    """Whether full streaming passes record the index (``LAZYSPHERES_GZINDEX_BYPRODUCT``).
+
+    ``1``/``on``/``true``/``yes`` turn it on, any other value off; unset,
+    :data:`RECORD_BY_DEFAULT` decides. Off by default: recording needs rapidgzip's inflater
+    in place of ISA-L's, and no rapidgzip setting was measured both within 10 % of ISA-L's
+    pass and within 400 MB (:mod:`lazyspheres.io.gzindex`). The recording pass (one thread
+    read ahead, 2 MiB seek points) stays near ISA-L's memory plus ~120 MB, flat in T, and
+    costs 1.3-1.5x its CPU (benchmarks/bench_byproduct.py); building the index on demand at
+    the first random access costs 1.2-1.4x one plain pass, once per file version (then
+    cached). Turn it on where random access will follow and the CPU is free.
     """
-    return os.environ.get("LAZYSPHERES_GZINDEX_BYPRODUCT", "0").strip().lower() in {
-        "1",
-        "on",
-        "true",
-        "yes",
-    }
+    value = os.environ.get("LAZYSPHERES_GZINDEX_BYPRODUCT", "").strip().lower()
+    if not value:
+        return RECORD_BY_DEFAULT
+    return value in {"1", "on", "true", "yes"}
 
 
 def opener(source: ByteSource) -> Callable[[], BinaryStream]:
@@ -137,7 +141,7 @@ def read_into(source: ByteSource, index: gzindex.GzipIndex, offset: int, out: me
 @contextlib.contextmanager
 def recording_stream(
     source: ByteSource, raw: BinaryStream
-) -> Iterator[tuple[BinaryStream, Callable[[], Any]]]:
+) -> Iterator[tuple[BinaryStream, Callable[[], gzindex.GzipIndex | None]]]:
     """The inflated stream of ``raw``, and a callable giving the index it recorded.
 
     The index exists (and is cached) only once the stream was read to its end; before
@@ -148,9 +152,9 @@ def recording_stream(
             yield stream, lambda: None
         return
     with gzindex.open_indexing(raw) as stream:
-        stored: list[Any] = []
+        stored: list[gzindex.GzipIndex] = []
 
-        def recorded() -> Any:
+        def recorded() -> gzindex.GzipIndex | None:
             if not stored and stream.index is not None:
                 _store(source, stream.index)
                 stored.append(stream.index)
