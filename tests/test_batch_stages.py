@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from lazyspheres.batch.api import _store_policy, runs_to_do
 from lazyspheres.batch.runs import RunSpec
-from lazyspheres.batch.tasks import Failure
+from lazyspheres.batch.stages import _store_policy, runs_to_do
+from lazyspheres.batch.tasks import Failure, Opened
 
 
 def _run(index: int) -> RunSpec:
@@ -16,7 +16,12 @@ def _run(index: int) -> RunSpec:
 def test_resume_policy_keeps_failed_new_and_changed_runs():
     runs = [_run(i) for i in range(4)]
     failure = Failure("OSError", "unreadable")
-    probes = [("facts0", "fp0"), ("facts1", "fp1"), ("facts2", "fp2-new"), failure]
+    probes = [
+        Opened("facts0", "fp0"),
+        Opened("facts1", "fp1"),
+        Opened("facts2", "fp2-new"),
+        failure,
+    ]
     complete = {"r0": "fp0", "r2": "fp2-old", "r3": "fp3"}
     todo = runs_to_do(runs, probes, complete)
     assert [(run.run_id, probe) for run, probe in todo] == [

@@ -29,7 +29,7 @@ FILL_NA_ADVICE = (
 
 
 def check_confounds(
-    runs: list[Any], n_volumes: list[int | None], config: Any, fill_na: str | None
+    runs: list[Any], n_volumes: list[int | None], params: Any, fill_na: str | None
 ) -> None:
     """Check each run's files exist, and its confounds against its length (header-probed).
 
@@ -39,7 +39,7 @@ def check_confounds(
         The runs.
     n_volumes : list of int or None
         Each run's length (None: its header could not be read; it fails on its own).
-    config : BatchConfig
+    params : BatchParams
         For ``confound_columns`` and storage options.
     fill_na : str or None
         The ``clean`` fill rule (None: non-finite cells in kept volumes are problems).
@@ -64,7 +64,7 @@ def check_confounds(
         if run.confounds is None or n is None or missing:
             continue
         try:
-            table = select_confounds(run.confounds, config)
+            table = select_confounds(run.confounds, params)
             loaded = prepare_confounds(table, n)
         except (OSError, ValueError, TypeError) as error:
             problems.append(f"{run.run_id}: {_first_line(error)}")

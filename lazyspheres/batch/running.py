@@ -13,24 +13,29 @@ import contextlib
 import itertools
 import logging
 from collections.abc import Callable, Iterator
-from typing import Any
+from typing import TYPE_CHECKING
 
 import numpy as np
 from dask import delayed
 from dask.base import tokenize
 
+from lazyspheres._types import StorageOptions
 from lazyspheres.batch import tasks as task_module
 from lazyspheres.batch.execute import Progress, collect, compute_all, n_workers
+from lazyspheres.batch.params import BatchParams
+from lazyspheres.batch.reading import ImageFacts
 from lazyspheres.batch.runs import RunSpec
 from lazyspheres.batch.tasks import (
-    BatchConfig,
     Failure,
-    ImageFacts,
+    Probe,
     RunOutcome,
     finish_run,
     probe_run,
     read_block,
 )
+
+if TYPE_CHECKING:
+    from distributed import Client
 
 __all__ = ["probe_all", "run_all"]
 
@@ -41,16 +46,18 @@ log = logging.getLogger("lazyspheres.batch")
 _MIN_BLOCK_VOLUMES = 64
 
 
-def probe_all(runs: list[RunSpec], client: Any, options: dict[str, Any] | None) -> list[Any]:
+def probe_all(
+    runs: list[RunSpec], client: Client | None, options: StorageOptions | None
+) -> list[Probe]:
     """Header facts of every run, read by the workers (a Failure per unreadable run)."""
     token = tokenize(object())
     tasks = [
         delayed(probe_run, pure=False)(run, options, dask_key_name=f"probe-{run.run_id}-{token}")
         for run in runs
     ]
-    results: list[Any] = [None] * len(runs)
+    results: list[Probe] = [Failure("RuntimeError", "not probed")] * len(runs)
 
-    def done(i: int, result: Any) -> None:
+    def done(i: int, result: Probe) -> None:
         results[i] = result
 
     def error(i: int, exc: BaseException) -> None:
@@ -61,7 +68,7 @@ def probe_all(runs: list[RunSpec], client: Any, options: dict[str, Any] | None) 
         if isinstance(result, Failure):
             log.info("run %s: cannot be opened (%s)", run.run_id, result.error_type)
         else:
-            facts = result[0]
+            facts = result.facts
             log.info(
                 "run %s opened: %s, %d volumes, %s",
                 run.run_id,
@@ -72,7 +79,7 @@ def probe_all(runs: list[RunSpec], client: Any, options: dict[str, Any] | None) 
     return results
 
 
-def _n_blocks(facts: Any, n_runs: int, workers: int, time_blocks: int | None) -> int:
+def _n_blocks(facts: ImageFacts, n_runs: int, workers: int, time_blocks: int | None) -> int:
     if facts.kind != "nifti":  # gzip: one stream; Zarr: one task reads the chunks it needs
         return 1
     if time_blocks is not None:
@@ -83,11 +90,9 @@ def _n_blocks(facts: Any, n_runs: int, workers: int, time_blocks: int | None) ->
 
 
 def run_all(
-    todo: list[tuple[RunSpec, tuple[ImageFacts, str] | Failure]],
-    config: BatchConfig,
-    client: Any,
-    progress: bool,
-    time_blocks: int | None,
+    todo: list[tuple[RunSpec, Probe]],
+    params: BatchParams,
+    client: Client | None,
     prepare: Callable[[], object],
     record: Callable[[RunOutcome], object],
 ) -> list[RunOutcome]:
@@ -105,22 +110,22 @@ def run_all(
         if isinstance(probe, Failure):
             outcomes.append(RunOutcome(run.index, run.run_id, run.source, failure=probe))
             continue
-        n_volumes = probe[0].n_volumes
-        n = _n_blocks(probe[0], len(todo), workers, time_blocks)
+        n_volumes = probe.facts.n_volumes
+        n = _n_blocks(probe.facts, len(todo), workers, params.time_blocks)
         edges = np.linspace(0, n_volumes, n + 1).astype(int)
         reads.append(
             [
                 delayed(read_block, pure=False)(
-                    run, config, int(a), int(b), dask_key_name=f"read-{run.run_id}-{k}-{token}"
+                    run, params, int(a), int(b), dask_key_name=f"read-{run.run_id}-{k}-{token}"
                 )
                 for k, (a, b) in enumerate(itertools.pairwise(edges))
             ]
         )
         submitted.append(run)
-    facts = {run.run_id: probe[0] for run, probe in todo if not isinstance(probe, Failure)}
+    facts = {run.run_id: probe.facts for run, probe in todo if not isinstance(probe, Failure)}
     bar = Progress(
         len(submitted),
-        enabled=progress,
+        enabled=params.progress,
         volumes=sum(facts[run.run_id].n_volumes for run in submitted),
     )
 
@@ -139,7 +144,7 @@ def run_all(
     if client is None:
         prepare()
         tasks = [
-            delayed(finish_run, pure=False)(run, config, *blocks, dask_key_name=key)
+            delayed(finish_run, pure=False)(run, params, *blocks, dask_key_name=key)
             for run, blocks, key in zip(submitted, reads, keys, strict=True)
         ]
         with _volumes_reported(bar, None):
@@ -152,7 +157,7 @@ def run_all(
         client.cancel([future for futures in block_futures for future in futures])
         raise
     finals = [
-        client.submit(finish_run, run, config, *futures, key=key, pure=False)
+        client.submit(finish_run, run, params, *futures, key=key, pure=False)
         for run, futures, key in zip(submitted, block_futures, keys, strict=True)
     ]
     # Only the finishing tasks need the blocks now: without our references the scheduler
@@ -164,7 +169,7 @@ def run_all(
 
 
 @contextlib.contextmanager
-def _volumes_reported(bar: Progress, client: Any) -> Iterator[None]:
+def _volumes_reported(bar: Progress, client: Client | None) -> Iterator[None]:
     """Route the volume counts of reads to ``bar`` while the batch runs.
 
     Locally the reads run in this process's threads and call the bar directly; on a
@@ -188,7 +193,7 @@ def _volumes_reported(bar: Progress, client: Any) -> Iterator[None]:
         client.unsubscribe_topic(topic)
 
 
-def _log_outcome(outcome: RunOutcome, facts: Any) -> None:
+def _log_outcome(outcome: RunOutcome, facts: ImageFacts) -> None:
     if outcome.failure is not None:
         log.info("run %s failed: %s", outcome.run_id, outcome.failure.error_type)
         return
