@@ -8,7 +8,10 @@ from typing import TYPE_CHECKING, Literal, TypeAlias, Union
 if TYPE_CHECKING:
     from zarr.abc.store import Store
 
-__all__ = ["ErrorPolicy", "OnEmpty", "PerRunGiven", "StoreTarget"]
+__all__ = ["ErrorPolicy", "JsonValue", "OnEmpty", "PerRunGiven", "StoreTarget"]
+
+JsonValue: TypeAlias = "str | int | float | bool | list[JsonValue] | dict[str, JsonValue] | None"
+"""A value as JSON holds it (the store's parameter record, input fingerprints)."""
 
 StoreTarget: TypeAlias = Union[str, os.PathLike[str], "Store"]
 """Where a result store is: a path, an fsspec URL or a zarr Store."""

@@ -13,16 +13,24 @@ from __future__ import annotations
 import sys
 import threading
 import time
-from collections.abc import Callable, Sequence
-from typing import Any
+from collections.abc import Callable, Mapping, Sequence
+from typing import TYPE_CHECKING, Generic, TypeVar
 
 import dask
 from dask.callbacks import Callback
+from dask.delayed import Delayed
+from dask.typing import Key
+
+if TYPE_CHECKING:
+    from distributed import Client, Future
+
+#: What one task computes (a probe, a run's outcome): the caller's ``on_done`` knows.
+T = TypeVar("T")
 
 __all__ = ["Progress", "active_client", "collect", "compute_all", "n_workers"]
 
 
-def active_client(client: Any = None) -> Any:
+def active_client(client: Client | None = None) -> Client | None:
     """The given client, else the default ``distributed`` client if one is active."""
     if client is not None:
         return client
@@ -39,7 +47,7 @@ def active_client(client: Any = None) -> Any:
         return None
 
 
-def n_workers(client: Any) -> int:
+def n_workers(client: Client | None) -> int:
     """Number of threads that will run tasks."""
     if client is not None:
         threads = client.nthreads()
@@ -108,24 +116,26 @@ class Progress:
         sys.stderr.flush()
 
 
-class _Finished(Callback):
+class _Finished(Callback, Generic[T]):
     """Local-scheduler callback calling ``on_done(position, result)`` for each final task."""
 
-    def __init__(self, positions: dict[Any, int], on_done: Callable[[int, Any], None]) -> None:
+    def __init__(self, positions: dict[Key, int], on_done: Callable[[int, T], None]) -> None:
         super().__init__()
         self.positions = positions
         self.on_done = on_done
 
-    def _posttask(self, key: Any, result: Any, dsk: Any, state: Any, worker_id: Any) -> None:
+    def _posttask(
+        self, key: Key, result: T, dsk: Mapping[Key, object], state: object, worker_id: int
+    ) -> None:
         if key in self.positions:
             self.on_done(self.positions[key], result)
 
 
 def compute_all(
-    tasks: Sequence[Any],
+    tasks: Sequence[Delayed],
     *,
-    client: Any,
-    on_done: Callable[[int, Any], None],
+    client: Client | None,
+    on_done: Callable[[int, T], None],
     on_error: Callable[[int, BaseException], None],
 ) -> None:
     """Compute delayed ``tasks``, calling ``on_done(i, result)`` as each one finishes.
@@ -144,10 +154,10 @@ def compute_all(
 
 
 def collect(
-    futures: Sequence[Any],
+    futures: Sequence[Future],
     *,
-    client: Any,
-    on_done: Callable[[int, Any], None],
+    client: Client,
+    on_done: Callable[[int, T], None],
     on_error: Callable[[int, BaseException], None],
 ) -> None:
     """Wait for ``distributed`` futures, calling ``on_done(i, result)`` as each finishes.

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, TypeAlias
 import numpy as np
 
 from lazyspheres._types import FloatArray, StorageOptions, UserInput
-from lazyspheres.batch._types import ErrorPolicy, OnEmpty, PerRunGiven, StoreTarget
+from lazyspheres.batch._types import ErrorPolicy, JsonValue, OnEmpty, PerRunGiven, StoreTarget
 from lazyspheres.cleaning.options import CleaningParams
 
 if TYPE_CHECKING:
@@ -27,15 +27,11 @@ if TYPE_CHECKING:
 
 __all__ = [
     "BatchParams",
-    "JsonValue",
     "check_clean",
     "dry_run_clean",
     "seed_coords",
     "split_mask",
 ]
-
-JsonValue: TypeAlias = "str | int | float | bool | list[JsonValue] | dict[str, JsonValue] | None"
-"""A value as JSON holds it."""
 
 #: A seed coordinate of the store, as xarray takes it: ``(dims, values[, attrs])``.
 SeedCoord: TypeAlias = "tuple[str, np.ndarray] | tuple[str, np.ndarray, dict[str, str]]"

@@ -96,7 +96,7 @@ def validate(
     Raises
     ------
     ValueError, TypeError, FileNotFoundError, SeedError, BatchInputError, MissingInputsError
-        Any argument that is wrong whatever the images hold.
+        An argument that is wrong whatever the images hold.
     """
     from lazyspheres.seeds import load_seeds
 

@@ -16,13 +16,13 @@ import time
 import warnings
 from collections.abc import Callable, Hashable
 from dataclasses import dataclass, field
-from typing import Any, NamedTuple, TypeAlias
+from typing import TYPE_CHECKING, NamedTuple, TypeAlias
 
 import numpy as np
 
 from lazyspheres._lru import LRU
 from lazyspheres._malloc import recycle_buffers
-from lazyspheres._types import StorageOptions
+from lazyspheres._types import BoolArray, FloatArray, StorageOptions, UserInput
 from lazyspheres.batch.params import BatchParams
 from lazyspheres.batch.reading import ImageFacts, block_means, file_fingerprint, open_image
 from lazyspheres.batch.runs import RunSpec
@@ -31,6 +31,9 @@ from lazyspheres.batch.store import write_run
 from lazyspheres.cleaning.options import CleaningParams
 from lazyspheres.gather import GatherPlan
 from lazyspheres.smoothing import SmoothingPlan
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 __all__ = [
     "BlockMeans",
@@ -46,7 +49,7 @@ __all__ = [
 
 # warnings.catch_warnings swaps process-wide state: tasks in threads take turns.
 _WARNINGS_LOCK = threading.Lock()
-_MASKS: LRU[Hashable, np.ndarray] = LRU(8)
+_MASKS: LRU[Hashable, BoolArray] = LRU(8)
 _SMOOTHERS: LRU[Hashable, tuple[GatherPlan, SmoothingPlan]] = LRU(8)
 
 
@@ -79,7 +82,7 @@ class RunOutcome:
     warnings: list[tuple[str, str]] = field(default_factory=list)
 
 
-def run_fingerprint(spec: RunSpec, facts: ImageFacts, options: dict[str, Any] | None) -> str:
+def run_fingerprint(spec: RunSpec, facts: ImageFacts, options: StorageOptions | None) -> str:
     """JSON identity of everything a run's result depends on besides the batch parameters."""
     identity = {
         "image": {"location": facts.location, "size": facts.size, "version": facts.fingerprint},
@@ -110,7 +113,7 @@ def probe_run(spec: RunSpec, options: StorageOptions | None) -> Probe:
         return Failure.of(error)
 
 
-def spheres_for(facts: ImageFacts, mask_source: Any, params: BatchParams) -> RunSpheres:
+def spheres_for(facts: ImageFacts, mask_source: UserInput, params: BatchParams) -> RunSpheres:
     """The run's spheres (mask read and resampled to its grid, cached per process)."""
     mask = None
     if mask_source is not None:
@@ -126,7 +129,9 @@ def spheres_for(facts: ImageFacts, mask_source: Any, params: BatchParams) -> Run
     )
 
 
-def _mask_on_grid(source: Any, facts: ImageFacts, options: dict[str, Any] | None) -> np.ndarray:
+def _mask_on_grid(
+    source: UserInput, facts: ImageFacts, options: StorageOptions | None
+) -> BoolArray:
     from lazyspheres.extraction import load_mask_on_grid
 
     key = (
@@ -142,7 +147,9 @@ def _mask_on_grid(source: Any, facts: ImageFacts, options: dict[str, Any] | None
     return mask
 
 
-def _smoother(spheres: RunSpheres, facts: ImageFacts, fwhm: Any) -> SmoothingPlan | None:
+def _smoother(
+    spheres: RunSpheres, facts: ImageFacts, fwhm: FloatArray | str | None
+) -> SmoothingPlan | None:
     """The run's smoothing plan (cached per process with its sphere plan)."""
     if fwhm is None or spheres.plan is None:
         return None
@@ -313,7 +320,7 @@ def _clean(
     return cleaned if signals.shape[1] else cleaned[:, :0]
 
 
-def select_confounds(value: Any, params: BatchParams) -> Any:
+def select_confounds(value: UserInput, params: BatchParams) -> UserInput:
     """Confounds as :func:`clean` takes them; remote files read here; columns selected."""
     if value is None:
         return None
@@ -345,7 +352,7 @@ def select_confounds(value: Any, params: BatchParams) -> Any:
     return value[chosen]
 
 
-def _read_table(path: str, options: dict[str, Any] | None) -> Any:
+def _read_table(path: str, options: StorageOptions | None) -> pd.DataFrame:
     import fsspec
     import pandas as pd
 
