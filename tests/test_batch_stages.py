@@ -9,6 +9,7 @@ import json
 import pytest
 from batch_helpers import run_affine, world_seeds, write_runs
 
+from lazyspheres.batch import extract_many
 from lazyspheres.batch.runs import RunSpec
 from lazyspheres.batch.stages import (
     BatchError,
@@ -177,3 +178,12 @@ def test_write_reports_failed_runs_by_the_error_policy(small, tmp_path, errors):
         with pytest.warns(UserWarning, match="OSError: gone"):
             ds = write(batch, [failed])
         assert json.loads(ds.attrs["failed"]) == {batch.run_ids[0]: f"{runs[0]}: OSError: gone"}
+
+
+def test_progress_draws_runs_and_volumes_and_is_silent_when_off(small, tmp_path, capsys):
+    runs, seeds = small
+    extract_many(runs, seeds, 3.0, store=tmp_path / "quiet.zarr", progress=False)
+    assert capsys.readouterr().err == ""
+    extract_many(runs, seeds, 3.0, store=tmp_path / "shown.zarr", progress=True)
+    last = capsys.readouterr().err.rstrip("\n").split("\r")[-1]
+    assert last.startswith("[" + "#" * 30 + "] 2/2 runs, 24/24 volumes read |")

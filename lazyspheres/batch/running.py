@@ -147,7 +147,7 @@ def run_all(
             delayed(finish_run, pure=False)(run, params, *blocks, dask_key_name=key)
             for run, blocks, key in zip(submitted, reads, keys, strict=True)
         ]
-        with _volumes_reported(bar, None):
+        with _volumes_reported(bar, None), bar.showing():
             compute_all(tasks, client=None, on_done=done, on_error=error)
         return outcomes
     block_futures = [client.compute(blocks) for blocks in reads]
@@ -163,7 +163,7 @@ def run_all(
     # Only the finishing tasks need the blocks now: without our references the scheduler
     # frees each run's blocks as soon as its finishing task has run.
     del block_futures
-    with _volumes_reported(bar, client):
+    with _volumes_reported(bar, client), bar.watching():
         collect(finals, client=client, on_done=done, on_error=error)
     return outcomes
 
