@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field, fields
 from typing import TypeAlias
 
 import numpy as np
@@ -110,7 +110,13 @@ class _Counted(NiftiFile):
     The one streaming pass stays one pass: the report is a side effect of each block.
     """
 
-    report: Callable[[int], None]
+    report: Callable[[int], None] = field(kw_only=True)  # never pickled: made in the task
+
+    @classmethod
+    def of(cls, nifti: NiftiFile, report: Callable[[int], None]) -> _Counted:
+        """``nifti``, reporting its streamed blocks to ``report``."""
+        opened = {f.name: getattr(nifti, f.name) for f in fields(nifti) if f.init}
+        return cls(**opened, report=report)
 
     def iter_gathered(
         self,
@@ -144,7 +150,7 @@ def block_means(
     ``n`` volumes has been read (progress inside a run).
     """
     if isinstance(image, NiftiFile):
-        counted = image if report is None else _Counted(image.source, image.layout, report)
+        counted = image if report is None else _Counted.of(image, report)
         return file_block_means(counted, plan, start, stop, smoother)
     import dask
 
