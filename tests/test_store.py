@@ -98,12 +98,19 @@ def test_signals_are_one_object_per_run_and_the_state_one_per_block(
     group = zarr.open_group(store, mode="r")
     assert group["signals"].chunks == (1, 16, 4)
     size = min(block, 2)
-    for name in ("n_volumes", "t_r", "fingerprint", "complete"):
+    for name in ("n_volumes", "t_r", "complete"):
         assert group[name].chunks == (size,)
     assert group["n_voxels"].chunks == (size, 4)
-    assert str(group["fingerprint"][0]).startswith('{"confounds": null, "image": {')
+    assert "fingerprint" not in group  # the runs' input identities are the inputs attribute
+    inputs = json.loads(group.attrs["inputs"])
+    assert sorted(inputs) == ["sub-01_task-rest", "sub-02_task-rest"]
+    assert inputs["sub-01_task-rest"]["image"]["location"].endswith("sub-01_task-rest_bold.nii.gz")
     assert group["complete"][:].tolist() == [True, True]
     assert group["n_volumes"][:].tolist() == [12, 16]
+    # One radius for every seed: the radius array's fill value, with no chunk written.
+    assert not (store / "radius" / "c").exists()
+    assert (store / "x" / "c" / "0").exists()
+    assert xr.open_zarr(store).radius.values.tolist() == [3.0] * 4
 
 
 class FakeLibc:
@@ -161,28 +168,87 @@ def test_a_template_interrupted_half_written_counts_as_unfinished(tmp_path, two_
     assert not ResultStore(foreign).is_unfinished_start()
 
 
-def test_a_store_in_the_previous_layout_opens_and_resumes(tmp_path, two_runs, seeds, monkeypatch):
-    """``lazyspheres-results/1``: per-run state one run per object; still read and resumed."""
+@pytest.mark.parametrize(("version", "block"), [(1, 1), (2, 1024)])
+def test_a_store_in_a_previous_layout_opens_and_resumes(
+    tmp_path, two_runs, seeds, monkeypatch, version, block
+):
+    """``lazyspheres-results/1`` and ``/2``: fingerprints in a ``fingerprint(run)`` array
+    (``/1``: per-run state one run per object); still read and resumed."""
     from lazyspheres.batch import store as store_module
 
-    store = tmp_path / "v1.zarr"
-    with monkeypatch.context() as patched:  # the /1 chunking: one run per object
-        patched.setattr(store_module, "RUN_BLOCK", 1)
+    store = tmp_path / f"v{version}.zarr"
+    with monkeypatch.context() as patched:
+        patched.setattr(store_module, "RUN_BLOCK", block)
         reference = ls.extract_many(two_runs, seeds, 3.0, store=store, progress=False).load()
+    # The older layout: the fingerprints as an array chunked like the state, not an attribute.
     group = zarr.open_group(store, mode="r+")
-    group.attrs["store_format"] = "lazyspheres-results/1"
+    inputs = json.loads(group.attrs["inputs"])
+    runs = [str(r) for r in group["run"][:]]
+    prints = np.array([json.dumps(inputs[r], sort_keys=True) for r in runs], dtype=object)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # zarr: consolidated metadata is not in the v3 spec
+        group = zarr.open_group(store, mode="r+")
+        array = group.create_array(
+            "fingerprint", shape=(2,), chunks=(min(block, 2),), dtype=str, fill_value="",
+            dimension_names=["run"],
+        )  # fmt: skip
+        array[:] = prints
+        group.attrs.update({"store_format": f"lazyspheres-results/{version}", "inputs": "{}"})
         zarr.consolidate_metadata(store)
     ResultStore(store).clear_flags([1])  # as after a crash while rewriting run 1
     ResultStore(store).set_attrs(complete=False)
     with pytest.raises(IncompleteStoreError, match=r"1 of 2 run\(s\)"):
         ls.open_results(store)
+    assert ResultStore(store).complete_runs() == {runs[0]: prints[0]}
 
     resumed = ls.extract_many(two_runs, seeds, 3.0, store=store, progress=False)
-    assert resumed.attrs["store_format"] == "lazyspheres-results/1"
-    assert zarr.open_group(store, mode="r")["complete"].chunks == (1,)
+    assert resumed.attrs["store_format"] == f"lazyspheres-results/{version}"
+    assert zarr.open_group(store, mode="r")["complete"].chunks == (min(block, 2),)
+    assert resumed.fingerprint.values.tolist() == prints.tolist()
     xr.testing.assert_identical(
-        resumed.load().drop_attrs(deep=False), reference.drop_attrs(deep=False)
+        resumed.load().drop_vars("fingerprint").drop_attrs(deep=False),
+        reference.drop_attrs(deep=False),
     )
     assert xr.open_zarr(store).complete.values.tolist() == [True, True]
+
+
+def test_runs_are_written_only_once_the_store_is_prepared(tmp_path, two_runs, seeds, monkeypatch):
+    """The template is written alongside the first reads; no run's data comes before it."""
+    import time
+
+    from lazyspheres.batch import store as store_module
+
+    events = []
+    create = ResultStore.create
+
+    def slow_create(self, **kwargs):
+        time.sleep(0.5)  # longer than reading these runs
+        create(self, **kwargs)
+        events.append("created")
+
+    monkeypatch.setattr(ResultStore, "create", slow_create)
+    monkeypatch.setattr(store_module, "fault_hook", lambda stage, run: events.append(stage))
+    store = tmp_path / "r.zarr"
+    ds = ls.extract_many(two_runs, seeds, 3.0, store=store, progress=False)
+    writes = [event for event in events if event in ("created", "before_data")]
+    assert writes == ["created", "before_data", "before_data"]
+    assert bool(ds.attrs["complete"])
+    np.testing.assert_array_equal(ds.signals.values[0, :12], ls.extract(two_runs[0], seeds, 3.0))
+
+
+def test_a_store_that_cannot_be_prepared_stops_the_batch_with_its_error(
+    tmp_path, two_runs, seeds, monkeypatch
+):
+    from lazyspheres.batch import store as store_module
+
+    def refuse(self, **kwargs):
+        raise PermissionError("access denied (injected)")
+
+    written = []
+    monkeypatch.setattr(ResultStore, "create", refuse)
+    monkeypatch.setattr(store_module, "fault_hook", lambda stage, run: written.append(stage))
+    store = tmp_path / "r.zarr"
+    with pytest.raises(PermissionError, match="injected"):
+        ls.extract_many(two_runs, seeds, 3.0, store=store, progress=False)
+    assert "before_data" not in written  # no run was written
+    assert not store.exists()

@@ -1,14 +1,14 @@
 """The client's record of finished runs, written to the result store a few objects at a time.
 
 Workers write only their run's signals chunk. The client learns that a run is written when
-its task returns, and only then records its state (``n_volumes``, ``n_voxels``, ``t_r``,
-``fingerprint``) and sets its ``complete`` flag. The record is written out as whole blocks
-of :data:`~lazyspheres.batch.store.RUN_BLOCK` runs, state first and flags last: by a timer
-:data:`FLUSH_SECONDS` after a run finishes (with every run finished meanwhile), and once
-more at the end or on an interruption. So a flush costs a few requests whatever the number
-of runs in it, and never more than one flush per finished run. A batch killed outright
-loses at most the flags of the last few seconds: those runs are redone on resume, never
-trusted without their flag.
+its task returns, and only then records its state (``n_volumes``, ``n_voxels``, ``t_r``, and
+its inputs' ``fingerprint``) and sets its ``complete`` flag. The record is written out as
+whole blocks of :data:`~lazyspheres.batch.store.RUN_BLOCK` runs, state first and flags
+last: by a timer :data:`FLUSH_SECONDS` after a run finishes (with every run finished
+meanwhile), and once more at the end or on an interruption. So a flush costs a few requests
+whatever the number of runs in it, and never more than one flush per finished run. A batch
+killed outright loses at most the flags of the last few seconds: those runs are redone on
+resume, never trusted without their flag.
 """
 
 from __future__ import annotations

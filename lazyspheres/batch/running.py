@@ -25,7 +25,9 @@ from lazyspheres.batch.execute import Progress, collect, compute_all, n_workers
 from lazyspheres.batch.params import BatchParams
 from lazyspheres.batch.reading import ImageFacts
 from lazyspheres.batch.runs import RunSpec
+from lazyspheres.batch.store import StoreNotReadyError, StoreReady
 from lazyspheres.batch.tasks import (
+    BlockMeans,
     Failure,
     Probe,
     RunOutcome,
@@ -96,15 +98,17 @@ def run_all(
     prepare: Callable[[], object],
     record: Callable[[RunOutcome], object],
 ) -> list[RunOutcome]:
-    """Read and finish every run of ``todo``; ``prepare()`` runs before any run is finished.
+    """Read and finish every run of ``todo``; ``prepare()`` runs before any run is written.
 
-    On a cluster the block reads are submitted first and ``prepare`` (creating the store)
-    overlaps with them; locally it simply runs first. ``record(outcome)`` is called here,
-    in the client, as each run finishes (after its signals are written).
+    ``prepare`` (creating the store; it returns the root ``zarr.json``) overlaps with the
+    block reads: on a cluster they are submitted first; locally it runs in a thread, and
+    the finishing tasks wait for it before writing. ``record(outcome)`` is called here, in
+    the client, as each run finishes (after its signals are written).
     """
     outcomes: list[RunOutcome] = []
     workers = n_workers(client)
     token = tokenize(object())
+    ready = StoreReady.start(prepare) if client is None else None
     submitted, reads = [], []
     for run, probe in todo:
         if isinstance(probe, Failure):
@@ -115,8 +119,13 @@ def run_all(
         edges = np.linspace(0, n_volumes, n + 1).astype(int)
         reads.append(
             [
-                delayed(read_block, pure=False)(
-                    run, params, int(a), int(b), dask_key_name=f"read-{run.run_id}-{k}-{token}"
+                delayed(_read_block, pure=False)(
+                    ready,
+                    run,
+                    params,
+                    int(a),
+                    int(b),
+                    dask_key_name=f"read-{run.run_id}-{k}-{token}",
                 )
                 for k, (a, b) in enumerate(itertools.pairwise(edges))
             ]
@@ -141,23 +150,29 @@ def run_all(
         bar.update(failed=True)
 
     keys = [f"run-{run.run_id}-{token}" for run in submitted]
-    if client is None:
-        prepare()
+    if ready is not None:
         tasks = [
-            delayed(finish_run, pure=False)(run, params, *blocks, dask_key_name=key)
+            delayed(finish_run, pure=False)(run, params, ready, *blocks, dask_key_name=key)
             for run, blocks, key in zip(submitted, reads, keys, strict=True)
         ]
-        with _volumes_reported(bar, None), bar.showing():
-            compute_all(tasks, client=None, on_done=done, on_error=error)
+        try:
+            with _volumes_reported(bar, None), bar.showing():
+                compute_all(tasks, client=None, on_done=done, on_error=error)
+        finally:
+            ready.wait_quietly()
+        ready.result()  # the store's own error, if preparing it failed
         return outcomes
+    assert client is not None  # ready is None only on a cluster
     block_futures = [client.compute(blocks) for blocks in reads]
     try:
-        prepare()
+        root = prepare()
     except BaseException:
         client.cancel([future for futures in block_futures for future in futures])
         raise
+    # Workers take the signals metadata from the root instead of reading it.
+    prepared = StoreReady(root if isinstance(root, dict) else None)
     finals = [
-        client.submit(finish_run, run, params, *futures, key=key, pure=False)
+        client.submit(finish_run, run, params, prepared, *futures, key=key, pure=False)
         for run, futures, key in zip(submitted, block_futures, keys, strict=True)
     ]
     # Only the finishing tasks need the blocks now: without our references the scheduler
@@ -166,6 +181,15 @@ def run_all(
     with _volumes_reported(bar, client), bar.watching():
         collect(finals, client=client, on_done=done, on_error=error)
     return outcomes
+
+
+def _read_block(
+    ready: StoreReady | None, run: RunSpec, params: BatchParams, start: int, stop: int
+) -> BlockMeans | Failure:
+    """:func:`read_block`, skipped once the store could not be prepared."""
+    if ready is not None and ready.failed:
+        return Failure.of(StoreNotReadyError("the result store was not prepared"))
+    return read_block(run, params, start, stop)
 
 
 @contextlib.contextmanager

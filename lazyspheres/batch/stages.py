@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 import xarray as xr
 
-from lazyspheres._types import StorageOptions, UserInput
+from lazyspheres._types import Attrs, StorageOptions, UserInput
 from lazyspheres.batch._types import ErrorPolicy, OnEmpty, StoreTarget
 from lazyspheres.batch.checks import check_confounds
 from lazyspheres.batch.ledger import RunLedger
@@ -308,11 +308,12 @@ def schedule(batch: BatchPlan, client: Client | None) -> list[RunOutcome]:
         batch.ledger.close()
 
 
-def prepare_store(batch: BatchPlan) -> None:
-    """Create the store, or mark the runs about to be redone incomplete.
+def prepare_store(batch: BatchPlan) -> Attrs | None:
+    """Create the store, or mark the runs about to be redone incomplete; its root.
 
-    Runs while the workers already read (on a cluster): nothing is written to the store
-    before this, and no run is written before it is marked incomplete.
+    Runs while the workers already read: nothing is written to the store before this, and
+    no run is written before it is marked incomplete. The root ``zarr.json`` it returns
+    goes to the workers, which write their run without reading the store's metadata.
     """
     handle, params = batch.handle, batch.params
     if not batch.resuming:
@@ -332,6 +333,7 @@ def prepare_store(batch: BatchPlan) -> None:
         batch.ledger.clear([run.index for run, _ in batch.todo if run.run_id in complete])
         if handle.attrs().get("complete"):
             handle.set_attrs(complete=False)
+    return handle.root()
 
 
 # ---------------------------------------------------------------------------- write

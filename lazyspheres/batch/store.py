@@ -6,31 +6,35 @@ Layout (one group, consolidated metadata, readable with plain ``xr.open_zarr``):
     n_volumes    (run)        int64   real volumes of each run (0 until written)
     n_voxels     (run, seed)  int64   voxels per sphere in that run (coverage; 0 = empty)
     t_r          (run)        float64 the run's header TR (NaN if none)
-    fingerprint  (run)        str     JSON identity of the run's inputs, as read
     complete     (run)        bool    set only after the run's data and its state above
     coords: run (ids), source (run), time (s: volume x TR, when the runs share one TR;
             else the volume index), volume (time: the volume index), seed, x, y, z,
             radius, labels
-    attrs:  lazyspheres_version, store_format, parameters (JSON), inputs (JSON),
+    attrs:  lazyspheres_version, store_format, parameters (JSON), inputs (JSON run id ->
+            identity of the run's inputs as read, for runs whose state is written),
             failed (JSON run id -> error), complete (bool, written last)
 
 Made for object stores, where each object is a request (see ``zarr_objects``):
 
 - The template (all metadata, consolidated in the root ``zarr.json``, and every
-  coordinate) is rendered in memory and written in one concurrent wave, root last.
+  coordinate) is rendered in memory and written in one concurrent wave, root last. A
+  coordinate holding one value everywhere (one radius for all seeds) is that array's fill
+  value, with no chunk to write.
 - Each run's signals are one chunk, written by the worker that computed them.
-- The small per-run state (``n_volumes``, ``n_voxels``, ``t_r``, ``fingerprint``, then
-  ``complete``) is chunked by blocks of :data:`RUN_BLOCK` runs and written by the client
-  (:class:`~lazyspheres.batch.ledger.RunLedger`), a few objects for many runs. Resuming
-  reads it in one request per array.
+- The small per-run state (``n_volumes``, ``n_voxels``, ``t_r``, then ``complete``) is
+  chunked by blocks of :data:`RUN_BLOCK` runs and written by the client
+  (:class:`~lazyspheres.batch.ledger.RunLedger`), a few objects for many runs; the runs'
+  input fingerprints go with it, in the root's ``inputs`` attribute (one more object, which
+  every open reads anyway). Resuming reads the state in one request per array.
 
 A run's flag is set after its data is written and after its state; a changed run's flag is
 cleared before its data is rewritten; the store's ``complete`` attribute is set only after
 every flag. An interruption at any point therefore leaves a store whose ``complete`` is
 False and whose flags are True only for runs whose data is whole.
 
-Stores of format ``lazyspheres-results/1`` (lazyspheres before this layout: per-run state
-chunked one run per object) open and resume as before, in more requests.
+Stores of formats ``lazyspheres-results/1`` (per-run state chunked one run per object, and
+a ``fingerprint(run)`` array) and ``/2`` (that array, in blocks of runs) open and resume as
+before.
 """
 
 from __future__ import annotations
@@ -39,6 +43,7 @@ import contextlib
 import functools
 import json
 import os
+import threading
 import warnings
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -47,10 +52,15 @@ import dask.array as da
 import numpy as np
 import xarray as xr
 
+from lazyspheres._types import Attrs
 from lazyspheres.batch.zarr_objects import (
     ROOT,
+    PrimedStore,
+    constants_as_fill,
     get_json,
+    get_many,
     list_top,
+    put_json,
     put_objects,
     root_group,
     run_concurrently,
@@ -64,24 +74,112 @@ __all__ = [
     "RUN_BLOCK",
     "STORE_FORMAT",
     "ResultStore",
+    "StoreNotReadyError",
+    "StoreReady",
     "open_handle",
     "open_results",
     "write_run",
 ]
 
-STORE_FORMAT = "lazyspheres-results/2"
-#: Formats this version opens and resumes (``/1``: per-run state one run per object).
-READABLE_FORMATS = ("lazyspheres-results/1", STORE_FORMAT)
+STORE_FORMAT = "lazyspheres-results/3"
+#: Formats whose fingerprints are a ``fingerprint(run)`` array, not the ``inputs`` attribute.
+_FINGERPRINT_ARRAY = ("lazyspheres-results/1", "lazyspheres-results/2")
+#: Formats this version opens and resumes.
+READABLE_FORMATS = (*_FINGERPRINT_ARRAY, STORE_FORMAT)
 #: Runs per chunk of the per-run state arrays: resuming reads one object per array for
 #: up to this many runs; the client rewrites a block when a run in it finishes.
 RUN_BLOCK = 1024
-#: The per-run state the client writes before a run's ``complete`` flag.
-RUN_STATE = ("n_volumes", "n_voxels", "t_r", "fingerprint")
+#: The per-run state the client writes before a run's ``complete`` flag (and the
+#: ``fingerprint`` of each run, in the ``inputs`` attribute or, before ``/3``, an array).
+RUN_STATE = ("n_volumes", "n_voxels", "t_r")
 _V2_KEYS = frozenset({".zgroup", ".zarray", ".zattrs", ".zmetadata"})
 
 #: Test seam: called as ``hook(stage, run_id)`` at "before_data" and "before_flag" inside
 #: :func:`write_run`. Fault-injection tests set it (in worker processes too); None otherwise.
 fault_hook: Callable[[str, str], None] | None = None
+
+
+class StoreNotReadyError(RuntimeError):
+    """The store could not be prepared, so no run can be written (its error is the cause)."""
+
+
+class StoreReady:
+    """The store's preparation (its template), run alongside the first reads.
+
+    Workers wait on it before writing their run (so nothing is written before the template,
+    nor before a redone run's flag is cleared), and take the ``signals`` metadata from the
+    root it carries instead of reading it: one round trip fewer per run. Pickled for a
+    cluster's workers once done, it carries that root only.
+
+    Parameters
+    ----------
+    root : dict, optional
+        The root ``zarr.json`` of the store, ready already (None: workers read the
+        metadata themselves).
+    done : bool, default True
+        False while :meth:`start`'s preparation runs.
+    """
+
+    def __init__(self, root: Attrs | None = None, *, done: bool = True) -> None:
+        self.root = root
+        self.error: BaseException | None = None
+        self._done = threading.Event()
+        self._thread: threading.Thread | None = None
+        if done:
+            self._done.set()
+
+    @classmethod
+    def start(cls, prepare: Callable[[], object]) -> StoreReady:
+        """Run ``prepare()`` (returning the root ``zarr.json``, or None) in a thread."""
+        ready = cls(done=False)
+        ready._thread = threading.Thread(
+            target=ready._run, args=(prepare,), name="lazyspheres-store", daemon=True
+        )
+        ready._thread.start()
+        return ready
+
+    def _run(self, prepare: Callable[[], object]) -> None:
+        try:
+            root = prepare()
+            self.root = root if isinstance(root, dict) else None
+        except BaseException as error:  # handed to the waiters and to result()
+            self.error = error
+        finally:
+            self._done.set()
+
+    @property
+    def failed(self) -> bool:
+        """Whether the preparation has failed (reads not started yet can be skipped)."""
+        return self._done.is_set() and self.error is not None
+
+    def wait(self) -> Attrs | None:
+        """The root once the store is ready; :class:`StoreNotReadyError` if it failed."""
+        self._done.wait()
+        if self.error is not None:
+            raise StoreNotReadyError(f"the result store was not prepared: {self.error}")
+        return self.root
+
+    def wait_quietly(self) -> None:
+        """Wait for the preparation to end, whatever its outcome."""
+        if self._thread is not None:
+            self._thread.join()
+
+    def result(self) -> None:
+        """Wait for the preparation; raise its own error if it failed."""
+        self.wait_quietly()
+        if self.error is not None:
+            raise self.error
+
+    def __getstate__(self) -> dict[str, object]:
+        # Pickled for another process (a "processes" scheduler): its copy cannot wait on
+        # this thread, so the copy is made once the preparation has ended.
+        self._done.wait()
+        return {"root": self.root, "error": None if self.error is None else str(self.error)}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__init__(state["root"])  # type: ignore[misc]  # a fresh, resolved copy
+        if state["error"] is not None:
+            self.error = StoreNotReadyError(state["error"])
 
 
 @contextlib.contextmanager
@@ -118,6 +216,10 @@ class ResultStore:
         self.storage_options = _options(store, storage_options)
         self._stores: dict[bool, Any] = {}
         self._root: dict[str, Any] | None = None
+        #: Objects written by :meth:`create` (key → bytes), to answer the final open.
+        self._written: dict[str, bytes] = {}
+        self._run_ids: list[str] | None = None
+        self._root_lock = threading.Lock()  # one root write at a time (ledger and client)
 
     def zarr_store(self, *, read_only: bool = True) -> Any:
         """The zarr Store object (read-only ones never create a missing local folder)."""
@@ -129,8 +231,15 @@ class ResultStore:
 
     def _root_doc(self) -> dict[str, Any] | None:
         if self._root is None:
-            self._root = get_json(self.zarr_store(), ROOT)
+            self._remember(get_json(self.zarr_store(), ROOT))
         return self._root
+
+    def _remember(self, root: Attrs | None) -> None:
+        self._root = root
+
+    def root(self) -> Attrs | None:
+        """The root ``zarr.json`` (with the consolidated metadata), None if there is none."""
+        return self._root_doc()
 
     def group(self, *, writable: bool = False) -> Any:
         """The root group, its arrays taken from the consolidated metadata."""
@@ -141,10 +250,16 @@ class ResultStore:
 
     # ------------------------------------------------------------------ creation
     def exists(self) -> bool:
-        """Whether a Zarr group is at the location (a Zarr v2 one counts, to be refused)."""
-        if self._root_doc() is not None:
+        """Whether a Zarr group is at the location (a Zarr v2 one counts, to be refused).
+
+        One listing answers both questions; the root is read only when it is there.
+        """
+        if self._root is not None:
             return True
-        return bool(_V2_KEYS & set(list_top(self.zarr_store())))
+        names = set(list_top(self.zarr_store()))
+        if ROOT in names and self._root_doc() is not None:
+            return True
+        return bool(_V2_KEYS & names)
 
     def create(
         self,
@@ -183,7 +298,6 @@ class ResultStore:
             "n_volumes": (("run",), _placeholder((n_runs,), np.int64, block)),
             "n_voxels": (("run", "seed"), _placeholder((n_runs, n_seeds), np.int64, block)),
             "t_r": (("run",), _placeholder((n_runs,), np.float64, block), {"units": "s"}),
-            "fingerprint": (("run",), np.array([""] * n_runs, dtype=object)),
             "complete": (("run",), _placeholder((n_runs,), bool, block)),
         }
         attrs = {
@@ -195,21 +309,22 @@ class ResultStore:
             "complete": False,
         }
         dataset = xr.Dataset(variables, coords=coords, attrs=attrs)
-        per_run = {name: {"chunks": (block,)} for name in ("n_volumes", "t_r", "fingerprint")}
         encoding = {
             "signals": {"chunks": (1, n_time, n_seeds)},
             "n_voxels": {"chunks": (block, n_seeds)},
-            "complete": {"chunks": (block,)},
-            **per_run,
+            **{name: {"chunks": (block,)} for name in ("n_volumes", "t_r", "complete")},
         }
         objects = template_objects(dataset, encoding)
+        constants_as_fill(objects, {name: value[1] for name, value in coords.items()})
         writer = self.zarr_store(read_only=False)
         if overwrite and self.exists():
             from zarr.core.sync import sync
 
             sync(writer.delete_dir(""))
         put_objects(writer, objects)
-        self._root = json.loads(objects[ROOT].to_bytes())
+        self._written = dict(objects)
+        self._remember(json.loads(objects[ROOT]))
+        self._run_ids = list(run_ids)
 
     # ------------------------------------------------------------------ checks
     def attrs(self) -> dict[str, Any]:
@@ -245,7 +360,7 @@ class ResultStore:
         group = self.group()
         names = ["run", *(name for name in seed_coords if name in group)]
         values = dict(zip(names, _read_all(group, names), strict=True))
-        stored_runs = [str(r) for r in values["run"]]
+        stored_runs = self._run_ids = [str(r) for r in values["run"]]
         if stored_runs != run_ids:
             added = sorted(set(run_ids) - set(stored_runs))
             removed = sorted(set(stored_runs) - set(run_ids))
@@ -268,17 +383,46 @@ class ResultStore:
         return str(self.store) if isinstance(self.store, (str, os.PathLike)) else "the store"
 
     # ------------------------------------------------------------------ per-run state
+    def _fingerprint_array(self) -> bool:
+        """Whether the runs' fingerprints are an array (formats before ``/3``)."""
+        return self.attrs().get("store_format") in _FINGERPRINT_ARRAY
+
+    def run_ids(self) -> list[str]:
+        """The store's run ids, in order (read once)."""
+        if self._run_ids is None:
+            self._run_ids = [str(r) for r in _read_all(self.group(), ["run"])[0]]
+        return self._run_ids
+
     def state(self) -> dict[str, np.ndarray]:
-        """The per-run state arrays (``RUN_STATE`` and ``complete``), read concurrently."""
-        names = [*RUN_STATE, "complete"]
-        return dict(zip(names, _read_all(self.group(), names), strict=True))
+        """The per-run state (``RUN_STATE``, ``fingerprint``, ``complete``), read concurrently.
+
+        A run's ``fingerprint`` is its inputs' identity (JSON), or "" if none is recorded.
+        """
+        if self._fingerprint_array():
+            names = [*RUN_STATE, "fingerprint", "complete"]
+            return dict(zip(names, _read_all(self.group(), names), strict=True))
+        names = [*RUN_STATE, "complete", *(["run"] if self._run_ids is None else [])]
+        state = dict(zip(names, _read_all(self.group(), names), strict=True))
+        if "run" in state:
+            self._run_ids = [str(r) for r in state.pop("run")]
+        inputs = json.loads(self.attrs().get("inputs") or "{}")
+        state["fingerprint"] = np.array(
+            [_canonical(inputs[r]) if r in inputs else "" for r in self.run_ids()], dtype=object
+        )
+        return state
 
     def write_state(self, state: dict[str, np.ndarray], indices: list[int]) -> None:
-        """Write the blocks holding runs ``indices``: their state first, their flags last."""
+        """Write the blocks holding runs ``indices``: their state first, their flags last.
+
+        The fingerprints are a block of their array (formats ``/1``, ``/2``) or the root's
+        ``inputs`` attribute, written with the state: those of the runs flagged complete in
+        ``state``.
+        """
         if not indices:
             return
         group = self.group(writable=True)
-        for names in (RUN_STATE, ("complete",)):
+        fingerprints = ("fingerprint",) if self._fingerprint_array() else ()
+        for names in ((*RUN_STATE, *fingerprints), ("complete",)):
             calls = []
             for name in names:
                 array = group[name]
@@ -286,14 +430,23 @@ class ResultStore:
                 for start in sorted({index // step * step for index in indices}):
                     block = slice(start, min(start + step, array.shape[0]))
                     calls.append(_setter(array, block, state[name][block]))
+            if names[0] != "complete" and not fingerprints:
+                calls.append(functools.partial(self._write_inputs, state))
             run_concurrently(calls)
+
+    def _write_inputs(self, state: dict[str, np.ndarray]) -> None:
+        runs, flags = self.run_ids(), np.asarray(state["complete"], dtype=bool)
+        prints = state["fingerprint"]
+        self.set_attrs(
+            inputs={runs[i]: json.loads(prints[i]) for i in np.flatnonzero(flags) if prints[i]}
+        )
 
     def complete_runs(self) -> dict[str, str]:
         """``{run id: stored fingerprint}`` of runs whose completion flag is set."""
         state = self.state()
-        runs = _read_all(self.group(), ["run"])[0]
+        runs = self.run_ids()
         flags = np.asarray(state["complete"], dtype=bool)
-        return {str(runs[i]): str(state["fingerprint"][i]) for i in np.flatnonzero(flags)}
+        return {runs[i]: str(state["fingerprint"][i]) for i in np.flatnonzero(flags)}
 
     def is_unfinished_start(self) -> bool:
         """Whether this is a result store in which no run was ever completed.
@@ -336,19 +489,61 @@ class ResultStore:
             volume[old:] = np.arange(old, n_time)
         with _quiet():  # rare: the consolidated metadata is rebuilt from every array's
             zarr.consolidate_metadata(self.zarr_store(read_only=False))
-        self._root = None
+        self._remember(None)
+        self._written = {}
 
     def set_attrs(self, **values: Any) -> None:
         """Update group attributes (JSON-encoding dicts): one write of the root ``zarr.json``."""
         encoded = {k: _dumps(v) if isinstance(v, dict) else v for k, v in values.items()}
-        self.group(writable=True).attrs.update(encoded)
-        root = self._root_doc()
-        if root is not None:
-            root.setdefault("attributes", {}).update(encoded)
+        with self._root_lock:
+            root = self._root_doc()
+            if root is None:
+                raise FileNotFoundError(f"File not found: no result store at '{self.store}'.")
+            # The root (with its consolidated metadata) is ours to write: one PUT, where
+            # zarr's attrs.update writes it once per attribute.
+            updated = {**root, "attributes": {**root.get("attributes", {}), **encoded}}
+            self._written[ROOT] = put_json(self.zarr_store(read_only=False), ROOT, updated)
+            self._remember(updated)
+
+    def primed_store(self) -> PrimedStore:
+        """The store, primed with what an xarray open of it reads first (see ``open_handle``).
+
+        The root and the index coordinates (``run``, ``time``, ``seed``: xarray loads them
+        one after another) are taken from what this client wrote, else read concurrently.
+        """
+        root = self._root_doc() or {}
+        primed = {ROOT: json.dumps(root).encode()} if root else {}
+        keys = _index_keys(root)
+        if self._written:  # created here: a chunk not written holds the fill value
+            primed.update({key: self._written[key] for key in keys if key in self._written})
+        else:
+            primed.update(get_many(self.zarr_store(), keys))
+        return PrimedStore(self.zarr_store(), primed)
 
     def all_complete(self) -> bool:
         """Whether every run's completion flag is set."""
         return bool(np.asarray(_read_all(self.group(), ["complete"])[0], dtype=bool).all())
+
+
+def _index_keys(root: dict[str, Any]) -> list[str]:
+    """Keys of the one chunk of each index coordinate (those xarray loads when opening)."""
+    arrays = root.get("consolidated_metadata", {}).get("metadata", {})
+    keys = []
+    for name in ("run", "time", "seed"):
+        meta = arrays.get(name, {})
+        shape = meta.get("shape", [])
+        grid = meta.get("chunk_grid", {}).get("configuration", {}).get("chunk_shape", [])
+        encoding = meta.get("chunk_key_encoding", {})
+        separator = encoding.get("configuration", {}).get("separator", "/")
+        if (
+            len(shape) == 1
+            and grid
+            and grid[0] >= shape[0] > 0
+            and encoding.get("name") == "default"
+            and separator == "/"
+        ):
+            keys.append(f"{name}/c/0")
+    return keys
 
 
 def _read_all(group: Any, names: list[str]) -> list[np.ndarray]:
@@ -391,6 +586,11 @@ def _same(stored: np.ndarray, wanted: np.ndarray) -> bool:
     return [str(v) for v in stored.ravel()] == [str(v) for v in wanted.ravel()]
 
 
+def _canonical(identity: object) -> str:
+    """A run's fingerprint as the tasks write it (``run_fingerprint``: sorted keys)."""
+    return json.dumps(identity, sort_keys=True, default=str)
+
+
 def _dumps(value: Any) -> str:
     return json.dumps(value, sort_keys=True, default=_json_default)
 
@@ -413,17 +613,24 @@ def write_run(
     index: int,
     run_id: str,
     signals: np.ndarray,
+    ready: StoreReady | None = None,
 ) -> None:
-    """Write one run's signals, from a worker: its array's metadata read, its chunk written.
+    """Write one run's signals, from a worker: its chunk (and its array's metadata read).
 
     ``signals`` is ``(n_volumes, n_seeds)``; it is padded with NaN to the store's time
     axis and written as the run's one chunk. The run's state and completion flag are the
-    client's to write, once this has returned.
+    client's to write, once this has returned. With ``ready``, the write waits for the
+    store's preparation and takes the array's metadata from it.
     """
     import zarr
 
     where = zarr_store(store, _options(store, storage_options), read_only=False)
-    target = zarr.open_array(where, path="signals", mode="r+", zarr_format=3)
+    root = ready.wait() if ready is not None else None
+    arrays = (root or {}).get("consolidated_metadata", {}).get("metadata", {})
+    if root is not None and "signals" in arrays:
+        target = root_group(where, root)["signals"]  # no metadata read
+    else:
+        target = zarr.open_array(where, path="signals", mode="r+", zarr_format=3)
     n_time = target.shape[1]
     padded = np.full((n_time, target.shape[2]), np.nan, dtype=target.dtype)
     padded[: signals.shape[0]] = signals
@@ -476,7 +683,7 @@ def open_results(
 
 def open_handle(handle: ResultStore, *, allow_partial: bool, chunks: Any = None) -> xr.Dataset:
     """:func:`open_results` on a handle (whose root metadata may already be read)."""
-    if not handle.exists():
+    if handle._root_doc() is None and not handle.exists():
         raise FileNotFoundError(f"File not found: no result store at '{handle.store}'.")
     attrs = handle.attrs()
     if attrs.get("store_format") not in READABLE_FORMATS:
@@ -487,7 +694,7 @@ def open_handle(handle: ResultStore, *, allow_partial: bool, chunks: Any = None)
     consolidated = "consolidated_metadata" in (handle._root_doc() or {})
     with _quiet():
         dataset = xr.open_zarr(
-            handle.zarr_store(),
+            handle.primed_store(),
             chunks={} if chunks is None else chunks,
             consolidated=True if consolidated else None,
             zarr_format=3,

@@ -27,7 +27,7 @@ from lazyspheres.batch.params import BatchParams
 from lazyspheres.batch.reading import ImageFacts, block_means, file_fingerprint, open_image
 from lazyspheres.batch.runs import RunSpec
 from lazyspheres.batch.spheres import RunSpheres, run_spheres
-from lazyspheres.batch.store import write_run
+from lazyspheres.batch.store import StoreReady, write_run
 from lazyspheres.cleaning.options import CleaningParams
 from lazyspheres.gather import GatherPlan
 from lazyspheres.smoothing import SmoothingPlan
@@ -251,8 +251,13 @@ def _hold_for_tests(run_id: str) -> None:
             time.sleep(0.05)
 
 
-def finish_run(spec: RunSpec, params: BatchParams, *blocks: BlockMeans | Failure) -> RunOutcome:
-    """Join a run's blocks, clean and write its signals; the outcome carries its state."""
+def finish_run(
+    spec: RunSpec, params: BatchParams, ready: StoreReady | None, *blocks: BlockMeans | Failure
+) -> RunOutcome:
+    """Join a run's blocks, clean and write its signals; the outcome carries its state.
+
+    ``ready`` is the store's preparation, which the write waits for (None: it is done).
+    """
     started = time.perf_counter()
     outcome = RunOutcome(spec.index, spec.run_id, spec.source)
     read = [b for b in blocks if isinstance(b, BlockMeans)]
@@ -279,6 +284,7 @@ def finish_run(spec: RunSpec, params: BatchParams, *blocks: BlockMeans | Failure
             index=spec.index,
             run_id=spec.run_id,
             signals=full,
+            ready=ready,
         )
         outcome.n_volumes = int(full.shape[0])
         outcome.n_voxels, outcome.t_r = np.asarray(spheres.n_voxels), facts.t_r

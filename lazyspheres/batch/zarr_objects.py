@@ -10,7 +10,9 @@ metadata holds them all. These helpers go straight to the objects:
   fsspec, or a store object as given);
 - :func:`template_objects` renders a Dataset's whole template (metadata, coordinates) in
   memory, so that :func:`put_objects` writes it in one concurrent wave;
-- :func:`root_group` makes the group and every array from the root ``zarr.json`` alone.
+- :func:`root_group` makes the group and every array from the root ``zarr.json`` alone;
+- :class:`PrimedStore` answers the first read of objects the client already holds from
+  memory, so that opening the store it has just written costs no round trip.
 """
 
 from __future__ import annotations
@@ -21,10 +23,19 @@ from collections.abc import Callable, Iterable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
+import numpy as np
+from zarr.abc.store import ByteRequest, Store
+from zarr.core.buffer import Buffer, BufferPrototype
+from zarr.storage import WrapperStore
+
 __all__ = [
     "ROOT",
+    "PrimedStore",
+    "constants_as_fill",
     "get_json",
+    "get_many",
     "list_top",
+    "put_json",
     "put_objects",
     "root_group",
     "run_concurrently",
@@ -33,7 +44,8 @@ __all__ = [
 ]
 
 ROOT = "zarr.json"
-_CONCURRENCY = 16
+#: Requests in flight at once: a template is ~30 objects, written in one wave.
+_CONCURRENCY = 32
 
 
 def zarr_store(store: Any, storage_options: dict[str, Any] | None, *, read_only: bool) -> Any:
@@ -50,6 +62,11 @@ def zarr_store(store: Any, storage_options: dict[str, Any] | None, *, read_only:
         # s3fs asks for an object's size (a HEAD) before each whole-object GET when it may
         # split big reads; a result store's objects are small, so one GET each.
         options.setdefault("max_concurrency", 1)
+        # aiobotocore keeps 10 connections by default: a 30-object template would take
+        # three round trips instead of one.
+        config = dict(options.get("config_kwargs") or {})
+        config.setdefault("max_pool_connections", _CONCURRENCY)
+        options["config_kwargs"] = config
     return FsspecStore.from_url(text, storage_options=options, read_only=read_only)
 
 
@@ -70,8 +87,48 @@ def get_json(zstore: Any, key: str) -> dict[str, Any] | None:
     return None if buffer is None else json.loads(buffer.to_bytes())
 
 
+def get_many(zstore: Any, keys: Iterable[str]) -> dict[str, bytes]:
+    """The objects at ``keys`` that exist, read concurrently (one round trip)."""
+    import asyncio
+
+    from zarr.core.buffer import default_buffer_prototype
+
+    keys = list(keys)
+
+    async def read() -> list[Buffer | None]:
+        prototype = default_buffer_prototype()
+        return await asyncio.gather(*(zstore.get(key, prototype) for key in keys))
+
+    try:
+        found = _sync(read()) if keys else []
+    except FileNotFoundError:
+        return {}
+    pairs = zip(keys, found, strict=True)
+    return {key: value.to_bytes() for key, value in pairs if value is not None}
+
+
+def put_json(zstore: Any, key: str, document: Mapping[str, Any]) -> bytes:
+    """Write ``document`` as the JSON object at ``key`` (one PUT); the bytes written."""
+    from zarr.core.buffer import default_buffer_prototype
+
+    data = json.dumps(document, indent=2).encode()
+    _sync(zstore.set(key, default_buffer_prototype().buffer.from_bytes(data)))
+    return data
+
+
 def list_top(zstore: Any) -> list[str]:
     """Names directly below the store's root (one listing)."""
+    from zarr.storage import FsspecStore
+
+    fs = getattr(zstore, "fs", None)
+    if isinstance(zstore, FsspecStore) and "s3" in getattr(fs, "protocol", ()):
+        # s3fs's generic listing lists the parent too when nothing is there (a second
+        # request); one LIST of the prefix says all we need.
+        try:
+            entries = _sync(fs._lsdir(zstore.path, refresh=True))  # type: ignore[union-attr]
+        except FileNotFoundError:
+            return []
+        return [entry["name"].rstrip("/").rsplit("/", 1)[-1] for entry in entries]
 
     async def names() -> list[str]:
         return [name async for name in zstore.list_dir("")]
@@ -82,7 +139,7 @@ def list_top(zstore: Any) -> list[str]:
         return []
 
 
-def template_objects(dataset: Any, encoding: dict[str, Any]) -> dict[str, Any]:
+def template_objects(dataset: Any, encoding: dict[str, Any]) -> dict[str, bytes]:
     """Every object ``dataset.to_zarr(compute=False)`` writes, rendered in memory.
 
     Dask-backed variables are not written (their chunks read as the fill value); the
@@ -92,7 +149,7 @@ def template_objects(dataset: Any, encoding: dict[str, Any]) -> dict[str, Any]:
 
     from zarr.storage import MemoryStore
 
-    memory: dict[str, Any] = {}
+    memory: dict[str, Buffer] = {}
     with warnings.catch_warnings():
         # zarr warns that consolidated metadata is not in the v3 spec; plain xr.open_zarr
         # reads it, and without it every open lists and reads each array's metadata.
@@ -101,29 +158,62 @@ def template_objects(dataset: Any, encoding: dict[str, Any]) -> dict[str, Any]:
             MemoryStore(memory), compute=False, consolidated=True, zarr_format=3,
             encoding=encoding,
         )  # fmt: skip
-    return memory
+    return {key: value.to_bytes() for key, value in memory.items()}
 
 
-def put_objects(zstore: Any, objects: Mapping[str, Any]) -> None:
-    """Write ``objects`` (key → zarr Buffer) concurrently, the root ``zarr.json`` last.
+def constants_as_fill(objects: dict[str, bytes], values: Mapping[str, np.ndarray]) -> None:
+    """Make each one-chunk numeric array of ``values`` that holds one value its fill value.
+
+    Its chunk is then not written (zarr reads a missing chunk as the fill value): one
+    object fewer for, say, one radius for every seed. The array's ``zarr.json`` and the
+    root's consolidated copy of it say so.
+    """
+    root = json.loads(objects[ROOT])
+    consolidated = root.get("consolidated_metadata", {}).get("metadata", {})
+    for name, array in values.items():
+        array = np.asarray(array)
+        chunk, meta_key = f"{name}/c/0", f"{name}/{ROOT}"
+        if chunk not in objects or meta_key not in objects or array.dtype.kind not in "iuf":
+            continue
+        first = array.flat[0] if array.size else None
+        if first is None or not np.isfinite(first) or not (array == first).all():
+            continue
+        meta = json.loads(objects[meta_key])
+        if meta.get("chunk_grid", {}).get("configuration", {}).get("chunk_shape") != list(
+            array.shape
+        ):
+            continue
+        meta["fill_value"] = first.item()
+        objects[meta_key] = json.dumps(meta, indent=2).encode()
+        if name in consolidated:
+            consolidated[name]["fill_value"] = first.item()
+        del objects[chunk]
+    objects[ROOT] = json.dumps(root, indent=2).encode()
+
+
+def put_objects(zstore: Any, objects: Mapping[str, bytes]) -> None:
+    """Write ``objects`` (key → bytes) concurrently, the root ``zarr.json`` last.
 
     The root is written once the rest is there, so a template cut short has no root and
     never opens as a store.
     """
     import asyncio
 
+    from zarr.core.buffer import default_buffer_prototype
+
+    wrap = default_buffer_prototype().buffer.from_bytes
     rest = {key: value for key, value in objects.items() if key != ROOT}
 
     async def write() -> None:
         limit = asyncio.Semaphore(_CONCURRENCY)
 
-        async def one(key: str, value: Any) -> None:
+        async def one(key: str, value: bytes) -> None:
             async with limit:
-                await zstore.set(key, value)
+                await zstore.set(key, wrap(value))
 
         await asyncio.gather(*(one(key, value) for key, value in rest.items()))
         if ROOT in objects:
-            await zstore.set(ROOT, objects[ROOT])
+            await zstore.set(ROOT, wrap(objects[ROOT]))
 
     _sync(write())
 
@@ -148,3 +238,34 @@ def run_concurrently(calls: Iterable[Callable[[], Any]]) -> list[Any]:
         return [call() for call in calls]
     with ThreadPoolExecutor(min(len(calls), _CONCURRENCY)) as pool:
         return list(pool.map(lambda call: call(), calls))
+
+
+class PrimedStore(WrapperStore[Store]):
+    """A store answering the first whole read of each primed object from memory.
+
+    The objects are ones the client has just written or read (the root ``zarr.json``, the
+    index coordinates), so xarray's open of a store the client knows costs no round trip.
+    Each is served once: a later read (of an object that may have changed since) goes to
+    the wrapped store.
+
+    Parameters
+    ----------
+    store : zarr Store
+        The store to wrap.
+    primed : mapping of str to bytes, optional
+        Object key → its content.
+    """
+
+    def __init__(self, store: Store, primed: Mapping[str, bytes] | None = None) -> None:
+        super().__init__(store)
+        self._primed = dict(primed or {})
+
+    async def get(
+        self, key: str, prototype: BufferPrototype, byte_range: ByteRequest | None = None
+    ) -> Buffer | None:
+        """The object at ``key``: from memory the first time if primed, else from the store."""
+        if byte_range is None:
+            value = self._primed.pop(key, None)
+            if value is not None:
+                return prototype.buffer.from_bytes(value)
+        return await self._store.get(key, prototype, byte_range)
