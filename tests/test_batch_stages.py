@@ -187,3 +187,15 @@ def test_progress_draws_runs_and_volumes_and_is_silent_when_off(small, tmp_path,
     extract_many(runs, seeds, 3.0, store=tmp_path / "shown.zarr", progress=True)
     last = capsys.readouterr().err.rstrip("\n").split("\r")[-1]
     assert last.startswith("[" + "#" * 30 + "] 2/2 runs, 24/24 volumes read |")
+
+
+def test_progress_on_a_distributed_client_counts_every_run(small, tmp_path, capsys):
+    from distributed import Client, LocalCluster
+
+    runs, seeds = small
+    options = {"processes": False, "n_workers": 1, "threads_per_worker": 2}
+    with LocalCluster(**options, dashboard_address=None) as cluster, Client(cluster) as client:
+        extract_many(runs, seeds, 3.0, store=tmp_path / "d.zarr", progress=True, client=client)
+    last = capsys.readouterr().err.rstrip("\n").split("\r")[-1]
+    assert last.startswith("[" + "#" * 30 + "] 2/2 runs, ")
+    assert last.endswith(" s")
