@@ -6,6 +6,7 @@ from __future__ import annotations
 import dataclasses
 import json
 
+import numpy as np
 import pytest
 from batch_helpers import run_affine, world_seeds, write_runs
 
@@ -187,3 +188,41 @@ def test_progress_draws_runs_and_volumes_and_is_silent_when_off(small, tmp_path,
     extract_many(runs, seeds, 3.0, store=tmp_path / "shown.zarr", progress=True)
     last = capsys.readouterr().err.rstrip("\n").split("\r")[-1]
     assert last.startswith("[" + "#" * 30 + "] 2/2 runs, 24/24 volumes read |")
+
+
+def test_progress_on_a_distributed_client_counts_every_run(small, tmp_path, capsys):
+    from distributed import Client, LocalCluster
+
+    runs, seeds = small
+    options = {"processes": False, "n_workers": 1, "threads_per_worker": 2}
+    with LocalCluster(**options, dashboard_address=None) as cluster, Client(cluster) as client:
+        extract_many(runs, seeds, 3.0, store=tmp_path / "d.zarr", progress=True, client=client)
+    last = capsys.readouterr().err.rstrip("\n").split("\r")[-1]
+    assert last.startswith("[" + "#" * 30 + "] 2/2 runs, ")
+    assert last.endswith(" s")
+
+
+def test_record_keeps_the_stored_parameters_format(small, tmp_path):
+    """Stores written before BatchParams hold this JSON for these arguments: they resume."""
+    runs, seeds = small
+    _, params = validate(
+        runs,
+        seeds,
+        [2, None, np.float64(3.5), 4],
+        store=tmp_path / "r.zarr",
+        mask_img="bids",
+        allow_overlap=True,
+        confounds="bids",
+        confound_columns=["trans_?", "csf"],
+        sample_mask=[None, None],
+        clean={"detrend": True, "standardize": "zscore_sample", "low_pass": 0.1, "t_r": 2.0},
+        smoothing_fwhm=[4, 5.5, None],
+        on_empty="nan",
+    )
+    stored = (
+        '{"allow_overlap": true, "clean": {"detrend": true, "low_pass": 0.1, "standardize": '
+        '"zscore_sample", "t_r": 2.0}, "confound_columns": ["trans_?", "csf"], "confounds": '
+        '"bids", "mask_img": "bids", "on_empty": "nan", "radius": [2.0, null, 3.5, 4.0], '
+        '"sample_mask": "per-run", "smoothing_fwhm": [4, 5.5, null]}'
+    )
+    assert json.dumps(params.record(), sort_keys=True) == stored

@@ -114,9 +114,17 @@ class BatchParams:
         """Number of seeds."""
         return int(self.coords.shape[0])
 
-    def planned(self, dtype: str, known_warnings: set[tuple[str, str]]) -> BatchParams:
-        """These parameters with what the plan stage learnt (the store's dtype, warnings)."""
-        return dataclasses.replace(self, dtype=dtype, known_warnings=frozenset(known_warnings))
+    def planned(
+        self, *, dtype: str, known_warnings: set[tuple[str, str]], overwrite: bool
+    ) -> BatchParams:
+        """These parameters with what the plan stage decided.
+
+        That is the store's dtype, the warnings its dry run showed, and whether the store
+        is started again (an unfinished start is, whatever ``overwrite`` said).
+        """
+        return dataclasses.replace(
+            self, dtype=dtype, known_warnings=frozenset(known_warnings), overwrite=overwrite
+        )
 
     def record(self) -> dict[str, JsonValue]:
         """Every parameter a batch's results depend on, as JSON (the store's record)."""

@@ -13,7 +13,6 @@
 from __future__ import annotations
 
 import builtins
-import dataclasses
 import json
 import warnings
 from collections.abc import Sequence
@@ -209,8 +208,7 @@ def plan(runs: list[RunSpec], params: BatchParams, client: Client | None) -> Bat
     dtype = "float32" if all(f.dtype == "float32" for f in facts) else "float64"
     has_confounds = any(run.confounds is not None for run in runs)
     known = dry_run_clean(params.clean, facts[0].n_volumes, dtype, has_confounds)
-    params = params.planned(dtype, known)
-    params = _with_overwrite(params, overwrite)
+    params = params.planned(dtype=dtype, known_warnings=known, overwrite=overwrite)
     check_confounds(
         runs,
         [None if isinstance(p, Failure) else p.facts.n_volumes for p in probes],
@@ -237,13 +235,6 @@ def plan(runs: list[RunSpec], params: BatchParams, client: Client | None) -> Bat
     complete = ledger.complete_runs([r.run_id for r in runs])
     todo = runs_to_do(runs, probes, complete)
     return BatchPlan(runs, params, handle, ledger, todo, resuming, n_time, _common_t_r(facts))
-
-
-def _with_overwrite(params: BatchParams, overwrite: bool) -> BatchParams:
-    """``params`` with the store policy's decision (an unfinished start is overwritten)."""
-    if overwrite == params.overwrite:
-        return params
-    return dataclasses.replace(params, overwrite=overwrite)
 
 
 def _store_policy(handle: ResultStore, exists: bool, *, resume: bool, overwrite: bool) -> bool:
