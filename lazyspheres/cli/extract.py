@@ -15,9 +15,15 @@ import pathlib
 import sys
 import tempfile
 from collections.abc import Iterator
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 if TYPE_CHECKING:
+    import numpy as np
+    import pandas as pd
+    import xarray as xr
+    from distributed import Client
+
+    from lazyspheres._types import UserInput
     from lazyspheres.cleaning.options import CleaningParams
 
 __all__ = ["INTERRUPTED", "extract", "write_table"]
@@ -126,7 +132,7 @@ def _check_files(args: argparse.Namespace) -> None:
             )
 
 
-def _refuse_finished_store(store: Any, args: argparse.Namespace) -> None:
+def _refuse_finished_store(store: pathlib.Path | str, args: argparse.Namespace) -> None:
     """An existing store with complete runs needs --resume or --overwrite."""
     from lazyspheres.batch.store import ResultStore
 
@@ -192,7 +198,7 @@ def _extract_many(
         return None
 
 
-def _count_complete(store: Any, n_runs: int) -> tuple[int, int]:
+def _count_complete(store: pathlib.Path | str, n_runs: int) -> tuple[int, int]:
     from lazyspheres.batch.store import ResultStore
 
     handle = ResultStore(store)
@@ -202,7 +208,7 @@ def _count_complete(store: Any, n_runs: int) -> tuple[int, int]:
         return 0, n_runs  # no store yet, or a template interrupted half-written
 
 
-def _interrupted(store: Any, n_runs: int, tables: bool) -> int:
+def _interrupted(store: pathlib.Path | str, n_runs: int, tables: bool) -> int:
     sys.stderr.write("\n")
     if tables:
         print("interrupted: no table was written; run the command again.", file=sys.stderr)
@@ -215,7 +221,7 @@ def _interrupted(store: Any, n_runs: int, tables: bool) -> int:
     return INTERRUPTED
 
 
-def _failed_tables(store: Any, targets: dict[str, pathlib.Path]) -> int:
+def _failed_tables(store: pathlib.Path | str, targets: dict[str, pathlib.Path]) -> int:
     """Write the tables of the runs that did complete; exit code 1."""
     from lazyspheres.batch.store import ResultStore, open_results
 
@@ -225,7 +231,7 @@ def _failed_tables(store: Any, targets: dict[str, pathlib.Path]) -> int:
     return 1
 
 
-def _write_tables(ds: Any, targets: dict[str, pathlib.Path]) -> None:
+def _write_tables(ds: xr.Dataset, targets: dict[str, pathlib.Path]) -> None:
     labels = ds["label"].values if "label" in ds.coords else ds["seed"].values
     for i, run in enumerate(ds.run.values.tolist()):
         target = targets[run]
@@ -235,7 +241,7 @@ def _write_tables(ds: Any, targets: dict[str, pathlib.Path]) -> None:
         print(f"{ds.source.values[i]} -> {target} ({n} volumes, {ds.sizes['seed']} seeds)")
 
 
-def write_table(values: Any, columns: list[str], target: pathlib.Path) -> None:
+def write_table(values: np.ndarray, columns: list[str], target: pathlib.Path) -> None:
     """A time x seed table (.tsv tab-separated, else comma-separated)."""
     import pandas as pd
 
@@ -266,7 +272,7 @@ def _library_options(args: argparse.Namespace, n_runs: int) -> dict[str, Any]:
 def _clean_options(args: argparse.Namespace) -> CleaningParams | None:
     from lazyspheres.cleaning.options import CleaningParams
 
-    clean: dict[str, Any] = {}
+    clean: dict[str, UserInput] = {}  # the flags given, validated by CleaningParams
     if args.detrend:
         clean["detrend"] = True
     if args.standardize is not None:
@@ -280,7 +286,7 @@ def _clean_options(args: argparse.Namespace) -> CleaningParams | None:
     return CleaningParams.from_options(clean) if clean else None
 
 
-def _confounds(values: list[str] | None, n_runs: int) -> Any:
+def _confounds(values: list[str] | None, n_runs: int) -> list[str] | Literal["bids"] | None:
     if values is None:
         return None
     if values == ["bids"]:
@@ -293,9 +299,11 @@ def _confounds(values: list[str] | None, n_runs: int) -> Any:
     return values
 
 
-def _fwhm(text: str | None) -> Any:
-    if text is None or text == "fast":
-        return text
+def _fwhm(text: str | None) -> float | Literal["fast"] | None:
+    if text is None:
+        return None
+    if text == "fast":
+        return "fast"
     try:
         return float(text)
     except ValueError:
@@ -304,7 +312,7 @@ def _fwhm(text: str | None) -> Any:
         ) from None
 
 
-def _read_seeds(text: str) -> Any:
+def _read_seeds(text: str) -> pd.DataFrame | str:
     path = pathlib.Path(text)
     if path.suffix.lower() in (".csv", ".tsv", ".txt") and path.exists():
         import pandas as pd
@@ -324,7 +332,7 @@ def _table_store(tables: bool, out: str) -> Iterator[Any]:
 
 
 @contextlib.contextmanager
-def _client(args: argparse.Namespace) -> Iterator[Any]:
+def _client(args: argparse.Namespace) -> Iterator[Client | None]:
     if args.scheduler is None and args.workers is None:
         yield None
         return
