@@ -8,7 +8,25 @@ from __future__ import annotations
 
 import importlib
 from importlib.metadata import PackageNotFoundError, version
-from typing import Any
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:  # what the lazy exports below are, for type checkers
+    from lazyspheres import datasets as datasets
+    from lazyspheres import errors as errors
+    from lazyspheres.batch import extract_many as extract_many
+    from lazyspheres.batch import open_results as open_results
+    from lazyspheres.cleaning import clean as clean
+    from lazyspheres.connectivity.connectome import connectome as connectome
+    from lazyspheres.connectivity.seed_to_voxel import seed_to_voxel as seed_to_voxel
+    from lazyspheres.extraction import extract as extract
+    from lazyspheres.geometry import SphereVoxels as SphereVoxels
+    from lazyspheres.geometry import sphere_voxels as sphere_voxels
+    from lazyspheres.high_variance import high_variance_confounds as high_variance_confounds
+    from lazyspheres.io.open import open_nifti as open_nifti
+    from lazyspheres.io.zarr_image import to_zarr_image as to_zarr_image
+    from lazyspheres.masker import NiftiSpheresMasker as NiftiSpheresMasker
+    from lazyspheres.seeds import load_seeds as load_seeds
+    from lazyspheres.seeds import named_seeds as named_seeds
 
 try:
     __version__ = version("lazyspheres")
@@ -41,7 +59,7 @@ _MODULES = {"datasets", "errors"}
 __all__ = ["__version__", *sorted(_EXPORTS)]
 
 
-def __getattr__(name: str) -> Any:
+def __getattr__(name: str) -> object:
     module_name = _EXPORTS.get(name)
     if module_name is None:
         raise AttributeError(f"module 'lazyspheres' has no attribute {name!r}")

@@ -26,7 +26,6 @@ import os
 import sys
 import threading
 from collections.abc import Iterator
-from typing import Any
 
 __all__ = ["recycle_buffers"]
 
@@ -38,19 +37,20 @@ _TRIM_WHILE_READING = 256 * 2**20
 
 _lock = threading.Lock()
 _active = 0
-_libc: Any = None
+_libc: ctypes.CDLL | None = None
+_probed = False
 
 
-def _glibc() -> Any:
-    global _libc
-    if _libc is None:
-        _libc = False
+def _glibc() -> ctypes.CDLL | None:
+    global _libc, _probed
+    if _libc is None and not _probed:
+        _probed = True
         if sys.platform.startswith("linux"):
             with contextlib.suppress(OSError, AttributeError):
                 libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
                 if hasattr(libc, "mallopt") and hasattr(libc, "malloc_trim"):
                     _libc = libc
-    return _libc or None
+    return _libc
 
 
 def _tuned_by_environment() -> bool:

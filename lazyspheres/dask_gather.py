@@ -18,7 +18,7 @@ reads, or arrays already in memory), and the task functions work on plain numpy.
 
 from __future__ import annotations
 
-from typing import Any, Protocol
+from typing import Protocol
 
 import dask.array as da
 import numpy as np
@@ -147,9 +147,9 @@ def gather_voxels(
         shape = (groups.n_voxels,) if length is None else (groups.n_voxels, length)
         out_key = (name, 0) if length is None else (name, 0, t)
         layer[out_key] = Task(out_key, _assemble, List(*refs), groups.positions, shape, data.dtype)
+    dependencies = [data] if source is None else []
     # dask's Array does not match dask's own DaskCollection protocol (a staticmethod there)
-    dependencies: list[Any] = [data] if source is None else []
-    graph = HighLevelGraph.from_collections(name, layer, dependencies=dependencies)
+    graph = HighLevelGraph.from_collections(name, layer, dependencies=dependencies)  # type: ignore[arg-type]
     out_chunks = ((groups.n_voxels,), *chunks[3:])
     return da.Array(graph, name, chunks=out_chunks, dtype=data.dtype)
 

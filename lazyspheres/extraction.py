@@ -35,8 +35,8 @@ from __future__ import annotations
 import functools
 import math
 import warnings
-from collections.abc import Iterator
-from typing import Any, cast
+from collections.abc import Callable, Iterator
+from typing import TYPE_CHECKING, cast
 
 import dask
 import dask.array as da
@@ -62,6 +62,13 @@ from lazyspheres.masks import binarize_mask_values, resample_mask_to_grid
 from lazyspheres.seeds import load_seeds
 from lazyspheres.smoothing import SmoothingPlan, check_fwhm
 
+if TYPE_CHECKING:
+    import numpy.typing as npt
+    import pandas as pd
+
+    from lazyspheres._types import StorageOptions, UserInput
+    from lazyspheres.io.header import NiftiLayout
+
 __all__ = ["extract", "file_block_means", "load_mask_on_grid", "output_dtype"]
 
 # Local uncompressed files are gathered in this many time blocks, so that a threaded or
@@ -70,15 +77,15 @@ _LOCAL_TIME_BLOCKS = 4
 
 
 def extract(
-    img: ImageSource,
-    seeds: Any,
+    img: ImageSource | list[ImageSource] | tuple[ImageSource, ...],
+    seeds: UserInput,
     radius: float | None = None,
     *,
     mask_img: ImageSource | None = None,
     allow_overlap: bool = False,
     smoothing_fwhm: float | list[float] | str | None = None,
-    storage_options: dict[str, Any] | None = None,
-    dtype: Any = None,
+    storage_options: StorageOptions | None = None,
+    dtype: npt.DTypeLike | None = None,
 ) -> xr.DataArray:
     """Mean signal in a sphere around each seed, lazily.
 
@@ -136,16 +143,17 @@ def extract(
     >>> signals.compute()  # doctest: +SKIP
     """
     if isinstance(img, (list, tuple)):
-        return _extract_volume_list(
-            img,
-            seeds,
-            radius,
+        one_volume = functools.partial(
+            extract,
+            seeds=seeds,
+            radius=radius,
             mask_img=mask_img,
             allow_overlap=allow_overlap,
             smoothing_fwhm=smoothing_fwhm,
             storage_options=storage_options,
             dtype=dtype,
         )
+        return _extract_volume_list(img, one_volume, storage_options)
     fwhm = check_fwhm(smoothing_fwhm)
     image = open_nifti(img, storage_options=storage_options)
     spatial = ("i", "j", "k")
@@ -174,11 +182,10 @@ def extract(
     if fwhm is not None:
         smoother = SmoothingPlan.build(plan.voxels, shape, affine, fwhm, image.dtype)
     means = _sphere_means(image, plan, smoother)
-    if dtype is None:
-        dtype = output_dtype(image.dtype if smoother is None else smoother.dtype)
-    dtype = np.dtype(dtype)
-    if means.dtype != dtype:
-        means = means.astype(dtype)
+    default = output_dtype(image.dtype if smoother is None else smoother.dtype)
+    wanted = default if dtype is None else np.dtype(dtype)
+    if means.dtype != wanted:
+        means = means.astype(wanted)
     signals = _label(
         means, image, coords, labels, spheres.n_voxels, radius, allow_overlap, mask_img
     )
@@ -188,24 +195,31 @@ def extract(
     return signals
 
 
-def _describe_fwhm(fwhm: Any) -> Any:
+def _describe_fwhm(
+    fwhm: float | list[float] | str | None,
+) -> float | list[float | None] | str | None:
     """``smoothing_fwhm`` as a JSON-friendly attribute value."""
     if fwhm is None or isinstance(fwhm, str):
         return fwhm
-    values = np.asarray(fwhm, dtype=object).ravel().tolist()
-    values = [None if v is None else float(v) for v in values]
+    items = np.asarray(fwhm, dtype=object).ravel().tolist()
+    values = [None if v is None else float(v) for v in items]
     return values[0] if np.ndim(fwhm) == 0 else values
 
 
 def _extract_volume_list(
-    images: list | tuple, seeds: Any, radius: float | None, **options: Any
+    images: list[ImageSource] | tuple[ImageSource, ...],
+    extract_one: Callable[[ImageSource], xr.DataArray],
+    storage_options: StorageOptions | None,
 ) -> xr.DataArray:
-    """Extract from a list of 3D images taken as the volumes of one run."""
+    """Extract from a list of 3D images taken as the volumes of one run.
+
+    ``extract_one`` is :func:`extract` with the call's seeds and options.
+    """
     if len(images) == 0:
         raise TypeError("Cannot concatenate empty objects: the list of images is empty.")
     parts, grid = [], None
     for position, item in enumerate(images):
-        image = open_nifti(item, storage_options=options.get("storage_options"))
+        image = open_nifti(item, storage_options=storage_options)
         if "time" in image.dims:
             raise DimensionError(
                 5 if image.sizes["time"] > 1 else 4,
@@ -222,7 +236,7 @@ def _extract_volume_list(
                 f"{this_grid[1]}\nbut item 0 has shape {grid[0]} and affine\n{grid[1]}: all "
                 "images of a run must share one grid. Resample them first."
             )
-        parts.append(extract(image, seeds, radius, **options))
+        parts.append(extract_one(image))
     stacked = xr.concat(parts, dim="time", coords="minimal", compat="override")
     return stacked.assign_coords(time=("time", np.arange(len(parts)), {"units": "volume index"}))
 
@@ -237,7 +251,7 @@ def load_mask_on_grid(
     affine: np.ndarray,
     shape: tuple[int, int, int],
     *,
-    storage_options: dict[str, Any] | None = None,
+    storage_options: StorageOptions | None = None,
 ) -> np.ndarray:
     """Read a mask image, resample it to a grid (nearest) and validate it as binary.
 
@@ -264,7 +278,7 @@ def load_mask_on_grid(
 # ---------------------------------------------------------------------------- reading
 def _sphere_means(
     image: xr.DataArray, plan: GatherPlan, smoother: SmoothingPlan | None = None
-) -> Any:
+) -> da.Array | np.ndarray:
     """``(T, n_seeds)`` float64 means (``(n_seeds,)`` for 3D), lazily where possible.
 
     With a ``smoother``, its read set (sphere voxels plus kernel halo) is gathered instead
@@ -370,7 +384,8 @@ def iter_block_means(
     smoother: SmoothingPlan | None = None,
 ) -> Iterator[tuple[int, np.ndarray, int]]:
     """Yield ``(t0, means, n_bad)`` per streamed block of volumes ``start:stop``, in order."""
-    scaling: Any = getattr(nifti, "layout", nifti)  # a file's header, or the view itself
+    # a view itself, or a file's header (asked by attribute: the batch passes a stand-in)
+    scaling: NiftiLayout | ViewReader = nifti if isinstance(nifti, ViewReader) else nifti.layout
     scale = scaling.scale if scaling.is_scaled else None
     read = plan if smoother is None else smoother
     for t0, values in nifti.iter_gathered(read.flat_indices("F"), start, stop):
@@ -433,17 +448,17 @@ def _warn_nonfinite(count: int, where: str = "the image") -> None:
 
 # ---------------------------------------------------------------------------- labelling
 def _label(
-    means: Any,
+    means: da.Array | np.ndarray,
     image: xr.DataArray,
     coords: np.ndarray,
-    labels: Any,
+    labels: pd.DataFrame | None,
     n_voxels: np.ndarray,
     radius: float | None,
     allow_overlap: bool,
-    mask_img: Any,
+    mask_img: ImageSource | None,
 ) -> xr.DataArray:
     n_seeds = coords.shape[0]
-    seed_coords: dict[str, Any] = {
+    seed_coords: dict[str, tuple[object, ...]] = {
         "seed": ("seed", np.arange(n_seeds)),
         "x": ("seed", coords[:, 0], {"units": "mm"}),
         "y": ("seed", coords[:, 1], {"units": "mm"}),
@@ -474,7 +489,7 @@ def _label(
     return xr.DataArray(means, dims=dims, coords=seed_coords, name="signals", attrs=attrs)
 
 
-def _describe(obj: Any) -> str:
+def _describe(obj: object) -> str:
     if isinstance(obj, (str, bytes)) or hasattr(obj, "__fspath__"):
         return str(obj)
     if isinstance(obj, xr.DataArray) and NIFTI_META in obj.coords:

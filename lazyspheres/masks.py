@@ -9,9 +9,9 @@ when its nonzero box starts before the image's first voxel; every other case is 
 from __future__ import annotations
 
 import warnings
-from typing import Any
 
 import numpy as np
+import numpy.typing as npt
 import scipy.linalg
 import scipy.ndimage
 
@@ -26,7 +26,7 @@ _RESAMPLE_NON_FINITE_WARNING = (
 )
 
 
-def _as_3d(data: Any, context: str) -> np.ndarray:
+def _as_3d(data: npt.ArrayLike, context: str) -> np.ndarray:
     """Return ``data`` as a 3D array; a 4D array with one volume is squeezed (as nilearn)."""
     arr = np.asarray(data)
     if arr.ndim == 4 and arr.shape[3] == 1:
@@ -41,9 +41,9 @@ def _as_3d(data: Any, context: str) -> np.ndarray:
 
 
 def resample_mask_to_grid(
-    mask_data: Any,
-    mask_affine: Any,
-    target_affine: Any,
+    mask_data: npt.ArrayLike,
+    mask_affine: npt.ArrayLike,
+    target_affine: npt.ArrayLike,
     target_shape: tuple[int, int, int],
 ) -> np.ndarray:
     """Resample a mask to an image grid with nearest-neighbour interpolation.
@@ -51,7 +51,7 @@ def resample_mask_to_grid(
     Parameters
     ----------
     mask_data : array-like
-        3D mask values (a 4D array with a single volume is accepted). Any dtype; the values
+        3D mask values (a 4D array with a single volume is accepted), of any dtype; the values
         are resampled, not binarised (see :func:`binarize_mask_values`).
     mask_affine : array-like of shape (4, 4)
         Voxel-to-world affine of the mask.
@@ -165,7 +165,7 @@ def _replace_non_finite(values: np.ndarray) -> np.ndarray:
     return values
 
 
-def binarize_mask_values(data: Any, *, context: str = "mask_img") -> np.ndarray:
+def binarize_mask_values(data: npt.ArrayLike, *, context: str = "mask_img") -> np.ndarray:
     """Validate mask values and return the boolean mask (nilearn's ``load_mask_img`` rules).
 
     Parameters
@@ -218,7 +218,7 @@ def binarize_mask_values(data: Any, *, context: str = "mask_img") -> np.ndarray:
     return values != 0
 
 
-def binarize_fit_mask(data: Any, *, context: str = "mask_img") -> np.ndarray:
+def binarize_fit_mask(data: npt.ArrayLike, *, context: str = "mask_img") -> np.ndarray:
     """Boolean mask a masker stores at fit (its ``mask_img_``): nonzero in every volume.
 
     Parameters

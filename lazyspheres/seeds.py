@@ -27,12 +27,15 @@ import functools
 import numbers
 from collections.abc import Iterable
 from importlib import resources
-from typing import Any
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
 
 from lazyspheres.errors import SeedError
+
+if TYPE_CHECKING:
+    from lazyspheres._types import UserInput
 
 __all__ = ["NAMED_SEED_SETS", "as_seed_array", "load_seeds", "named_seeds"]
 
@@ -44,7 +47,7 @@ _SEED_ERROR = "Seeds must be a list of triplets of coordinates in native space.\
 _COORD_COLUMNS = ("x", "y", "z")
 
 
-def as_seed_array(seeds: Any) -> np.ndarray:
+def as_seed_array(seeds: UserInput) -> np.ndarray:
     """Convert seeds to a float64 array of shape ``(n, 3)``.
 
     Parameters
@@ -110,7 +113,7 @@ def as_seed_array(seeds: Any) -> np.ndarray:
     return _checked(np.array(rows, dtype=np.float64).reshape(-1, 3))
 
 
-def _coordinate(value: Any, i: int, j: int, seed: Any) -> float:
+def _coordinate(value: object, i: int, j: int, seed: object) -> float:
     """Return one coordinate as a float, or raise a SeedError naming seed and axis."""
     if isinstance(value, bool | np.bool_) or not isinstance(value, numbers.Real):
         raise SeedError(
@@ -136,7 +139,7 @@ def _checked(coords: np.ndarray) -> np.ndarray:
     return coords
 
 
-def _xyz_columns(frame: pd.DataFrame) -> list[Any]:
+def _xyz_columns(frame: pd.DataFrame) -> list[str]:
     """Find the x, y, z columns of a DataFrame (case-insensitive, exactly one each)."""
     found = []
     for axis in _COORD_COLUMNS:
@@ -218,7 +221,7 @@ def named_seeds(name: str) -> pd.DataFrame:
     return _read_named(key).copy()
 
 
-def load_seeds(seeds: Any) -> tuple[np.ndarray, pd.DataFrame]:
+def load_seeds(seeds: UserInput) -> tuple[np.ndarray, pd.DataFrame]:
     """Load seeds in any accepted form, with their labels.
 
     Parameters

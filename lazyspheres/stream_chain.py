@@ -27,13 +27,16 @@ from __future__ import annotations
 import itertools
 import math
 from collections.abc import Callable, Iterator
-from typing import Any
+from typing import TYPE_CHECKING
 
 import dask
 import dask.array as da
 import numpy as np
 from dask.base import get_scheduler, tokenize
 from dask.highlevelgraph import HighLevelGraph
+
+if TYPE_CHECKING:
+    from dask.typing import Key
 
 __all__ = ["MAX_STEPS", "StreamCursor", "chain_allowed", "chained_pass", "step_bounds"]
 
@@ -96,7 +99,7 @@ class StreamCursor:
             for _ in blocks:  # nothing is left at the stop; this runs the reader's epilogue
                 pass
 
-    def __getstate__(self) -> dict[str, Any]:
+    def __getstate__(self) -> dict[str, object]:
         # A live decompressor cannot be pickled: travel as a position, reopened on arrival.
         state = dict(self.__dict__)
         state["_blocks"] = None
@@ -177,7 +180,7 @@ def chained_pass(
     steps = f"{name}-step-{tokenize(token, bounds)}"
     rows = f"{name}-rows-{tokenize(token, bounds)}"
     stop = bounds[-1]
-    dsk: dict[Any, Any] = {}
+    dsk: dict[Key, object] = {}
     n = len(bounds) - 1
     for s in range(n):
         t1 = bounds[s + 1]

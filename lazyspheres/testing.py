@@ -8,10 +8,13 @@ nothing.
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator
-from typing import Any
+from collections.abc import Iterator, Mapping, Sequence
+from typing import TYPE_CHECKING
 
 import dask
+
+if TYPE_CHECKING:
+    from dask.typing import Key
 
 __all__ = ["CountingScheduler", "raise_if_dask_computes"]
 
@@ -29,7 +32,9 @@ class CountingScheduler:
         self.total_computes = 0
         self.max_computes = max_computes
 
-    def __call__(self, dsk: Any, keys: Any, **kwargs: Any) -> Any:
+    def __call__(
+        self, dsk: Mapping[Key, object], keys: Sequence[Key] | Key, **kwargs: object
+    ) -> object:
         """Count this compute, raise past the budget, else run it synchronously."""
         self.total_computes += 1
         if self.total_computes > self.max_computes:

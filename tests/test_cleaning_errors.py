@@ -208,6 +208,28 @@ def test_same_as_nilearn(case):
         assert our_warnings == expected_warnings
 
 
+# Signals that cannot be cleaned, and a parameter of the wrong type: nilearn's check_params
+# runs before anything looks at the signals, so the parameter's TypeError is the one raised
+# (lazyspheres: CleaningParams.validated, at clean's entry).
+PARAMETERS_BEFORE_SIGNALS = {
+    "3d_signals_detrend_str": (np.zeros((5, 2, 2)), {"detrend": "x"}),
+    "text_signals_t_r_str": (np.array([["a", "b"]] * 5), {"t_r": "2"}),
+    "no_volume_standardize_confounds_int": (np.zeros((0, 3)), {"standardize_confounds": 1}),
+}
+
+
+@pytest.mark.parametrize("case", sorted(PARAMETERS_BEFORE_SIGNALS))
+def test_parameter_types_are_checked_before_the_signals(case):
+    signals, kwargs = PARAMETERS_BEFORE_SIGNALS[case]
+    expected, expected_warnings = run_recording(nilearn_clean, signals, **kwargs)
+    ours, our_warnings = run_recording(clean, signals, **kwargs)
+    assert isinstance(expected, TypeError), expected
+    assert isinstance(ours, TypeError), ours
+    assert isinstance(ours, LazySpheresError), ours
+    assert str(expected) in str(ours), (str(ours), str(expected))
+    assert our_warnings == expected_warnings
+
+
 @pytest.mark.parametrize(
     ("kwargs", "exception", "match"),
     [

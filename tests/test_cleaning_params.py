@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import inspect
 
 import numpy as np
@@ -55,3 +56,51 @@ def test_params_are_frozen_and_compare_by_value():
 def test_unknown_option_is_named():
     with pytest.raises(TypeError, match="lowpass"):
         CleaningParams.from_options({"lowpass": 0.1})
+
+
+def test_validated_checks_types_and_marks_the_params():
+    params = CleaningParams(detrend=True, t_r=2.0, given=frozenset({"detrend"}))
+    checked = params.validated()
+    assert checked.checked
+    assert not params.checked
+    assert checked == params
+    assert checked.given == params.given
+    assert checked.validated() is checked
+    assert "checked" not in CleaningParams.names()
+    assert "checked" not in checked.record()
+    # a changed option is checked again
+    assert not dataclasses.replace(checked, t_r=3.0).checked
+    with pytest.raises(TypeError, match="'detrend' should be of type"):
+        CleaningParams(detrend="yes").validated()
+    with pytest.raises(TypeError, match="'high_pass' should be of type"):
+        CleaningParams(high_pass=[0.1]).validated()
+
+
+def test_clean_checks_parameter_types_once(monkeypatch):
+    import lazyspheres.cleaning.options as options
+
+    checked = []
+    check_bool = options._check_bool
+
+    def counting(name, value):
+        checked.append(name)
+        check_bool(name, value)
+
+    monkeypatch.setattr(options, "_check_bool", counting)
+    signals = np.random.default_rng(0).standard_normal((20, 2))
+    clean(signals, detrend=True, confounds=np.arange(20.0))
+    assert checked == ["detrend", "standardize_confounds"]
+    # params built without validated() are checked with the plan
+    checked.clear()
+    clean_with(signals, CleaningParams(detrend=True))
+    assert checked == ["detrend", "standardize_confounds"]
+
+
+def test_clean_args_give_params_by_nilearn_names():
+    from lazyspheres.cleaning.args import clean_args_to_params
+
+    params = clean_args_to_params({"butterworth__order": 3, "filter": "cosine", "other": 1})
+    assert params == CleaningParams(butterworth_order=3, filter="cosine")
+    assert clean_args_to_params(None) == CleaningParams()
+    with pytest.raises(TypeError, match="multiple values for keyword argument 't_r'"):
+        clean_args_to_params({"t_r": 2.0})

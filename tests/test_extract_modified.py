@@ -229,3 +229,30 @@ def test_view_of_an_uncompressed_file_equals_nilearn(run, tmp_path):
     assert isinstance(reader_of(image), ViewReader)
     signals = ls.extract(image, SEEDS, RADIUS)
     np.testing.assert_allclose(signals.values, expected[3:95:2], rtol=1e-6)
+
+
+def test_a_list_of_3d_images_extracts_as_the_run_they_make_with_every_option():
+    """``extract([3D, 3D, ...])`` passes its seeds and options on to each volume."""
+    from lazyspheres.io.image import image_from_array
+
+    rng = np.random.default_rng(7)
+    affine = np.diag([3.0, 3.0, 3.0, 1.0])
+    affine[:3, 3] = -30.0
+    data = rng.normal(size=(20, 20, 20, 4)).astype(np.float32)
+    mask = np.zeros((20, 20, 20), dtype=np.uint8)
+    mask[2:18, 2:18, 2:18] = 1
+    options = {
+        "radius": 7.0,
+        "mask_img": image_from_array(mask, affine),
+        "allow_overlap": True,
+        "smoothing_fwhm": 5.0,
+        "dtype": "float64",
+    }
+    volumes = [image_from_array(data[..., t], affine) for t in range(data.shape[3])]
+    from_list = ls.extract(volumes, SEEDS[:2], **options).compute()
+    from_run = ls.extract(image_from_array(data, affine), SEEDS[:2], **options).compute()
+    assert from_list.dtype == np.float64
+    assert from_list.shape == (4, 2)
+    np.testing.assert_allclose(from_list.values, from_run.values, rtol=1e-6)
+    unsmoothed = ls.extract(volumes, SEEDS[:2], radius=7.0).compute()
+    assert not np.allclose(unsmoothed.values, from_list.values)  # the options did apply

@@ -15,17 +15,18 @@ import xarray as xr
 from lazyspheres._types import StorageOptions, UserInput
 from lazyspheres.batch._types import ErrorPolicy, OnEmpty, StoreTarget
 from lazyspheres.batch.execute import active_client
-from lazyspheres.batch.lock import one_writer
+from lazyspheres.batch.lock import store_lock
+from lazyspheres.batch.params import BatchParams
+from lazyspheres.batch.runs import RunSpec
 from lazyspheres.batch.stages import BatchError, plan, schedule, validate, write
 from lazyspheres.cleaning.options import CleaningParams
 
 if TYPE_CHECKING:
     from distributed import Client
 
-__all__ = ["BatchError", "extract_many"]
+__all__ = ["BatchError", "extract_many", "run_batch"]
 
 
-@one_writer  # one writer per store: a second one stops at once (batch/lock.py)
 def extract_many(
     sources: UserInput,
     seeds: UserInput,
@@ -163,7 +164,18 @@ def extract_many(
         time_blocks=time_blocks,
         storage_options=storage_options,
     )
-    client = active_client(client)
-    batch = plan(runs, params, client)
-    outcomes = schedule(batch, client)
-    return write(batch, outcomes)
+    return run_batch(runs, params, client)
+
+
+def run_batch(
+    runs: list[RunSpec], params: BatchParams, client: Client | None = None
+) -> xr.Dataset:
+    """:func:`extract_many` from its validated inputs: plan, schedule, write.
+
+    The command line validates the user's flags into these (``stages.validate``) and
+    calls this. One writer per store: a second one stops at once (batch/lock.py).
+    """
+    with store_lock(params.store):
+        client = active_client(client)
+        batch = plan(runs, params, client)
+        return write(batch, schedule(batch, client))

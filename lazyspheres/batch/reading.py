@@ -172,10 +172,11 @@ def file_fingerprint(value: UserInput, storage_options: StorageOptions | None) -
     if value is None:
         return None
     if isinstance(value, (str, os.PathLike)):
-        text = os.fspath(value)
+        text = location = os.fspath(value)
         if is_zarr_source(text):
             info = zarr_image_info(text, storage_options)
-            return {"location": text, "fingerprint": f"conversion_id={info.get('conversion_id')}"}
+            conversion = f"conversion_id={info.get('conversion_id')}"
+            return {"location": location, "fingerprint": conversion}
         source = resolve_source(text, storage_options)
         return {"location": source.location, "fingerprint": source.fingerprint}
     if isinstance(value, (list, tuple)):

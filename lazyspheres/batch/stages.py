@@ -40,7 +40,7 @@ from lazyspheres.batch.running import probe_all, run_all
 from lazyspheres.batch.runs import RunSpec, build_runs
 from lazyspheres.batch.spheres import check_radii
 from lazyspheres.batch.store import ResultStore, open_handle
-from lazyspheres.batch.tasks import Failure, Probe, RunOutcome
+from lazyspheres.batch.tasks import Failure, Probe, RunOutcome, spheres_for
 from lazyspheres.errors import LazySpheresError
 from lazyspheres.smoothing import check_fwhm
 
@@ -196,6 +196,21 @@ def plan(runs: list[RunSpec], params: BatchParams, client: Client | None) -> Bat
     exists = handle.exists()
     overwrite = _store_policy(handle, exists, resume=params.resume, overwrite=params.overwrite)
     probes = probe_all(runs, client, params.storage_options)
+    facts = _opened(runs, probes, params.store)
+    dtype = "float32" if all(f.dtype == "float32" for f in facts) else "float64"
+    has_confounds = any(run.confounds is not None for run in runs)
+    known = dry_run_clean(params.clean, facts[0].n_volumes, dtype, has_confounds)
+    params = params.planned(dtype=dtype, known_warnings=known, overwrite=overwrite)
+    _check_inputs(runs, probes, facts[0], params)
+    n_time = max(f.n_volumes for f in facts)
+    resuming = exists and not overwrite
+    ledger = _ledger(handle, runs, params, n_time, resuming=resuming)
+    todo = runs_to_do(runs, probes, ledger.complete_runs([r.run_id for r in runs]))
+    return BatchPlan(runs, params, handle, ledger, todo, resuming, n_time, _common_t_r(facts))
+
+
+def _opened(runs: list[RunSpec], probes: list[Probe], store: StoreTarget) -> list[ImageFacts]:
+    """The facts of the runs that could be opened; BatchError if none could."""
     facts = [p.facts for p in probes if not isinstance(p, Failure)]
     if not facts:
         failures = {
@@ -203,12 +218,15 @@ def plan(runs: list[RunSpec], params: BatchParams, client: Client | None) -> Bat
             for r, p in zip(runs, probes, strict=True)
             if isinstance(p, Failure)  # all of them
         }
-        message = _failure_message(failures, params.store, n_complete=None)
-        raise BatchError(message, failures, params.store)
-    dtype = "float32" if all(f.dtype == "float32" for f in facts) else "float64"
-    has_confounds = any(run.confounds is not None for run in runs)
-    known = dry_run_clean(params.clean, facts[0].n_volumes, dtype, has_confounds)
-    params = params.planned(dtype=dtype, known_warnings=known, overwrite=overwrite)
+        message = _failure_message(failures, store, n_complete=None)
+        raise BatchError(message, failures, store)
+    return facts
+
+
+def _check_inputs(
+    runs: list[RunSpec], probes: list[Probe], first: ImageFacts, params: BatchParams
+) -> None:
+    """Check the confounds against the runs' lengths, and the seeds on the first run."""
     check_confounds(
         runs,
         [None if isinstance(p, Failure) else p.facts.n_volumes for p in probes],
@@ -216,25 +234,23 @@ def plan(runs: list[RunSpec], params: BatchParams, client: Client | None) -> Bat
         params.clean.fill_na if params.clean else None,
     )
     if params.masks_given is None:  # fail fast on seeds that are wrong for every run
-        from lazyspheres.batch.tasks import spheres_for
+        spheres_for(first, params.mask, params)
 
-        spheres_for(facts[0], params.mask, params)
-    n_time = max(f.n_volumes for f in facts)
-    resuming = exists and not overwrite
-    if resuming:
-        handle.check(
-            parameters=params.record(),
-            run_ids=[r.run_id for r in runs],
-            seed_coords=params.seed_coords(),
-        )
-        if n_time > handle.n_time():
-            handle.grow_time(n_time)
-        ledger = RunLedger(handle, handle.state())
-    else:
-        ledger = RunLedger(handle, n_runs=len(runs), n_seeds=params.n_seeds)
-    complete = ledger.complete_runs([r.run_id for r in runs])
-    todo = runs_to_do(runs, probes, complete)
-    return BatchPlan(runs, params, handle, ledger, todo, resuming, n_time, _common_t_r(facts))
+
+def _ledger(
+    handle: ResultStore, runs: list[RunSpec], params: BatchParams, n_time: int, *, resuming: bool
+) -> RunLedger:
+    """The runs' flags: the store's when resuming (checked, its time axis grown), else new."""
+    if not resuming:
+        return RunLedger(handle, n_runs=len(runs), n_seeds=params.n_seeds)
+    handle.check(
+        parameters=params.record(),
+        run_ids=[r.run_id for r in runs],
+        seed_coords=params.seed_coords(),
+    )
+    if n_time > handle.n_time():
+        handle.grow_time(n_time)
+    return RunLedger(handle, handle.state())
 
 
 def _store_policy(handle: ResultStore, exists: bool, *, resume: bool, overwrite: bool) -> bool:

@@ -2,39 +2,56 @@
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, TypeVar
 
 import numpy as np
 
 from lazyspheres.cleaning._kinds import is_dask_array, is_dataarray
-from lazyspheres.cleaning.confounds import ensure_float_dtype
+from lazyspheres.cleaning.confounds import ConfoundSet, ensure_float_dtype
 from lazyspheres.cleaning.exceptions import CleaningTypeError, CleaningValueError
 from lazyspheres.cleaning.kernel import build_projector, clean_block
-from lazyspheres.cleaning.options import CleaningParams
+from lazyspheres.cleaning.options import (
+    CleaningParams,
+    ConfoundsLike,
+    FillNa,
+    FilterKind,
+    PadType,
+    SampleMaskLike,
+    Standardize,
+)
 from lazyspheres.cleaning.params import CleanPlan, build_plan
 
-__all__ = ["clean", "clean_with", "numpy_projector"]
+if TYPE_CHECKING:
+    import dask.array as da
+    import xarray as xr
+
+__all__ = ["Signals", "clean", "clean_with", "numpy_projector"]
+
+Signals = TypeVar("Signals", np.ndarray, "da.Array", "xr.DataArray")
+"""Signals to clean; the cleaned ones are of the same kind."""
+_Matrix = TypeVar("_Matrix", np.ndarray, "da.Array")
 
 
 def clean(
-    signals: Any,
+    signals: Signals,
     *,
     detrend: bool = False,
-    standardize: bool | Literal["zscore", "zscore_sample", "psc"] | None = False,
+    standardize: Standardize = False,
     standardize_confounds: bool = True,
-    confounds: Any = None,
-    sample_mask: Any = None,
+    confounds: ConfoundsLike | None = None,
+    sample_mask: SampleMaskLike | None = None,
     low_pass: float | None = None,
     high_pass: float | None = None,
     t_r: float | None = None,
-    filter: Literal["butterworth", "cosine"] | bool | None = "butterworth",
+    filter: FilterKind = "butterworth",
     ensure_finite: bool = False,
     extrapolate: bool = True,
     butterworth_order: int = 5,
-    butterworth_padtype: Literal["odd", "even", "constant"] | None = "odd",
+    butterworth_padtype: PadType = "odd",
     butterworth_padlen: int | None = None,
-    fill_na: Literal["zero", "mean", "interpolate"] | None = None,
-) -> Any:
+    fill_na: FillNa = None,
+) -> Signals:
     """Clean time series the way nilearn 0.12.1's ``NiftiSpheresMasker`` does.
 
     Steps, in nilearn's order: scrubbing (``sample_mask``), detrending, Butterworth or cosine
@@ -132,13 +149,17 @@ def clean(
         butterworth_padtype=butterworth_padtype,
         butterworth_padlen=butterworth_padlen,
         fill_na=fill_na,
-    )
+    ).validated()  # before the signals are looked at, as nilearn checks them
     return clean_with(signals, params, confounds=confounds, sample_mask=sample_mask)
 
 
 def clean_with(
-    signals: Any, params: CleaningParams, *, confounds: Any = None, sample_mask: Any = None
-) -> Any:
+    signals: Signals,
+    params: CleaningParams,
+    *,
+    confounds: ConfoundsLike | None = None,
+    sample_mask: SampleMaskLike | None = None,
+) -> Signals:
     """:func:`clean` with its run-independent options as one :class:`CleaningParams`.
 
     Parameters
@@ -146,25 +167,33 @@ def clean_with(
     signals, confounds, sample_mask
         As for :func:`clean`.
     params : CleaningParams
-        Every other option of :func:`clean`.
+        Every other option of :func:`clean`; :meth:`CleaningParams.validated` where the
+        user gave them (otherwise they are checked with the plan).
 
     Returns
     -------
     ndarray, dask.array.Array or xarray.DataArray
         As :func:`clean` returns it.
     """
-    per_run = {"confounds": confounds, "sample_mask": sample_mask}
+    per_run = _PerRun(confounds, sample_mask)
     if is_dataarray(signals):
         return _clean_dataarray(signals, params, per_run)
-    if not is_dask_array(signals):
-        signals = np.asarray(signals)
-    result, _ = _clean_array(signals, params, per_run)
-    return result
+    if is_dask_array(signals):
+        return _clean_array(signals, params, per_run)[0]
+    return _clean_array(np.asarray(signals), params, per_run)[0]
+
+
+@dataclass(frozen=True)
+class _PerRun:
+    """The run's own cleaning inputs, beside its :class:`CleaningParams`."""
+
+    confounds: ConfoundsLike | None
+    sample_mask: SampleMaskLike | None
 
 
 def _clean_array(
-    data: Any, params: CleaningParams, per_run: dict[str, Any]
-) -> tuple[Any, CleanPlan]:
+    data: _Matrix, params: CleaningParams, per_run: _PerRun
+) -> tuple[_Matrix, CleanPlan]:
     """Clean a numpy or Dask array of shape (T, n) or (T,)."""
     if data.ndim not in (1, 2):
         raise CleaningValueError(
@@ -175,8 +204,15 @@ def _clean_array(
     if data.dtype.kind not in "biuf":
         raise CleaningTypeError(f"signals must be numeric; got dtype {data.dtype}.")
     dtype = ensure_float_dtype(data.dtype)
-    plan, confounds = build_plan(data.shape[0], dtype, params, **per_run)
-    matrix = data[:, None] if data.ndim == 1 else data
+    plan, confounds = build_plan(
+        data.shape[0],
+        dtype,
+        params,
+        confounds=per_run.confounds,
+        sample_mask=per_run.sample_mask,
+    )
+    matrix: _Matrix = data[:, None] if data.ndim == 1 else data
+    result: _Matrix
     if is_dask_array(matrix):
         from lazyspheres.cleaning.lazy import clean_dask
 
@@ -186,7 +222,7 @@ def _clean_array(
     return (result[:, 0] if data.ndim == 1 else result), plan
 
 
-def numpy_projector(plan: CleanPlan, confounds: Any) -> Any:
+def numpy_projector(plan: CleanPlan, confounds: ConfoundSet | None) -> np.ndarray | None:
     """The plan's confound directions, computed now (lazy confounds are computed).
 
     Parameters
@@ -203,9 +239,9 @@ def numpy_projector(plan: CleanPlan, confounds: Any) -> Any:
     """
     values = None
     if confounds is not None:
-        values = confounds.values
-        if confounds.is_lazy:  # numpy signals: the caller wants numbers now
-            values = values.compute()
+        lazy_or_not = confounds.values
+        # numpy signals: the caller wants numbers now
+        values = lazy_or_not.compute() if is_dask_array(lazy_or_not) else lazy_or_not
     checked = confounds is not None and confounds.is_lazy
     return build_projector(
         values,
@@ -216,7 +252,9 @@ def numpy_projector(plan: CleanPlan, confounds: Any) -> Any:
     )
 
 
-def _clean_dataarray(signals: Any, params: CleaningParams, per_run: dict[str, Any]) -> Any:
+def _clean_dataarray(
+    signals: xr.DataArray, params: CleaningParams, per_run: _PerRun
+) -> xr.DataArray:
     """Clean a DataArray with a "time" dimension, keeping its labels."""
     import xarray as xr
 

@@ -27,16 +27,18 @@ Usage in a masker::
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
 
+from lazyspheres._types import UserInput
 from lazyspheres.cleaning._warnings import warn
 from lazyspheres.cleaning.exceptions import CleaningTypeError, CleaningValueError
+from lazyspheres.cleaning.options import CleaningParams
 
 __all__ = [
     "CLEAN_ARGS_KEYS",
     "MASKER_CLEAN_KEYWORDS",
     "check_clean_kwargs",
     "clean_args_to_kwargs",
+    "clean_args_to_params",
 ]
 
 #: ``clean_args`` keys and the :func:`lazyspheres.clean` keyword each one maps to.
@@ -64,7 +66,7 @@ MASKER_CLEAN_KEYWORDS = (
 )
 
 
-def clean_args_to_kwargs(clean_args: Mapping[str, Any] | None) -> dict[str, Any]:
+def clean_args_to_kwargs(clean_args: Mapping[str, UserInput] | None) -> dict[str, UserInput]:
     """Map nilearn-style ``clean_args`` onto :func:`lazyspheres.clean` keyword arguments.
 
     Parameters
@@ -83,7 +85,7 @@ def clean_args_to_kwargs(clean_args: Mapping[str, Any] | None) -> dict[str, Any]
         A key the masker already passes ("got multiple values for keyword argument"), or an
         unknown ``butterworth__`` option.
     """
-    kwargs: dict[str, Any] = {}
+    kwargs: dict[str, UserInput] = {}
     for key, value in (clean_args or {}).items():
         if key == "signals":
             raise CleaningTypeError(
@@ -106,11 +108,32 @@ def clean_args_to_kwargs(clean_args: Mapping[str, Any] | None) -> dict[str, Any]
     return kwargs
 
 
+def clean_args_to_params(clean_args: Mapping[str, UserInput] | None) -> CleaningParams:
+    """The cleaning options nilearn-style ``clean_args`` set, the others at their defaults.
+
+    Parameters
+    ----------
+    clean_args : mapping or None
+        As for :func:`clean_args_to_kwargs`.
+
+    Returns
+    -------
+    CleaningParams
+        Not validated yet (the masker lays its own parameters over it first).
+
+    Raises
+    ------
+    TypeError
+        As :func:`clean_args_to_kwargs`.
+    """
+    return CleaningParams(**clean_args_to_kwargs(clean_args))
+
+
 def check_clean_kwargs(
-    kwargs: Mapping[str, Any] | None,
-    clean_args: Mapping[str, Any] | None,
+    kwargs: Mapping[str, UserInput] | None,
+    clean_args: Mapping[str, UserInput] | None,
     estimator_name: str = "NiftiSpheresMasker",
-) -> dict[str, Any]:
+) -> dict[str, UserInput]:
     """Fit-time handling of deprecated constructor ``**kwargs`` (nilearn 0.12.1).
 
     Non-empty ``kwargs`` emit nilearn's DeprecationWarning, and are mutually exclusive with

@@ -22,10 +22,11 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING
 
 import numpy as np
 
+from lazyspheres._types import UserInput
 from lazyspheres.cleaning._kinds import is_dask_array, is_dataarray, is_dataframe, is_series
 from lazyspheres.cleaning.confound_files import read_confounds_file
 from lazyspheres.cleaning.exceptions import (
@@ -33,6 +34,10 @@ from lazyspheres.cleaning.exceptions import (
     CleaningValueError,
     NonFiniteConfoundsError,
 )
+
+if TYPE_CHECKING:
+    import dask.array as da
+    import pandas as pd
 
 __all__ = [
     "FILL_NA_OPTIONS",
@@ -86,10 +91,10 @@ class ConfoundSet:
         The sample mask of a ``load_confounds`` pair, or an internal "unset" marker.
     """
 
-    values: Any
+    values: np.ndarray | da.Array
     labels: list[str]
     header_lines: list[int | None] = field(default_factory=list)
-    sample_mask: Any = _UNSET
+    sample_mask: object = _UNSET  # validated with the sample_mask argument
 
     @property
     def is_lazy(self) -> bool:
@@ -102,7 +107,7 @@ class ConfoundSet:
         return self.sample_mask is not _UNSET
 
 
-def _frame_values(frame: Any) -> np.ndarray:
+def _frame_values(frame: pd.DataFrame) -> np.ndarray:
     values = frame.to_numpy()
     if values.dtype.kind == "O":  # nullable / extension dtypes: pd.NA -> NaN
         try:
@@ -122,21 +127,24 @@ def _check_length(n_rows: int, n_time: int, source: str) -> None:
         )
 
 
-def _load_item(item: Any, n_time: int, position: str) -> tuple[Any, list[str], int | None]:
+def _load_item(
+    item: UserInput, n_time: int, position: str
+) -> tuple[np.ndarray | da.Array, list[str], int | None]:
     """Load one confound item as a 2-D array (numpy or Dask) plus column labels."""
-    names: list[Any] | None = None
+    names: list[object] | None = None  # column names, of any hashable type
     header: int | None = None
     if is_dataframe(item):
         source = f"DataFrame{position}"
         names = list(item.columns)
-        values: Any = _frame_values(item)
+        values: np.ndarray | da.Array = _frame_values(item)
     elif is_series(item):
         source = f"Series{position}"
         names = [item.name]
         values = _frame_values(item.to_frame())
     elif isinstance(item, (str, os.PathLike)):
         source = f"confounds file '{os.fspath(item)}'"
-        values, names = read_confounds_file(item)
+        values, file_names = read_confounds_file(item)
+        names = None if file_names is None else list(file_names)
         header = 1 if names is not None else 0
     elif isinstance(item, np.ndarray) or is_dask_array(item) or is_dataarray(item):
         source = f"confounds array{position}"
@@ -169,7 +177,7 @@ def _load_item(item: Any, n_time: int, position: str) -> tuple[Any, list[str], i
     return values, labels, header
 
 
-def _looks_like_pair(confounds: Any, n_time: int) -> bool:
+def _looks_like_pair(confounds: object, n_time: int) -> bool:
     """Whether ``confounds`` is load_confounds' (DataFrame, sample_mask or None) pair."""
     if not (isinstance(confounds, tuple) and len(confounds) == 2):
         return False
@@ -188,7 +196,7 @@ def _looks_like_pair(confounds: Any, n_time: int) -> bool:
 
 
 def prepare_confounds(
-    confounds: Any, n_time: int, *, fill_na: str | None = None
+    confounds: UserInput, n_time: int, *, fill_na: str | None = None
 ) -> ConfoundSet | None:
     """Load, validate and stack ``confounds`` for a run of ``n_time`` volumes.
 
@@ -222,7 +230,7 @@ def prepare_confounds(
         raise CleaningValueError(f"fill_na must be one of {FILL_NA_OPTIONS}; got {fill_na!r}.")
     if confounds is None:
         return None
-    pair_mask: Any = _UNSET
+    pair_mask: object = _UNSET
     if _looks_like_pair(confounds, n_time):
         confounds, pair_mask = confounds
     if isinstance(confounds, (str, os.PathLike)) or not isinstance(confounds, (list, tuple)):
@@ -255,17 +263,17 @@ def prepare_confounds(
     if any(not isinstance(piece, np.ndarray) for piece in pieces):
         import dask.array as da
 
-        stacked: Any = da.concatenate(
+        lazy = da.concatenate(
             [da.asarray(piece).astype(dtype) for piece in pieces], axis=1
         ).rechunk(-1)
         if fill_na is not None:
-            stacked = stacked.map_blocks(fill_non_finite, fill_na, labels, dtype=dtype)
-    else:
-        stacked = np.hstack(pieces).astype(dtype, copy=False)
-        if stacked is pieces[0]:
-            stacked = stacked.copy()
-        if fill_na is not None:
-            stacked = fill_non_finite(stacked, fill_na, labels)
+            lazy = da.map_blocks(fill_non_finite, lazy, fill_na, labels, dtype=dtype)
+        return ConfoundSet(lazy, labels, headers, pair_mask)
+    stacked = np.hstack(pieces).astype(dtype, copy=False)
+    if stacked is pieces[0]:
+        stacked = stacked.copy()
+    if fill_na is not None:
+        stacked = fill_non_finite(stacked, fill_na, labels)
     return ConfoundSet(stacked, labels, headers, pair_mask)
 
 

@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Callable
-from typing import Any, TypeVar
+from typing import ParamSpec, TypeVar
 
 import numpy as np
 from scipy import linalg
@@ -58,10 +58,11 @@ __all__ = [
 _EPS64 = np.finfo(np.float64).eps
 _TEMP_ELEMENTS = 1 << 21  # bound on temporaries of the projection (16 MB of float64)
 
-_F = TypeVar("_F", bound=Callable[..., Any])
+_P = ParamSpec("_P")
+_R = TypeVar("_R")
 
 
-def _quiet_fp(func: _F) -> _F:
+def _quiet_fp(func: Callable[_P, _R]) -> Callable[_P, _R]:
     """Run ``func`` without numpy floating-point warnings.
 
     Non-finite input (``ensure_finite=False``) propagates as NaN, as in nilearn; numpy's
@@ -69,12 +70,11 @@ def _quiet_fp(func: _F) -> _F:
     """
 
     @functools.wraps(func)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
+    def wrapper(*args: _P.args, **kwargs: _P.kwargs) -> _R:
         with np.errstate(all="ignore"):
             return func(*args, **kwargs)
 
-    # functools.wraps keeps func's signature at run time; mypy sees only (*args, **kwargs)
-    return wrapper  # type: ignore[return-value]
+    return wrapper
 
 
 def _scrub(rows: np.ndarray, plan: CleanPlan) -> np.ndarray:

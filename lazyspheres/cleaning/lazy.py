@@ -11,7 +11,7 @@ a second pass applies the scaling. Dask is imported only here.
 from __future__ import annotations
 
 import dataclasses
-from typing import Any
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -27,10 +27,14 @@ from lazyspheres.cleaning.kernel import (
 from lazyspheres.cleaning.params import CleanPlan
 from lazyspheres.cleaning.standardize import psc_stats
 
+if TYPE_CHECKING:
+    import dask.array as da
+    from dask.delayed import Delayed
+
 __all__ = ["check_time_chunks", "clean_dask", "lazy_projector"]
 
 
-def check_time_chunks(data: Any, time_dim: str = "time") -> None:
+def check_time_chunks(data: da.Array, time_dim: str = "time") -> None:
     """Raise a ValueError unless the time axis (axis 0) of ``data`` is a single chunk.
 
     Parameters
@@ -56,7 +60,7 @@ def check_time_chunks(data: Any, time_dim: str = "time") -> None:
         )
 
 
-def lazy_projector(plan: CleanPlan, confounds: ConfoundSet | None) -> Any:
+def lazy_projector(plan: CleanPlan, confounds: ConfoundSet | None) -> np.ndarray | Delayed | None:
     """The confound directions, as a numpy array, a Dask Delayed, or None.
 
     Parameters
@@ -72,7 +76,7 @@ def lazy_projector(plan: CleanPlan, confounds: ConfoundSet | None) -> Any:
     """
     if confounds is None:
         return build_projector(None, plan) if plan.drift is not None else None
-    if not confounds.is_lazy:
+    if isinstance(confounds.values, np.ndarray):
         return build_projector(confounds.values, plan)
     import dask
 
@@ -81,7 +85,7 @@ def lazy_projector(plan: CleanPlan, confounds: ConfoundSet | None) -> Any:
     )
 
 
-def _psc_stage(block: np.ndarray, plan: CleanPlan, projector: Any) -> np.ndarray:
+def _psc_stage(block: np.ndarray, plan: CleanPlan, projector: np.ndarray | None) -> np.ndarray:
     """Clean a block and append each series' original mean as a last row."""
     rows, original_mean = clean_rows(block, plan, projector)
     out = np.empty((plan.n_out + 1, rows.shape[0]), dtype=rows.dtype)
@@ -104,7 +108,7 @@ def _psc_apply(stage: np.ndarray, plan: CleanPlan, add_back: bool) -> np.ndarray
     return np.ascontiguousarray(standardize_rows(rows, original_mean, plan, add_back).T)
 
 
-def clean_dask(data: Any, plan: CleanPlan, confounds: ConfoundSet | None) -> Any:
+def clean_dask(data: da.Array, plan: CleanPlan, confounds: ConfoundSet | None) -> da.Array:
     """Build the lazy cleaning graph of a ``(T, n)`` Dask array.
 
     Parameters
@@ -122,6 +126,7 @@ def clean_dask(data: Any, plan: CleanPlan, confounds: ConfoundSet | None) -> Any
         Cleaned signals, same seed chunks, dtype ``plan.dtype``.
     """
     import dask
+    import dask.array as da
 
     check_time_chunks(data)
     projector = lazy_projector(plan, confounds)
@@ -132,32 +137,36 @@ def clean_dask(data: Any, plan: CleanPlan, confounds: ConfoundSet | None) -> Any
     # plan that every block task carries.
     plan = dataclasses.replace(plan, drift=None)
     if plan.standardize != "psc":
-        return data.map_blocks(
+        return da.map_blocks(
             clean_block,
+            data,
             plan=plan,
             projector=projector,
             chunks=((plan.n_out,), seed_chunks),
             dtype=plan.dtype,
             meta=np.empty((0, 0), dtype=plan.dtype),
         )
-    stage = data.map_blocks(
+    stage = da.map_blocks(
         _psc_stage,
+        data,
         plan=plan,
         projector=projector,
         chunks=((plan.n_out + 1,), seed_chunks),
         dtype=plan.dtype,
         meta=np.empty((0, 0), dtype=plan.dtype),
     )
-    stats = stage.map_blocks(
+    stats = da.map_blocks(
         _psc_stage_stats,
+        stage,
         plan.n_out,
         chunks=((3,), seed_chunks),
         dtype=plan.dtype,
         meta=np.empty((0, 0), dtype=plan.dtype),
     )
     add_back = dask.delayed(psc_decide, pure=True)(stats, plan.n_out)
-    return stage.map_blocks(
+    return da.map_blocks(
         _psc_apply,
+        stage,
         plan=plan,
         add_back=add_back,
         chunks=((plan.n_out,), seed_chunks),

@@ -18,8 +18,9 @@ Deliberate differences from nilearn 0.12.1 (tested in ``tests/test_cleaning_erro
 from __future__ import annotations
 
 import numbers
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import ParamSpec, TypeVar
 
 import numpy as np
 from scipy.interpolate import CubicSpline
@@ -43,12 +44,13 @@ from lazyspheres.cleaning.filters import (
     cosine_drift,
     design_butterworth,
 )
-from lazyspheres.cleaning.options import CleaningParams
+from lazyspheres.cleaning.options import CleaningParams, ConfoundsLike, SampleMaskLike
 from lazyspheres.cleaning.sample_mask import sanitize_sample_mask
 
 __all__ = ["CleanPlan", "build_plan", "normalize_standardize"]
 
-_NUMBER_TYPE_TEXT = "float | int | numpy.floating | numpy.integer | None"
+_P = ParamSpec("_P")
+_R = TypeVar("_R")
 _STANDARDIZE_STRINGS = ("zscore", "zscore_sample", "psc")
 
 
@@ -118,7 +120,7 @@ class CleanPlan:
         return self.sample_mask.astype(np.intp)
 
 
-def _scipy_checked(func: Any, *args: Any, **kwargs: Any) -> Any:
+def _scipy_checked(func: Callable[_P, _R], *args: _P.args, **kwargs: _P.kwargs) -> _R:
     """Call scipy now (a dry run or the filter design), re-raising its errors as ours.
 
     The message is scipy's, i.e. exactly what nilearn's users see.
@@ -133,21 +135,7 @@ def _scipy_checked(func: Any, *args: Any, **kwargs: Any) -> Any:
         raise CleaningTypeError(str(exc)) from exc
 
 
-def _check_bool(name: str, value: Any) -> None:
-    if not isinstance(value, bool):
-        raise CleaningTypeError(
-            f"'{name}' should be of type '<class 'bool'>'.\nGot: '{type(value)}'"
-        )
-
-
-def _check_number(name: str, value: Any) -> None:
-    if value is not None and not isinstance(value, (float, int, np.floating, np.integer)):
-        raise CleaningTypeError(
-            f"'{name}' should be of type '{_NUMBER_TYPE_TEXT}'.\nGot: '{type(value)}'"
-        )
-
-
-def normalize_standardize(standardize: Any) -> str | None:
+def normalize_standardize(standardize: object) -> str | None:
     """Map a ``standardize`` value to None or one of "zscore", "zscore_sample", "psc".
 
     ``True`` (also ``1``, ``1.0``, ``np.True_``) means nilearn 0.12.1's ``"zscore"``
@@ -177,7 +165,7 @@ def normalize_standardize(standardize: Any) -> str | None:
     raise CleaningValueError(f"{standardize} is no valid standardize strategy.")
 
 
-def _check_filter(filter: Any, low_pass: Any, high_pass: Any, t_r: Any) -> str | None:
+def _check_filter(filter: object, low_pass: object, high_pass: object, t_r: object) -> str | None:
     """Apply nilearn's filter checks; return the active filter or None."""
     if not filter:
         if any(isinstance(item, (float, int)) for item in (low_pass, high_pass)):
@@ -206,7 +194,7 @@ def _check_filter(filter: Any, low_pass: Any, high_pass: Any, t_r: Any) -> str |
     return "butterworth"
 
 
-def _check_positive_t_r(t_r: Any, why: str) -> None:
+def _check_positive_t_r(t_r: float | None, why: str) -> None:
     if t_r is not None and not t_r > 0:
         raise CleaningValueError(
             f"Repetition time (t_r) must be positive for {why}; got t_r={t_r}."
@@ -250,8 +238,8 @@ def build_plan(
     dtype: np.dtype,
     params: CleaningParams,
     *,
-    confounds: Any = None,
-    sample_mask: Any = None,
+    confounds: ConfoundsLike | None = None,
+    sample_mask: SampleMaskLike | None = None,
 ) -> tuple[CleanPlan, ConfoundSet | None]:
     """Validate everything that does not need the data, warn, and plan the cleaning.
 
@@ -280,10 +268,7 @@ def build_plan(
     butterworth_order = params.butterworth_order
     butterworth_padtype, butterworth_padlen = params.butterworth_padtype, params.butterworth_padlen
     fill_na = params.fill_na
-    _check_bool("detrend", detrend)
-    _check_bool("standardize_confounds", standardize_confounds)
-    for name, value in (("t_r", t_r), ("low_pass", low_pass), ("high_pass", high_pass)):
-        _check_number(name, value)
+    params.validated()  # nilearn's first checks, unless done where the options entered
     strategy = normalize_standardize(standardize)
     if confounds is not None and not detrend and not standardize_confounds:
         warn(
@@ -300,8 +285,9 @@ def build_plan(
                 "sample_mask was given twice: as the sample_mask argument and as the second "
                 "element of the (confounds, sample_mask) pair returned by load_confounds."
             )
-        sample_mask = loaded.sample_mask
-    mask = sanitize_sample_mask(sample_mask, n_time)
+        mask = sanitize_sample_mask(loaded.sample_mask, n_time)
+    else:
+        mask = sanitize_sample_mask(sample_mask, n_time)
     if not isinstance(ensure_finite, bool):
         raise CleaningValueError(
             "'ensure_finite' must be boolean type True or False but you provided "
@@ -309,7 +295,7 @@ def build_plan(
         )
     if not isinstance(extrapolate, (bool, np.bool_)):
         raise CleaningTypeError(f"'extrapolate' must be True or False; got {extrapolate!r}.")
-    if loaded is not None and not loaded.is_lazy:
+    if loaded is not None and isinstance(loaded.values, np.ndarray):  # lazy: at compute
         check_finite_confounds(loaded.values, loaded.labels, mask, loaded.header_lines)
 
     plan = CleanPlan(
@@ -338,7 +324,7 @@ def build_plan(
             warn(DETREND_SINGLE)
     plan.n_out = n_filtered if plan.final_rows is None else len(plan.final_rows)
 
-    if active == "butterworth":
+    if active == "butterworth" and t_r is not None:  # _check_filter required t_r for it
         _check_positive_t_r(t_r, "Butterworth filtering")
         plan.sos = _scipy_checked(design_butterworth, low_pass, high_pass, t_r, butterworth_order)
         if plan.sos is not None:
@@ -349,7 +335,7 @@ def build_plan(
                 butterworth_padtype,
                 butterworth_padlen,
             )
-        if has_confounds and t_r is not None:  # nilearn designs it again for the confounds
+        if has_confounds:  # nilearn designs it again for the confounds
             design_butterworth(low_pass, high_pass, t_r, butterworth_order)
 
     if has_confounds and standardize_confounds:

@@ -17,10 +17,9 @@ Differences (documented, tested in ``tests/test_cleaning_errors.py``):
 
 from __future__ import annotations
 
-from typing import Any
-
 import numpy as np
 
+from lazyspheres._types import IntArray, UserInput
 from lazyspheres.cleaning._kinds import is_dataarray, is_series
 from lazyspheres.cleaning.exceptions import (
     CleaningIndexError,
@@ -31,7 +30,7 @@ from lazyspheres.cleaning.exceptions import (
 __all__ = ["sanitize_sample_mask"]
 
 
-def _as_run_masks(sample_mask: Any) -> list[Any]:
+def _as_run_masks(sample_mask: object) -> list[UserInput]:
     """Split ``sample_mask`` into per-run masks, or raise nilearn's TypeError."""
     if not isinstance(sample_mask, (list, tuple, np.ndarray)):
         # pandas Series / xarray DataArray carry an ndarray: treat them as one.
@@ -44,7 +43,7 @@ def _as_run_masks(sample_mask: Any) -> list[Any]:
     return list(sample_mask)
 
 
-def _run_mask_to_indices(mask: Any) -> np.ndarray:
+def _run_mask_to_indices(mask: UserInput) -> IntArray:
     """Convert one run's mask (booleans or indices) to an int32 index array."""
     if (isinstance(mask, np.ndarray) and mask.ndim == 0) or np.isscalar(mask):
         raise CleaningTypeError(
@@ -78,7 +77,7 @@ def _run_mask_to_indices(mask: Any) -> np.ndarray:
     return values.astype(np.int32)
 
 
-def sanitize_sample_mask(sample_mask: Any, n_time: int) -> np.ndarray | None:
+def sanitize_sample_mask(sample_mask: object, n_time: int) -> IntArray | None:
     """Validate ``sample_mask`` against a run of ``n_time`` volumes.
 
     Parameters

@@ -16,9 +16,13 @@ import tempfile
 import time
 import warnings
 from collections.abc import Iterator, Sequence
-from typing import Any
+from typing import TYPE_CHECKING
 
 from lazyspheres.cli.common import distributed_log_level, storage_options, version
+
+if TYPE_CHECKING:
+    import numpy as np
+    import xarray as xr
 
 __all__ = ["distributed_log_level", "main", "storage_options", "version"]
 
@@ -211,7 +215,7 @@ def _kept_note(out: pathlib.Path | None) -> str:
     return " (a temporary folder, removed on exit: pass --out DIR to keep the files)"
 
 
-def _print_networks(corr: Any, network: Any) -> None:
+def _print_networks(corr: np.ndarray, network: np.ndarray) -> None:
     import numpy as np
 
     same = network[:, None] == network[None, :]
@@ -222,7 +226,7 @@ def _print_networks(corr: Any, network: Any) -> None:
     )
 
 
-def _column_names(signals: Any) -> list[str]:
+def _column_names(signals: xr.DataArray) -> list[str]:
     labels = signals["label"].values if "label" in signals.coords else signals["seed"].values
     return [str(v) for v in labels]
 

@@ -5,7 +5,10 @@ from __future__ import annotations
 import argparse
 import json
 import logging
-from typing import Any
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from lazyspheres._types import StorageOptions
 
 __all__ = ["add_storage_options", "distributed_log_level", "storage_options", "version"]
 
@@ -17,9 +20,9 @@ def version() -> str:
     return f"lazyspheres {lazyspheres.__version__}"
 
 
-def storage_options(pairs: list[str]) -> dict[str, Any]:
+def storage_options(pairs: list[str]) -> StorageOptions:
     """``--storage-option KEY=VALUE`` pairs as a dict (values parsed as JSON when they can be)."""
-    options: dict[str, Any] = {}
+    options: StorageOptions = {}
     for pair in pairs:
         key, sep, value = pair.partition("=")
         if not sep:

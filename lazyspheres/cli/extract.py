@@ -15,9 +15,18 @@ import pathlib
 import sys
 import tempfile
 from collections.abc import Iterator
-from typing import TYPE_CHECKING, Any
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Literal
 
 if TYPE_CHECKING:
+    import numpy as np
+    import pandas as pd
+    import xarray as xr
+    from distributed import Client
+
+    from lazyspheres._types import StorageOptions, UserInput
+    from lazyspheres.batch.params import BatchParams
+    from lazyspheres.batch.runs import RunSpec
     from lazyspheres.cleaning.options import CleaningParams
 
 __all__ = ["INTERRUPTED", "extract", "write_table"]
@@ -37,13 +46,14 @@ def extract(args: argparse.Namespace) -> int:
     sources = expand_sources(args.sources)
     if tables:
         targets = _table_targets(out, sources)
-    kwargs = _library_options(args, len(sources))
+    flags = _flags(args, len(sources))
     _check_files(args)
     seeds = _read_seeds(args.seeds)
     with _client(args) as client, _table_store(tables, out) as store:
         _refuse_finished_store(store, args)
         try:
-            ds = _extract_many(sources, seeds, args, store, client, tables, kwargs)
+            runs, params = _validated(args, flags, sources, seeds, store, tables)
+            ds = _run_batch(runs, params, client, store, tables)
         except KeyboardInterrupt:
             return _interrupted(store, len(sources), tables)
         if ds is None:
@@ -126,7 +136,7 @@ def _check_files(args: argparse.Namespace) -> None:
             )
 
 
-def _refuse_finished_store(store: Any, args: argparse.Namespace) -> None:
+def _refuse_finished_store(store: pathlib.Path | str, args: argparse.Namespace) -> None:
     """An existing store with complete runs needs --resume or --overwrite."""
     from lazyspheres.batch.store import ResultStore
 
@@ -141,38 +151,57 @@ def _refuse_finished_store(store: Any, args: argparse.Namespace) -> None:
 
 
 # ---------------------------------------------------------------------------- running
-def _extract_many(
-    sources: Any,
-    seeds: Any,
+def _validated(
     args: argparse.Namespace,
-    store: str,
-    client: Any,
+    flags: _Flags,
+    sources: list[str],
+    seeds: UserInput,
+    store: pathlib.Path | str,
     tables: bool,
-    kwargs: dict[str, Any],
-) -> Any:
+) -> tuple[list[RunSpec], BatchParams]:
+    """The runs and the batch's parameters, validated once, as :func:`extract_many` does."""
+    from lazyspheres.batch.stages import validate
+
+    return validate(
+        sources,
+        seeds,
+        args.radius,
+        store=store,
+        mask_img=args.mask,
+        allow_overlap=args.allow_overlap,
+        confounds=flags.confounds,
+        confound_columns=None
+        if args.confound_columns is None
+        else [c.strip() for c in args.confound_columns.split(",") if c.strip()],
+        clean=flags.clean,
+        smoothing_fwhm=flags.smoothing_fwhm,
+        resume=args.resume or tables,
+        overwrite=args.overwrite or tables,
+        progress=not args.no_progress,
+        on_empty=args.on_empty,
+        storage_options=flags.storage_options,
+    )
+
+
+def _run_batch(
+    runs: list[RunSpec],
+    params: BatchParams,
+    client: Client | None,
+    store: pathlib.Path | str,
+    tables: bool,
+) -> xr.Dataset | None:
     """The batch's dataset, or None when runs failed (their lines already printed)."""
-    import lazyspheres as ls
     from lazyspheres.batch import BatchError
+    from lazyspheres.batch.api import run_batch
     from lazyspheres.cli.messages import NEXT_RESUME, failure_lines
 
     try:
-        return ls.extract_many(
-            sources,
-            seeds,
-            args.radius,
-            store=store,
-            client=client,
-            resume=args.resume or tables,
-            overwrite=args.overwrite or tables,
-            **kwargs,
-        )
+        return run_batch(runs, params, client)
     except BatchError as error:
-        from lazyspheres.batch.runs import build_runs
-
-        named = {run.run_id: run.source for run in build_runs(sources)}
+        named = {run.run_id: run.source for run in runs}
         lines = [f"lazyspheres extract: {len(error.failures)} run(s) failed:"]
         lines += failure_lines(error.failures, named)
-        done, total = _count_complete(store, len(sources))
+        done, total = _count_complete(store, len(runs))
         if tables:
             lines.append(
                 f"{done} of {total} table(s) written. Next: fix the failed runs and run the "
@@ -192,7 +221,7 @@ def _extract_many(
         return None
 
 
-def _count_complete(store: Any, n_runs: int) -> tuple[int, int]:
+def _count_complete(store: pathlib.Path | str, n_runs: int) -> tuple[int, int]:
     from lazyspheres.batch.store import ResultStore
 
     handle = ResultStore(store)
@@ -202,7 +231,7 @@ def _count_complete(store: Any, n_runs: int) -> tuple[int, int]:
         return 0, n_runs  # no store yet, or a template interrupted half-written
 
 
-def _interrupted(store: Any, n_runs: int, tables: bool) -> int:
+def _interrupted(store: pathlib.Path | str, n_runs: int, tables: bool) -> int:
     sys.stderr.write("\n")
     if tables:
         print("interrupted: no table was written; run the command again.", file=sys.stderr)
@@ -215,7 +244,7 @@ def _interrupted(store: Any, n_runs: int, tables: bool) -> int:
     return INTERRUPTED
 
 
-def _failed_tables(store: Any, targets: dict[str, pathlib.Path]) -> int:
+def _failed_tables(store: pathlib.Path | str, targets: dict[str, pathlib.Path]) -> int:
     """Write the tables of the runs that did complete; exit code 1."""
     from lazyspheres.batch.store import ResultStore, open_results
 
@@ -225,7 +254,7 @@ def _failed_tables(store: Any, targets: dict[str, pathlib.Path]) -> int:
     return 1
 
 
-def _write_tables(ds: Any, targets: dict[str, pathlib.Path]) -> None:
+def _write_tables(ds: xr.Dataset, targets: dict[str, pathlib.Path]) -> None:
     labels = ds["label"].values if "label" in ds.coords else ds["seed"].values
     for i, run in enumerate(ds.run.values.tolist()):
         target = targets[run]
@@ -235,7 +264,7 @@ def _write_tables(ds: Any, targets: dict[str, pathlib.Path]) -> None:
         print(f"{ds.source.values[i]} -> {target} ({n} volumes, {ds.sizes['seed']} seeds)")
 
 
-def write_table(values: Any, columns: list[str], target: pathlib.Path) -> None:
+def write_table(values: np.ndarray, columns: list[str], target: pathlib.Path) -> None:
     """A time x seed table (.tsv tab-separated, else comma-separated)."""
     import pandas as pd
 
@@ -245,28 +274,31 @@ def write_table(values: Any, columns: list[str], target: pathlib.Path) -> None:
 
 
 # ---------------------------------------------------------------------------- options
-def _library_options(args: argparse.Namespace, n_runs: int) -> dict[str, Any]:
+@dataclass(frozen=True)
+class _Flags:
+    """The batch flags that need parsing, parsed before anything else is read."""
+
+    confounds: list[str] | Literal["bids"] | None
+    clean: CleaningParams | None
+    smoothing_fwhm: float | Literal["fast"] | None
+    storage_options: StorageOptions | None
+
+
+def _flags(args: argparse.Namespace, n_runs: int) -> _Flags:
     from lazyspheres.cli.common import storage_options
 
-    return {
-        "mask_img": args.mask,
-        "allow_overlap": args.allow_overlap,
-        "confounds": _confounds(args.confounds, n_runs),
-        "confound_columns": None
-        if args.confound_columns is None
-        else [c.strip() for c in args.confound_columns.split(",") if c.strip()],
-        "clean": _clean_options(args),
-        "smoothing_fwhm": _fwhm(args.smoothing_fwhm),
-        "on_empty": args.on_empty,
-        "progress": not args.no_progress,
-        "storage_options": storage_options(args.storage_option) or None,
-    }
+    return _Flags(
+        confounds=_confounds(args.confounds, n_runs),
+        clean=_clean_options(args),
+        smoothing_fwhm=_fwhm(args.smoothing_fwhm),
+        storage_options=storage_options(args.storage_option) or None,
+    )
 
 
 def _clean_options(args: argparse.Namespace) -> CleaningParams | None:
     from lazyspheres.cleaning.options import CleaningParams
 
-    clean: dict[str, Any] = {}
+    clean: dict[str, UserInput] = {}  # the flags given, validated by CleaningParams
     if args.detrend:
         clean["detrend"] = True
     if args.standardize is not None:
@@ -280,7 +312,7 @@ def _clean_options(args: argparse.Namespace) -> CleaningParams | None:
     return CleaningParams.from_options(clean) if clean else None
 
 
-def _confounds(values: list[str] | None, n_runs: int) -> Any:
+def _confounds(values: list[str] | None, n_runs: int) -> list[str] | Literal["bids"] | None:
     if values is None:
         return None
     if values == ["bids"]:
@@ -293,9 +325,11 @@ def _confounds(values: list[str] | None, n_runs: int) -> Any:
     return values
 
 
-def _fwhm(text: str | None) -> Any:
-    if text is None or text == "fast":
-        return text
+def _fwhm(text: str | None) -> float | Literal["fast"] | None:
+    if text is None:
+        return None
+    if text == "fast":
+        return "fast"
     try:
         return float(text)
     except ValueError:
@@ -304,7 +338,7 @@ def _fwhm(text: str | None) -> Any:
         ) from None
 
 
-def _read_seeds(text: str) -> Any:
+def _read_seeds(text: str) -> pd.DataFrame | str:
     path = pathlib.Path(text)
     if path.suffix.lower() in (".csv", ".tsv", ".txt") and path.exists():
         import pandas as pd
@@ -314,7 +348,7 @@ def _read_seeds(text: str) -> Any:
 
 
 @contextlib.contextmanager
-def _table_store(tables: bool, out: str) -> Iterator[Any]:
+def _table_store(tables: bool, out: str) -> Iterator[pathlib.Path | str]:
     """The result store: ``--out`` itself, or a temporary one tables are written from."""
     if not tables:
         yield pathlib.Path(out) if "://" not in out else out
@@ -324,7 +358,7 @@ def _table_store(tables: bool, out: str) -> Iterator[Any]:
 
 
 @contextlib.contextmanager
-def _client(args: argparse.Namespace) -> Iterator[Any]:
+def _client(args: argparse.Namespace) -> Iterator[Client | None]:
     if args.scheduler is None and args.workers is None:
         yield None
         return

@@ -5,7 +5,12 @@ from __future__ import annotations
 import argparse
 import json
 from collections.abc import Mapping
-from typing import Any
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    import zarr
+
+    from lazyspheres._types import StorageOptions
 
 __all__ = ["info"]
 
@@ -16,11 +21,12 @@ def info(args: argparse.Namespace) -> int:
     from lazyspheres.io.zarr_image import is_zarr_source
 
     options = storage_options(args.storage_option)
+    source: str = args.source
     try:
-        if is_zarr_source(args.source):
-            facts = _zarr_facts(args.source, options)
+        if is_zarr_source(source):
+            facts = _zarr_facts(source, options)
         else:
-            facts = _nifti_facts(args.source, options)
+            facts = _nifti_facts(source, options)
     except ImportError as error:  # fsspec's "Install s3fs to access S3" for Zarr URLs
         if "lazyspheres[cloud]" in str(error):
             raise
@@ -36,14 +42,14 @@ def info(args: argparse.Namespace) -> int:
         return 0
     width = max(len(key) for key in facts)
     for key, value in facts.items():
-        if key == "affine":
+        if key == "affine" and isinstance(value, list):
             print(f"{key:<{width}}  " + ("\n" + " " * (width + 2)).join(map(str, value)))
         else:
             print(f"{key:<{width}}  {value}")
     return 0
 
 
-def _nifti_facts(source: str, options: dict[str, Any]) -> dict[str, Any]:
+def _nifti_facts(source: str, options: StorageOptions) -> dict[str, object]:
     import numpy as np
 
     from lazyspheres.io.inflate import choose_engine
@@ -76,7 +82,7 @@ def _nifti_facts(source: str, options: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def _zarr_facts(source: str, options: dict[str, Any]) -> dict[str, Any]:
+def _zarr_facts(source: str, options: StorageOptions) -> dict[str, object]:
     import zarr
 
     from lazyspheres.batch.store import READABLE_FORMATS
@@ -117,12 +123,12 @@ def _zarr_facts(source: str, options: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def _results_facts(source: str, group: Any) -> dict[str, Any]:
+def _results_facts(source: str, group: zarr.Group) -> dict[str, object]:
     import numpy as np
 
-    flags = np.asarray(group["complete"][:], dtype=bool)
-    runs = [str(r) for r in group["run"][:]]
-    failed = json.loads(group.attrs.get("failed") or "{}")
+    flags = np.asarray(_array(group, "complete")[:], dtype=bool)
+    runs = [str(r) for r in np.asarray(_array(group, "run")[:])]
+    failed = json.loads(str(group.attrs.get("failed") or "{}"))
     return {
         "source": source,
         "format": f"result store ({group.attrs['store_format']})",
@@ -131,12 +137,21 @@ def _results_facts(source: str, group: Any) -> dict[str, Any]:
         "incomplete": [r for r, ok in zip(runs, flags, strict=True) if not ok][:20],
         "failed": failed,
         "complete": bool(group.attrs.get("complete")),
-        "seeds": int(group["seed"].shape[0]),
-        "time": int(group["time"].shape[0]),
-        "dtype": str(group["signals"].dtype),
-        "parameters": json.loads(group.attrs["parameters"]),
+        "seeds": int(_array(group, "seed").shape[0]),
+        "time": int(_array(group, "time").shape[0]),
+        "dtype": str(_array(group, "signals").dtype),
+        "parameters": json.loads(str(group.attrs["parameters"])),
         "lazyspheres_version": group.attrs.get("lazyspheres_version"),
     }
+
+
+def _array(group: zarr.Group, name: str) -> zarr.Array:
+    import zarr
+
+    array = group[name]
+    if not isinstance(array, zarr.Array):
+        raise ValueError(f"{group.store}: {name!r} is a group, not an array.")
+    return array
 
 
 # ---------------------------------------------------------------------------- extract

@@ -28,15 +28,20 @@ from __future__ import annotations
 
 import hashlib
 import numbers
-from typing import Any
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 import numpy as np
+import numpy.typing as npt
 
 from lazyspheres._lru import LRU
 from lazyspheres.errors import ImageFormatError
 from lazyspheres.geometry.rules import compute
 from lazyspheres.geometry.voxels import SphereVoxels
 from lazyspheres.seeds import as_seed_array
+
+if TYPE_CHECKING:
+    from lazyspheres._types import UserInput
 
 __all__ = ["SphereVoxels", "clear_cache", "sphere_voxels"]
 
@@ -48,9 +53,9 @@ _CACHE_SIZE = 32
 
 
 def sphere_voxels(
-    seeds: Any,
-    affine: Any,
-    shape: Any,
+    seeds: UserInput,
+    affine: npt.ArrayLike,
+    shape: Sequence[int] | np.ndarray,
     radius: float | None = None,
     mask: np.ndarray | None = None,
     allow_overlap: bool = False,
@@ -102,17 +107,17 @@ def sphere_voxels(
     [[0, 0, 0], [0, 0, 1], [0, 1, 0], [1, 0, 0]]
     """
     coords = as_seed_array(seeds)
-    affine = _check_affine(affine)
-    shape = _check_shape(shape)
+    grid_affine = _check_affine(affine)
+    grid = _check_shape(shape)
     radius = _check_radius(radius)
-    mask_raw, candidates = _check_mask(mask, shape)
+    mask_raw, candidates = _check_mask(mask, grid)
     allow_overlap = bool(allow_overlap)
 
-    key = _cache_key(coords, affine, shape, radius, candidates, allow_overlap)
+    key = _cache_key(coords, grid_affine, grid, radius, candidates, allow_overlap)
     cached = _CACHE.get(key)
     if cached is not None:
         return cached
-    result = compute(coords, affine, shape, radius, mask_raw, candidates, allow_overlap)
+    result = compute(coords, grid_affine, grid, radius, mask_raw, candidates, allow_overlap)
     _CACHE.put(key, result)
     return result
 
@@ -126,7 +131,7 @@ def clear_cache() -> None:
 # validation
 
 
-def _check_affine(affine: Any) -> np.ndarray:
+def _check_affine(affine: npt.ArrayLike) -> np.ndarray:
     try:
         arr = np.array(affine, dtype=np.float64)
     except (TypeError, ValueError) as exc:
@@ -141,7 +146,7 @@ def _check_affine(affine: Any) -> np.ndarray:
     return arr
 
 
-def _check_shape(shape: Any) -> tuple[int, int, int]:
+def _check_shape(shape: object) -> tuple[int, int, int]:
     values = tuple(shape) if isinstance(shape, tuple | list | np.ndarray) else None
     if (
         values is None
@@ -156,7 +161,7 @@ def _check_shape(shape: Any) -> tuple[int, int, int]:
     return (int(values[0]), int(values[1]), int(values[2]))
 
 
-def _check_radius(radius: Any) -> float | None:
+def _check_radius(radius: object) -> float | None:
     if radius is None:
         return None
     value = float(radius) if isinstance(radius, numbers.Real) else np.nan
@@ -169,7 +174,9 @@ def _check_radius(radius: Any) -> float | None:
     )
 
 
-def _check_mask(mask: Any, shape: tuple[int, int, int]) -> tuple[Any, np.ndarray | None]:
+def _check_mask(
+    mask: npt.ArrayLike | None, shape: tuple[int, int, int]
+) -> tuple[np.ndarray | None, np.ndarray | None]:
     if mask is None:
         return None, None
     raw = np.asarray(mask)

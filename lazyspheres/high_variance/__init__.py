@@ -19,7 +19,7 @@ in nilearn; compare projectors or cleaned signals, which do not depend on them.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING
 
 import dask.array as da
 import numpy as np
@@ -43,17 +43,20 @@ from lazyspheres.io.reader import NiftiFile
 from lazyspheres.io.readers.lazy import reader_of
 from lazyspheres.io.readers.nifti import NiftiReader
 
+if TYPE_CHECKING:
+    from lazyspheres._types import StorageOptions
+
 __all__ = ["high_variance_confounds"]
 
 
 def high_variance_confounds(
-    img: ImageSource | list | tuple,
+    img: ImageSource | list[ImageSource] | tuple[ImageSource, ...],
     n_confounds: int = 5,
     percentile: float = 2.0,
     detrend: bool = True,
     *,
-    storage_options: dict[str, Any] | None = None,
-) -> Any:
+    storage_options: StorageOptions | None = None,
+) -> da.Array | np.ndarray:
     """Confounds from the image's highest-variance voxels, as nilearn computes them.
 
     Parameters
@@ -113,7 +116,10 @@ def high_variance_confounds(
     return confounds_from_numpy(np.asarray(data), settings)
 
 
-def _open_run(img: Any, storage_options: dict[str, Any] | None) -> xr.DataArray:
+def _open_run(
+    img: ImageSource | list[ImageSource] | tuple[ImageSource, ...],
+    storage_options: StorageOptions | None,
+) -> xr.DataArray:
     """The 4D image ``(i, j, k, time)``; a list of 3D images is stacked along time."""
     if isinstance(img, (list, tuple)):
         if len(img) == 0:

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, TypedDict, TypeVar
 
 import dask
 import dask.array as da
@@ -41,6 +41,10 @@ from lazyspheres.high_variance.store import RowStore
 from lazyspheres.io.reader import NiftiFile
 from lazyspheres.io.readers.nifti import MemmapReader
 
+if TYPE_CHECKING:
+    from dask.delayed import Delayed
+    from dask.typing import Key
+
 __all__ = ["confounds_from_dask", "confounds_from_file", "confounds_from_numpy"]
 
 # Float64 bytes of detrended rows handled at once when forming S Sᵀ (per block, per chunk).
@@ -49,6 +53,23 @@ GRAM_BLOCK_BYTES = 16 * 2**20
 # volumes each task copies out of the memory map at a time.
 _LOCAL_TIME_BLOCKS = 4
 _LOCAL_BLOCK_BYTES = 8 * 2**20
+
+
+_Summable = TypeVar("_Summable", VoxelMoments, np.ndarray)
+
+# What ``dask.array.map_blocks`` passes a kernel as ``block_info[n]`` (its keys have dashes).
+_BlockInfo = TypedDict(
+    "_BlockInfo",
+    {
+        "shape": tuple[int, ...],
+        "num-chunks": tuple[int, ...],
+        "chunk-location": tuple[int, ...],
+        "array-location": list[tuple[int, int]],
+        "chunk-shape": tuple[int, ...],
+        "dtype": np.dtype,
+    },
+    total=False,
+)
 
 
 class Settings:
@@ -62,7 +83,7 @@ class Settings:
         self.detrend = bool(detrend)
         self.dtype = np.dtype(dtype)
 
-    def __reduce__(self) -> tuple[Any, ...]:
+    def __reduce__(self) -> tuple[type[Settings], tuple[int, float, bool, np.dtype]]:
         return (Settings, (self.n_confounds, self.percentile, self.detrend, self.dtype))
 
 
@@ -125,7 +146,7 @@ def _stream_confounds(nifti: NiftiFile, settings: Settings) -> np.ndarray:
     return confounds_from_gram(gram, settings.n_confounds, settings.dtype)
 
 
-def _memmap_graph(nifti: NiftiFile, settings: Settings) -> Any:
+def _memmap_graph(nifti: NiftiFile, settings: Settings) -> Delayed:
     """Delayed confounds of a local uncompressed file: blockwise passes."""
     n_volumes = nifti.layout.n_volumes
     offset = dask.delayed(_first_volume, pure=True)(nifti)
@@ -190,7 +211,7 @@ def _gram_of_kept_chunk(
     return gram_of_chunks([detrended], n_volumes)
 
 
-def _tree_sum(items: list[Any], fan_in: int = 2) -> Any:
+def _tree_sum(items: list[Delayed], fan_in: int = 2) -> Delayed:
     """Sum delayed values in a shallow tree (bounded fan-in, few partials alive at once)."""
     while len(items) > 1:
         items = [
@@ -200,7 +221,7 @@ def _tree_sum(items: list[Any], fan_in: int = 2) -> Any:
     return items[0]
 
 
-def _sum(*parts: Any) -> Any:
+def _sum(*parts: _Summable) -> _Summable:
     total = parts[0]
     for part in parts[1:]:
         total = total + part
@@ -288,7 +309,7 @@ def reread_copy(data: da.Array) -> da.Array:
         graph = convert_legacy_graph(dict(data.__dask_graph__()))
         suffix = f"-reread-{tokenize(data, 'reread')}"
 
-        def rename(key: Any) -> Any:
+        def rename(key: Key) -> Key:
             return (f"{key[0]}{suffix}", *key[1:]) if isinstance(key, tuple) else f"{key}{suffix}"
 
         copied = {
@@ -299,7 +320,7 @@ def reread_copy(data: da.Array) -> da.Array:
         }
     except Exception:  # pragma: no cover - depends on Dask internals
         return data
-    name = rename(data.name)
+    name = f"{data.name}{suffix}"  # (rename of a plain key)
     layers = HighLevelGraph.from_collections(name, copied, dependencies=())
     return da.Array(layers, name, data.chunks, meta=data._meta)
 
@@ -326,7 +347,7 @@ def _chunk_moments(
     *,
     n_volumes: int,
     detrend: bool,
-    block_info: dict[int | None, dict[str, Any]] | None = None,
+    block_info: dict[int | None, _BlockInfo] | None = None,
 ) -> np.ndarray:
     if block_info is None:  # pragma: no cover - dask.array.map_blocks always passes it
         raise TypeError("_chunk_moments is a map_blocks kernel: it needs block_info.")

@@ -15,11 +15,15 @@ import queue
 import threading
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any
+from typing import TYPE_CHECKING
 
 import numpy as np
+import xarray as xr
 
 from lazyspheres.io.reader import NiftiFile
+
+if TYPE_CHECKING:
+    import zarr
 
 __all__ = ["boxes", "stage_blocks", "write_blocks"]
 
@@ -32,7 +36,9 @@ def boxes(spatial: tuple[int, ...], edges: tuple[int, ...]) -> list[tuple[slice,
     ]
 
 
-def _volume_blocks(source: Any, shape: tuple[int, ...]) -> Iterator[np.ndarray]:
+def _volume_blocks(
+    source: NiftiFile | xr.DataArray, shape: tuple[int, ...]
+) -> Iterator[np.ndarray]:
     """Blocks of volumes as ``(b, Z, Y, X)`` arrays (NIfTI order), raw values."""
     x, y, z = shape[:3]
     if isinstance(source, NiftiFile):
@@ -49,9 +55,16 @@ def _volume_blocks(source: Any, shape: tuple[int, ...]) -> Iterator[np.ndarray]:
         yield values.transpose(3, 2, 1, 0)
 
 
-def stage_blocks(source: Any, shape: tuple[int, ...], blocks: list, folder: str) -> None:
+def stage_blocks(
+    source: NiftiFile | xr.DataArray,
+    shape: tuple[int, ...],
+    blocks: list[tuple[slice, ...]],
+    folder: str,
+) -> None:
     """Stage 1: stream volumes once, appending each spatial block's slab to its raw file."""
-    slabs: queue.Queue = queue.Queue(maxsize=1)  # one block being read, one being written
+    slabs: queue.Queue[np.ndarray | None] = queue.Queue(
+        maxsize=1
+    )  # one block being read, one being written
     failure: list[BaseException] = []
 
     def writer() -> None:
@@ -81,10 +94,10 @@ def stage_blocks(source: Any, shape: tuple[int, ...], blocks: list, folder: str)
 
 
 def write_blocks(
-    array: Any,
+    array: zarr.Array,
     shape: tuple[int, ...],
     dtype: np.dtype,
-    blocks: list,
+    blocks: list[tuple[slice, ...]],
     folder: str,
     threads: int | None,
 ) -> None:

@@ -13,6 +13,7 @@ import nibabel as nib
 import numpy as np
 import xarray as xr
 
+from lazyspheres._types import Attrs
 from lazyspheres.errors import ImageFormatError
 
 __all__ = ["NiftiAccessor"]
@@ -36,7 +37,7 @@ class NiftiAccessor:
 
     # ------------------------------------------------------------------ metadata
     @property
-    def meta(self) -> dict:
+    def meta(self) -> Attrs:
         """The attrs of the ``nifti_meta`` coordinate (affine, codes, units, TR, header)."""
         if _META not in self._obj.coords:
             raise ImageFormatError(

@@ -8,13 +8,16 @@ needed, and then read the selected box through the same reader that Dask chunk t
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING
 
 import numpy as np
 from xarray.backends import BackendArray
 from xarray.core import indexing
 
 from lazyspheres.io.readers.base import ImageReader, ReaderArray
+
+if TYPE_CHECKING:
+    from lazyspheres.io._types import DaskToken
 
 __all__ = ["NiftiBackendArray", "NiftiChunkReader", "ReaderBackendArray"]
 
@@ -35,7 +38,7 @@ class ReaderBackendArray(BackendArray):
             key, self.shape, indexing.IndexingSupport.BASIC, self.reader.__getitem__
         )
 
-    def __dask_tokenize__(self) -> Any:
+    def __dask_tokenize__(self) -> DaskToken:
         # xarray tokenizes the backend array when asked to chunk it: say what it reads.
         return ("ReaderBackendArray", self.reader.__dask_tokenize__())
 

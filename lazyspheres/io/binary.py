@@ -7,7 +7,10 @@ rapidgzip or ISA-L return; this protocol names exactly the methods the readers c
 from __future__ import annotations
 
 from types import TracebackType
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
+
+if TYPE_CHECKING:
+    from _typeshed import WriteableBuffer
 
 __all__ = ["BinaryStream"]
 
@@ -18,7 +21,7 @@ class BinaryStream(Protocol):
     def read(self, size: int = -1, /) -> bytes | None:
         """Up to ``size`` bytes (all the rest when negative)."""
 
-    def readinto(self, buffer: memoryview, /) -> int | None:
+    def readinto(self, buffer: WriteableBuffer, /) -> int | None:
         """Fill ``buffer``; the number of bytes written (0 at the end)."""
 
     def seek(self, offset: int, whence: int = 0, /) -> int:

@@ -68,11 +68,15 @@ import threading
 import warnings
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING
 
 from lazyspheres.errors import LazySpheresWarning
 from lazyspheres.io.binary import BinaryStream
 from lazyspheres.io.gzindex_gztool import GztoolLayout, parse_layout, sub_index
+
+if TYPE_CHECKING:
+    from _typeshed import WriteableBuffer
+    from rapidgzip import RapidgzipFile
 
 __all__ = [
     "GzipIndex",
@@ -204,7 +208,7 @@ def _compressed_size(raw: BinaryStream) -> int:
     return int(end)
 
 
-def _export(reader: Any, compressed_size: int) -> GzipIndex:
+def _export(reader: RapidgzipFile, compressed_size: int) -> GzipIndex:
     import rapidgzip
 
     sink = io.BytesIO()
@@ -213,10 +217,10 @@ def _export(reader: Any, compressed_size: int) -> GzipIndex:
     return GzipIndex(sink.getvalue(), points, int(reader.size()), compressed_size)
 
 
-def _rapidgzip_file(raw: BinaryStream, threads: int, spacing: int | None = None) -> Any:
+def _rapidgzip_file(raw: BinaryStream, threads: int, spacing: int | None = None) -> RapidgzipFile:
     import rapidgzip
 
-    options: dict[str, Any] = {"parallelization": max(1, threads)}
+    options: dict[str, int] = {"parallelization": max(1, threads)}
     if spacing:
         options["chunk_size"] = int(spacing)
     return rapidgzip.RapidgzipFile(raw, **options)
@@ -277,7 +281,7 @@ class IndexingInflater(io.RawIOBase):
         seekable = bool(getattr(raw, "seekable", lambda: False)())
         if seekable and index_available():
             self._size: int | None = _compressed_size(raw)
-            self._reader: Any = _rapidgzip_file(raw, threads)
+            self._reader: BinaryStream = _rapidgzip_file(raw, threads)
         else:
             from lazyspheres.io.inflate import open_inflated
 
@@ -293,7 +297,7 @@ class IndexingInflater(io.RawIOBase):
         """Always True."""
         return True
 
-    def readinto(self, buffer: Any) -> int:
+    def readinto(self, buffer: WriteableBuffer) -> int | None:
         """Inflate into ``buffer``; at the end of the stream, record the index."""
         count = self._reader.readinto(buffer)
         if not count and len(memoryview(buffer)) and self._index is None and self._size:
@@ -410,7 +414,7 @@ def read_range(
     index: GzipIndex | None,
     start: int,
     stop: int,
-    out: Any = None,
+    out: WriteableBuffer | None = None,
 ) -> bytes | memoryview:
     """Decompressed bytes ``[start, stop)`` of a gzip file, from the nearest seek point.
 

@@ -37,7 +37,7 @@ from __future__ import annotations
 
 import math
 import warnings
-from typing import Any, NoReturn
+from typing import NoReturn
 
 import nibabel as nib
 import numpy as np
@@ -59,18 +59,18 @@ __all__ = [
 # DEFLATE cannot expand its input more than 1032:1 (a 258-byte match coded in 2 bits).
 MAX_DEFLATE_RATIO = 1032
 _EOL = (13, 10, 26, 10)
-_DATA_TYPE_CODES: Any = nifti1.data_type_codes  # a nibabel Recoder (untyped lookups)
+_DATA_TYPE_CODES = nifti1.data_type_codes
 _REWRITE = "Rewrite the file to fix it for good (nib.save(nib.load(path), path))."
 
 
-def field_error(where: str, name: str, value: Any, expected: str, hint: str = "") -> NoReturn:
+def field_error(where: str, name: str, value: object, expected: str, hint: str = "") -> NoReturn:
     """Raise the :class:`ImageFormatError` for one header field."""
     message = f"{where}: cannot read the NIfTI header: field {name} = {value!r}"
     message = f"{message}, expected {expected}."
     raise ImageFormatError(f"{message} {hint}".rstrip())
 
 
-def _repaired(where: str, name: str, value: Any, fix: str) -> None:
+def _repaired(where: str, name: str, value: object, fix: str) -> None:
     warnings.warn(
         f"{where}: invalid NIfTI header field {name} = {value!r}; {fix}, as nibabel does. "
         + _REWRITE,
@@ -148,7 +148,8 @@ def _check_datatype(header: nib.Nifti1Header, where: str) -> None:
     code = int(header["datatype"])
     dtype: np.dtype | None
     try:
-        dtype = np.dtype(_DATA_TYPE_CODES.dtype[code])
+        found = _DATA_TYPE_CODES.dtype[code]  # nibabel's table holds numpy dtypes
+        dtype = found if isinstance(found, np.dtype) else None
     except KeyError:
         dtype = None
     if dtype is None or dtype.itemsize == 0 or dtype.fields is not None or dtype.kind not in "iuf":

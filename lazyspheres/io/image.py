@@ -16,7 +16,7 @@ from __future__ import annotations
 import os
 from collections.abc import Hashable
 from dataclasses import dataclass
-from typing import IO, Any
+from typing import TYPE_CHECKING
 
 import dask.array as da
 import nibabel as nib
@@ -27,11 +27,16 @@ from xarray.core import indexing
 import lazyspheres.io.accessor  # noqa: F401  (registers the .nifti accessor)
 from lazyspheres.errors import DimensionError, ImageFormatError
 from lazyspheres.io.backend import ReaderBackendArray
+from lazyspheres.io.binary import BinaryStream
 from lazyspheres.io.header import NiftiLayout
 from lazyspheres.io.reader import NiftiFile
 from lazyspheres.io.readers.base import ImageReader
 from lazyspheres.io.readers.lazy import reader_dask_array
 from lazyspheres.io.readers.view import view_of
+
+if TYPE_CHECKING:
+    from lazyspheres._types import Attrs
+    from lazyspheres.io._types import ChunkRequest
 
 __all__ = [
     "NIFTI_META",
@@ -52,7 +57,9 @@ TIME_DIM = "time"
 # Default chunk target: whole volumes (NIfTI's on-disk order), ~64 MB per chunk.
 _AUTO_CHUNK_BYTES = 64 * 2**20
 
-ImageSource = str | os.PathLike | IO[bytes] | nib.spatialimages.SpatialImage | xr.DataArray
+ImageSource = str | os.PathLike[str] | BinaryStream | nib.spatialimages.SpatialImage | xr.DataArray
+"""An image as the readers take it: a path or URL, an open binary file, a nibabel image or a
+DataArray opened by lazyspheres."""
 
 
 @dataclass(frozen=True)
@@ -100,7 +107,7 @@ class NiftiMeta:
             source=source,
         )
 
-    def attrs(self) -> dict[str, Any]:
+    def attrs(self) -> Attrs:
         """The coordinate's attrs: plain JSON-friendly values (xarray keeps attrs as a dict)."""
         return {
             "affine": np.asarray(self.affine, dtype=np.float64).tolist(),
@@ -117,7 +124,7 @@ class NiftiMeta:
 def image_from_file(
     nifti: NiftiFile,
     *,
-    chunks: Any = "auto",
+    chunks: ChunkRequest = "auto",
     name: str | None = None,
     affine: np.ndarray | None = None,
 ) -> xr.DataArray:
@@ -125,8 +132,9 @@ def image_from_file(
     layout = nifti.layout
     dims = _dims(len(layout.shape))
     reader = nifti.reader
+    data: indexing.LazilyIndexedArray | da.Array
     if chunks is None:
-        data: Any = indexing.LazilyIndexedArray(ReaderBackendArray(reader))
+        data = indexing.LazilyIndexedArray(ReaderBackendArray(reader))
     else:
         normalized = normalize_chunks(chunks, dims, layout.shape, layout.dtype)
         data = reader_dask_array(reader, normalized, prefix="open_nifti")
@@ -173,11 +181,11 @@ def _backend_view(image: xr.DataArray) -> ImageReader | None:
 
 
 def image_from_array(
-    data: Any,
+    data: np.ndarray | da.Array,
     affine: np.ndarray,
     *,
     t_r: float | None = None,
-    chunks: Any = None,
+    chunks: ChunkRequest = None,
     name: str | None = None,
     header: nib.spatialimages.SpatialHeader | None = None,
 ) -> xr.DataArray:
@@ -185,7 +193,7 @@ def image_from_array(
 
     Parameters
     ----------
-    data : array-like
+    data : numpy.ndarray or dask.array.Array
         ``(X, Y, Z)`` or ``(X, Y, Z, T)`` values.
     affine : numpy.ndarray
         (4, 4) voxel-to-world affine.
@@ -226,7 +234,7 @@ def image_from_array(
 
 
 def image_from_nibabel(
-    img: nib.spatialimages.SpatialImage, *, chunks: Any = "auto", name: str | None = None
+    img: nib.spatialimages.SpatialImage, *, chunks: ChunkRequest = "auto", name: str | None = None
 ) -> xr.DataArray:
     """A nibabel image as a lazy DataArray: read from its file when it has one."""
     filename = img.get_filename()
@@ -268,7 +276,7 @@ def _dims(ndim: int) -> tuple[str, ...]:
 
 
 def normalize_chunks(
-    chunks: Any, dims: tuple[Hashable, ...], shape: tuple[int, ...], dtype: np.dtype
+    chunks: ChunkRequest, dims: tuple[Hashable, ...], shape: tuple[int, ...], dtype: np.dtype
 ) -> tuple[tuple[int, ...], ...]:
     """Dask chunks of an image: ``"auto"`` is whole volumes of ~64 MB; dicts name dims."""
     auto = list(shape)
@@ -276,7 +284,7 @@ def normalize_chunks(
         volume_bytes = int(np.prod(shape[:3])) * np.dtype(dtype).itemsize
         auto[3] = int(max(1, min(shape[3], _AUTO_CHUNK_BYTES // max(1, volume_bytes))))
     if chunks == "auto" or chunks == {}:
-        wanted: Any = tuple(auto)
+        wanted: object = tuple(auto)
     elif isinstance(chunks, dict):
         unknown = set(chunks) - set(dims) - {TIME_DIM}  # "time" on a 3D image: no-op
         if unknown:
@@ -293,13 +301,13 @@ def normalize_chunks(
 
 
 def _labelled(
-    data: Any,
+    data: indexing.LazilyIndexedArray | np.ndarray | da.Array,
     dims: tuple[str, ...],
     shape: tuple[int, ...],
-    meta: dict[str, Any],
+    meta: Attrs,
     name: str | None,
 ) -> xr.DataArray:
-    coords: dict[str, Any] = {
+    coords: dict[str, tuple[object, ...]] = {
         dim: (dim, np.arange(n)) for dim, n in zip(SPATIAL_DIMS, shape[:3], strict=True)
     }
     if len(shape) == 4:

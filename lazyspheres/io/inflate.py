@@ -27,10 +27,15 @@ import os
 import zlib
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING
 
 from lazyspheres.errors import ImageFormatError, LazySpheresError, TruncatedImageError
 from lazyspheres.io.binary import BinaryStream
+
+if TYPE_CHECKING:
+    from _typeshed import WriteableBuffer
+
+    from lazyspheres.io._types import Inflater
 
 __all__ = [
     "ENGINES",
@@ -139,7 +144,7 @@ class _InflateReader(io.RawIOBase):
     concatenated members are followed.
     """
 
-    def __init__(self, raw: BinaryStream, factory: Callable[[], Any], piece: int = 4 << 20):
+    def __init__(self, raw: BinaryStream, factory: Callable[[], Inflater], piece: int = 4 << 20):
         super().__init__()
         self._raw = raw
         self._factory = factory
@@ -150,7 +155,7 @@ class _InflateReader(io.RawIOBase):
     def readable(self) -> bool:
         return True
 
-    def readinto(self, buffer: Any) -> int:
+    def readinto(self, buffer: WriteableBuffer) -> int:
         view = memoryview(buffer).cast("B")
         wanted = len(view)
         filled = 0

@@ -10,7 +10,7 @@ only the chunks needed.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING
 
 import nibabel as nib
 import xarray as xr
@@ -27,6 +27,10 @@ from lazyspheres.io.image import (
 from lazyspheres.io.reader import NiftiFile
 from lazyspheres.io.zarr_image import is_zarr_source, open_zarr_image
 
+if TYPE_CHECKING:
+    from lazyspheres._types import StorageOptions
+    from lazyspheres.io._types import ChunkRequest
+
 __all__ = [
     "NIFTI_META",
     "SPATIAL_DIMS",
@@ -40,8 +44,8 @@ __all__ = [
 def open_nifti(
     source: ImageSource,
     *,
-    chunks: Any = "auto",
-    storage_options: dict[str, Any] | None = None,
+    chunks: ChunkRequest = "auto",
+    storage_options: StorageOptions | None = None,
     name: str | None = None,
 ) -> xr.DataArray:
     """Open a 3D or 4D NIfTI image as a lazy, labelled DataArray.
@@ -99,6 +103,10 @@ def open_nifti(
     if isinstance(source, nib.spatialimages.SpatialImage):
         return image_from_nibabel(source, chunks=chunks, name=name)
     if is_zarr_source(source):  # a *.zarr path/URL, zarr Group or Store: to_zarr_image's layout
+        if isinstance(chunks, tuple):  # xarray chunks a Zarr store by dimension names only
+            raise ValueError(
+                f"chunks of a Zarr image are 'auto', an int, a dict of dims or None; got {chunks}."
+            )
         return open_zarr_image(source, chunks=chunks, storage_options=storage_options, name=name)
     nifti = NiftiFile.open(source, storage_options)
     return image_from_file(nifti, chunks=chunks, name=name)

@@ -23,9 +23,10 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import os
 from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -40,6 +41,10 @@ from lazyspheres.io.inflate import read_head
 from lazyspheres.io.readers import nifti as _readers
 from lazyspheres.io.readers.nifti import NiftiReader, nifti_reader
 from lazyspheres.io.sources import ByteSource, resolve_source
+
+if TYPE_CHECKING:
+    from lazyspheres._types import StorageOptions
+    from lazyspheres.io.binary import BinaryStream
 
 __all__ = ["STREAM_BLOCK_BYTES", "NiftiFile"]
 
@@ -63,7 +68,11 @@ class NiftiFile:
     layout: NiftiLayout
 
     @classmethod
-    def open(cls, source: Any, storage_options: dict[str, Any] | None = None) -> NiftiFile:
+    def open(
+        cls,
+        source: str | os.PathLike[str] | BinaryStream,
+        storage_options: StorageOptions | None = None,
+    ) -> NiftiFile:
         """Read and validate the header of ``source`` (path, URL or binary file object).
 
         Raises
@@ -141,9 +150,9 @@ class NiftiFile:
         """Read raw values of a box, returned with axes ``(i, j, k[, t])``."""
         return self.reader.read_box(i, j, k, t)
 
-    def __getstate__(self) -> dict[str, Any]:
+    def __getstate__(self) -> dict[str, object]:
         return {"source": self.source, "layout": self.layout}
 
-    def __setstate__(self, state: dict[str, Any]) -> None:
+    def __setstate__(self, state: dict[str, object]) -> None:
         for name, value in state.items():
             object.__setattr__(self, name, value)

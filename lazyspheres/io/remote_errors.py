@@ -14,10 +14,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import ssl
-from collections.abc import Iterator
-from typing import Any
+from collections.abc import Iterator, Mapping
+from typing import TYPE_CHECKING
 
 from lazyspheres.errors import LazySpheresError, RemoteReadError, SourceChangedError
+
+if TYPE_CHECKING:
+    from lazyspheres.io._types import OptionsLike
 
 __all__ = ["is_transient", "translate", "translated_errors"]
 
@@ -33,7 +36,7 @@ _NO_CREDENTIALS = {
 
 @contextlib.contextmanager
 def translated_errors(
-    location: str, storage_options: Any = (), *, opened: bool = False
+    location: str, storage_options: OptionsLike = (), *, opened: bool = False
 ) -> Iterator[None]:
     """Re-raise filesystem errors with the URL, the cause and what to set.
 
@@ -73,7 +76,7 @@ def is_transient(error: BaseException) -> bool:
 
 
 def translate(
-    error: BaseException, location: str, storage_options: Any = (), *, opened: bool = False
+    error: BaseException, location: str, storage_options: OptionsLike = (), *, opened: bool = False
 ) -> BaseException:
     """The error to raise for ``error`` met reading ``location`` (``error`` itself if none).
 
@@ -100,7 +103,7 @@ def _tls_fault(error: BaseException) -> BaseException | None:
 
 
 def _translate(
-    error: BaseException, location: str, options: dict[str, Any], *, opened: bool
+    error: BaseException, location: str, options: Mapping[str, object], *, opened: bool
 ) -> BaseException | None:
     name = type(error).__name__
     text = str(error) or name
@@ -137,7 +140,7 @@ def _translate(
     return None
 
 
-def _access_hint(location: str, options: dict[str, Any]) -> str:
+def _access_hint(location: str, options: Mapping[str, object]) -> str:
     protocol = location.split("::")[-1].split("://")[0].lower()
     if protocol in ("s3", "s3a"):
         public = (

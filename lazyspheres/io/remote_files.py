@@ -9,7 +9,7 @@ from __future__ import annotations
 import collections
 import io
 from concurrent.futures import ThreadPoolExecutor
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from lazyspheres.errors import TruncatedImageError
 from lazyspheres.io.remote_errors import translated_errors
@@ -17,6 +17,9 @@ from lazyspheres.io.remote_fs import check_fingerprint, filesystem, fingerprint
 from lazyspheres.io.remote_retry import read_range
 
 if TYPE_CHECKING:
+    from _typeshed import WriteableBuffer
+    from fsspec.spec import AbstractBufferedFile
+
     from lazyspheres.io.sources import ByteSource
 
 __all__ = ["open_checked", "prefetch_reader", "probe_reader"]
@@ -92,7 +95,7 @@ class _ProbeReader(io.RawIOBase):
         self._position += len(data)
         return data
 
-    def readinto(self, buffer: Any) -> int:
+    def readinto(self, buffer: WriteableBuffer) -> int:
         view = memoryview(buffer).cast("B")
         data = self.read(len(view))
         view[: len(data)] = data
@@ -147,7 +150,7 @@ class _PrefetchReader(io.RawIOBase):
     def readable(self) -> bool:
         return True
 
-    def readinto(self, buffer: Any) -> int:
+    def readinto(self, buffer: WriteableBuffer) -> int:
         view = memoryview(buffer).cast("B")
         if not len(self._buffer):
             if not self._pending:
@@ -195,7 +198,7 @@ class _PrefetchReader(io.RawIOBase):
 class _CheckedReader(io.RawIOBase):
     """A remote file whose read errors are translated (changed object, access denied ...)."""
 
-    def __init__(self, handle: Any, source: ByteSource) -> None:
+    def __init__(self, handle: AbstractBufferedFile, source: ByteSource) -> None:
         super().__init__()
         self._handle = handle
         self._source = source
@@ -216,7 +219,7 @@ class _CheckedReader(io.RawIOBase):
         with translated_errors(self._source.location, self._source.storage_options, opened=True):
             return self._handle.read(size)
 
-    def readinto(self, buffer: Any) -> int:
+    def readinto(self, buffer: WriteableBuffer) -> int:
         view = memoryview(buffer).cast("B")
         data = self.read(len(view))
         view[: len(data)] = data

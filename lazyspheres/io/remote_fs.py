@@ -7,19 +7,32 @@ neither, so the three form no import cycle.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from lazyspheres.errors import SourceChangedError
 from lazyspheres.io.remote_errors import translated_errors
 
 if TYPE_CHECKING:
+    from fsspec import AbstractFileSystem
+
+    from lazyspheres._types import StorageOptions
+    from lazyspheres.io._types import OptionsLike
     from lazyspheres.io.sources import ByteSource
 
-__all__ = ["check_fingerprint", "ensure_unchanged", "filesystem", "fingerprint", "stat"]
+__all__ = [
+    "ObjectStat",
+    "check_fingerprint",
+    "ensure_unchanged",
+    "filesystem",
+    "fingerprint",
+    "stat",
+]
 
 
 # ---------------------------------------------------------------------------- filesystem
-def filesystem(location: str, storage_options: Any = ()) -> tuple[Any, str]:
+def filesystem(location: str, storage_options: OptionsLike = ()) -> tuple[AbstractFileSystem, str]:
     """The fsspec filesystem and path of a URL (chained URLs allowed).
 
     ``storage_options`` may be a dict or the frozen ``(key, value)`` pairs of a
@@ -37,7 +50,7 @@ def filesystem(location: str, storage_options: Any = ()) -> tuple[Any, str]:
         ) from error
 
 
-def fingerprint(info: dict[str, Any]) -> str:
+def fingerprint(info: Mapping[str, object]) -> str:
     """Identify one version of an object from fsspec's ``info`` (size + ETag/mtime...)."""
     tag = None
     for key in ("ETag", "etag", "generation", "md5Hash", "mtime", "LastModified", "created"):
@@ -47,8 +60,19 @@ def fingerprint(info: dict[str, Any]) -> str:
     return f"size={info.get('size')};tag={tag}"
 
 
-def stat(location: str, storage_options: dict[str, Any] | None = None) -> dict[str, Any]:
-    """``fs.info`` of a URL, with errors translated (missing → "File not found")."""
+@dataclass(frozen=True)
+class ObjectStat:
+    """What opening a URL needs of its object: its size and the fingerprint of its version."""
+
+    size: int | None
+    fingerprint: str
+
+
+def stat(location: str, storage_options: StorageOptions | None = None) -> ObjectStat:
+    """The size and fingerprint of a URL's object (``fs.info``), with errors translated.
+
+    A missing object raises ``FileNotFoundError("File not found: ...")``, as does a prefix.
+    """
     fs, path = filesystem(location, storage_options)
     with translated_errors(location, storage_options):
         info = fs.info(path)
@@ -56,7 +80,8 @@ def stat(location: str, storage_options: dict[str, Any] | None = None) -> dict[s
         raise FileNotFoundError(
             f"File not found: '{location}' is a directory (prefix), not an image file."
         )
-    return info
+    size = info.get("size")
+    return ObjectStat(None if size is None else int(size), fingerprint(info))
 
 
 # ---------------------------------------------------------------------------- consistency
@@ -69,7 +94,7 @@ def ensure_unchanged(source: ByteSource) -> None:
     check_fingerprint(source, info)
 
 
-def check_fingerprint(source: ByteSource, info: dict[str, Any]) -> None:
+def check_fingerprint(source: ByteSource, info: Mapping[str, object]) -> None:
     """Raise :class:`SourceChangedError` unless ``info`` has the source's fingerprint."""
     now = fingerprint(info)
     if now != source.fingerprint:

@@ -58,7 +58,7 @@ def read_ranges(
     RemoteReadError
         A range still failed after the retries.
     Exception
-        Any fault that is not transient (missing object, refused access, changed object,
+        A fault that is not transient (missing object, refused access, changed object,
         TLS failure), at once and as raised by ``fetch``.
     """
     starts = [int(s) for s in starts]

@@ -12,16 +12,21 @@ import os
 import pathlib
 import threading
 from dataclasses import dataclass, field
-from typing import Any, cast
+from typing import TYPE_CHECKING, cast
 
+from lazyspheres._types import StorageOptions
+from lazyspheres.io._types import FrozenOptions
 from lazyspheres.io.binary import BinaryStream
+
+if TYPE_CHECKING:
+    from _typeshed import WriteableBuffer
 
 __all__ = ["ByteSource", "resolve_source"]
 
 _GZIP_MAGIC = b"\x1f\x8b"
 
 
-def _freeze(options: dict[str, Any] | None) -> tuple[tuple[str, Any], ...]:
+def _freeze(options: StorageOptions | None) -> FrozenOptions:
     return tuple(sorted((options or {}).items()))
 
 
@@ -50,9 +55,9 @@ class ByteSource:
     compression: str | None
     size: int | None
     fingerprint: str
-    storage_options: tuple[tuple[str, Any], ...] = ()
-    fileobj: Any = field(default=None, compare=False, repr=False)
-    _lock: Any = field(default=None, compare=False, repr=False)
+    storage_options: FrozenOptions = ()
+    fileobj: BinaryStream | None = field(default=None, compare=False, repr=False)
+    _lock: threading.Lock | None = field(default=None, compare=False, repr=False)
 
     def open(self) -> BinaryStream:
         """Open the raw (still compressed) bytes for reading.
@@ -75,7 +80,7 @@ class ByteSource:
         """A lock to hold while reading a shared user file object (``None`` otherwise)."""
         return self._lock
 
-    def __getstate__(self) -> dict[str, Any]:
+    def __getstate__(self) -> dict[str, object]:
         if self.fileobj is not None:
             raise TypeError(
                 f"{self.location}: an image opened from a file object cannot be sent to "
@@ -83,7 +88,7 @@ class ByteSource:
             )
         return {name: getattr(self, name) for name in self.__dataclass_fields__}
 
-    def __setstate__(self, state: dict[str, Any]) -> None:
+    def __setstate__(self, state: dict[str, object]) -> None:
         for name, value in state.items():
             object.__setattr__(self, name, value)
 
@@ -94,7 +99,19 @@ class _NonClosing:
     def __init__(self, raw: BinaryStream) -> None:
         self._raw = raw
 
-    def __getattr__(self, name: str) -> Any:
+    def read(self, size: int = -1, /) -> bytes | None:
+        return self._raw.read(size)
+
+    def readinto(self, buffer: WriteableBuffer, /) -> int | None:
+        return self._raw.readinto(buffer)
+
+    def seek(self, offset: int, whence: int = 0, /) -> int:
+        return self._raw.seek(offset, whence)
+
+    def tell(self) -> int:
+        return self._raw.tell()
+
+    def __getattr__(self, name: str) -> object:  # anything else of the user's object
         return getattr(self._raw, name)
 
     def __enter__(self) -> _NonClosing:
@@ -113,7 +130,7 @@ def _sniff(handle: BinaryStream) -> str | None:
 
 
 def resolve_source(
-    source: str | os.PathLike[str] | BinaryStream, storage_options: dict[str, Any] | None = None
+    source: str | os.PathLike[str] | BinaryStream, storage_options: StorageOptions | None = None
 ) -> ByteSource:
     """Resolve a path, URL or binary file object into a :class:`ByteSource`.
 
@@ -173,17 +190,16 @@ def resolve_source(
     )
 
 
-def _resolve_url(url: str, storage_options: dict[str, Any] | None) -> ByteSource:
+def _resolve_url(url: str, storage_options: StorageOptions | None) -> ByteSource:
     from lazyspheres.io import remote
 
     info = remote.stat(url, storage_options)
-    size = info.get("size")
     source = ByteSource(
         location=url,
         is_local=False,
         compression=None,
-        size=None if size is None else int(size),
-        fingerprint=remote.fingerprint(info),
+        size=info.size,
+        fingerprint=info.fingerprint,
         storage_options=_freeze(storage_options),
     )
     with source.open() as handle:

@@ -14,13 +14,16 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterable
-from typing import Any
+from typing import TYPE_CHECKING
 
 import xarray as xr
 from xarray.backends import BackendEntrypoint
 
 from lazyspheres.io.image import image_from_file, normalize_chunks
 from lazyspheres.io.reader import NiftiFile
+
+if TYPE_CHECKING:
+    from lazyspheres._types import StorageOptions, UserInput
 
 __all__ = ["VARIABLE_NAME", "NiftiBackendEntrypoint"]
 
@@ -37,10 +40,10 @@ class NiftiBackendEntrypoint(BackendEntrypoint):
 
     def open_dataset(
         self,
-        filename_or_obj: Any,
+        filename_or_obj: UserInput,
         *,
         drop_variables: str | Iterable[str] | None = None,
-        storage_options: dict[str, Any] | None = None,
+        storage_options: StorageOptions | None = None,
     ) -> xr.Dataset:
         """Open a NIfTI file as a Dataset with one lazily indexed variable, ``"image"``."""
         nifti = NiftiFile.open(filename_or_obj, storage_options)
@@ -55,7 +58,7 @@ class NiftiBackendEntrypoint(BackendEntrypoint):
             dataset = dataset.drop_vars(drop_variables, errors="ignore")
         return dataset
 
-    def guess_can_open(self, filename_or_obj: Any) -> bool:
+    def guess_can_open(self, filename_or_obj: UserInput) -> bool:
         """Recognise ``.nii`` and ``.nii.gz`` paths and URLs by their suffix."""
         try:
             name = os.fspath(filename_or_obj)

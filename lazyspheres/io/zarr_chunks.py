@@ -20,11 +20,16 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, SupportsFloat
 
 import numpy as np
 
 from lazyspheres.errors import ImageFormatError
+
+if TYPE_CHECKING:
+    import zarr
+
+    from lazyspheres._types import Attrs
 
 __all__ = ["ZarrChunkReader"]
 
@@ -59,12 +64,12 @@ class ZarrChunkReader:
     chunk_shape: tuple[int, ...]
     dtype: np.dtype
     compressor: str | None
-    fill_value: Any
+    fill_value: object
     scale_factor: float | None = None
     add_offset: float | None = None
 
     @classmethod
-    def for_array(cls, array: Any, attributes: dict[str, Any]) -> ZarrChunkReader | None:
+    def for_array(cls, array: zarr.Array, attributes: Attrs) -> ZarrChunkReader | None:
         """A reader for ``array`` (a ``zarr.Array``), or ``None`` if its layout is not plain.
 
         ``attributes`` are the variable's CF attributes as xarray decodes them
@@ -156,7 +161,7 @@ class ZarrChunkReader:
         return decoded
 
 
-def _decode(compressor: str | None, encoded: bytes) -> Any:
+def _decode(compressor: str | None, encoded: bytes) -> bytes:
     if compressor is None:
         return encoded
     import numcodecs
@@ -165,7 +170,7 @@ def _decode(compressor: str | None, encoded: bytes) -> Any:
     return codec[compressor]().decode(encoded)
 
 
-def _plain_cf(attributes: dict[str, Any], dtype: np.dtype) -> bool:
+def _plain_cf(attributes: Attrs, dtype: np.dtype) -> bool:
     """Whether xarray's CF decoding is at most a scale/offset (no value masking)."""
     if "missing_value" in attributes:
         return False
@@ -175,5 +180,5 @@ def _plain_cf(attributes: dict[str, Any], dtype: np.dtype) -> bool:
     return dtype.kind == "f" and bool(np.isnan(fill))  # NaN -> NaN changes nothing
 
 
-def _float_or_none(value: Any) -> float | None:
+def _float_or_none(value: SupportsFloat | None) -> float | None:
     return None if value is None else float(value)

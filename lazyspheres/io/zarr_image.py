@@ -39,9 +39,9 @@ import sys
 import tempfile
 import uuid
 import warnings
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Literal, TypeGuard, TypeVar
 
 import dask.array as da
 import numpy as np
@@ -62,6 +62,13 @@ from lazyspheres.io.readers.nifti import NiftiReader
 from lazyspheres.io.readers.zarr import ZarrImageReader
 from lazyspheres.io.zarr_chunks import ZarrChunkReader
 
+if TYPE_CHECKING:
+    import zarr
+    from zarr.abc.codec import BytesBytesCodec
+
+    from lazyspheres._types import Attrs, StorageOptions
+    from lazyspheres.io._types import DimChunks, ZarrSource
+
 __all__ = [
     "IMAGE_ATTR",
     "IMAGE_VARIABLE",
@@ -78,8 +85,10 @@ FORMAT_VERSION = 1
 DEFAULT_EDGE = 16
 DEFAULT_TIME_CHUNK = 256
 
+_Store = TypeVar("_Store", bound="ZarrSource")
 
-def is_zarr_source(source: Any) -> bool:
+
+def is_zarr_source(source: object) -> TypeGuard[ZarrSource]:
     """Whether ``source`` names a Zarr store (``*.zarr`` path/URL, zarr Group or Store)."""
     if isinstance(source, (str, os.PathLike)):
         return os.fspath(source).rstrip("/").lower().endswith(".zarr")
@@ -90,15 +99,15 @@ def is_zarr_source(source: Any) -> bool:
 # ---------------------------------------------------------------------------- writing
 def to_zarr_image(
     img: ImageSource,
-    store: Any,
+    store: _Store,
     *,
     chunks: int | tuple[int, ...] = (DEFAULT_EDGE, DEFAULT_EDGE, DEFAULT_EDGE, DEFAULT_TIME_CHUNK),
-    storage_options: dict[str, Any] | None = None,
+    storage_options: StorageOptions | None = None,
     overwrite: bool = False,
     tmp_dir: str | os.PathLike[str] | None = None,
     threads: int | None = None,
-    compressors: Any = "default",
-) -> Any:
+    compressors: str | BytesBytesCodec | Sequence[BytesBytesCodec] | None = "default",
+) -> _Store:
     """Convert a NIfTI run to a Zarr v3 image chunked for time-series work, out of core.
 
     Parameters
@@ -147,9 +156,10 @@ def to_zarr_image(
     source, facts = _source(img, storage_options)
     shape = facts.shape
     chunk_shape = _chunk_shape(chunks, shape)
-    store_options = storage_options if isinstance(store, (str, os.PathLike)) else None
-    if store_options is not None and "://" not in os.fspath(store):
-        store_options = None  # fsspec options make no sense for a local path
+    target: ZarrSource = store
+    store_options = None  # fsspec options make no sense for a local path or a Store
+    if isinstance(target, (str, os.PathLike)) and "://" in os.fspath(target):
+        store_options = storage_options
     template = _template(facts, chunk_shape)
     mode: Literal["w", "w-"] = "w" if overwrite else "w-"
     try:
@@ -169,6 +179,7 @@ def to_zarr_image(
         ) from e
     group = zarr.open_group(store, mode="r+", storage_options=store_options)
     array = group[IMAGE_VARIABLE]
+    assert isinstance(array, zarr.Array)  # the template wrote an array there
     if facts.slope is not None:
         array.attrs.update({"scale_factor": facts.slope, "add_offset": facts.inter})
     conversion_id = uuid.uuid4().hex
@@ -181,22 +192,26 @@ def to_zarr_image(
     return store
 
 
-def _encoding(chunk_shape: tuple[int, ...], compressors: Any) -> dict[str, Any]:
-    """The zarr encoding (for xarray) of the image variable."""
-    encoding: dict[str, Any] = {"chunks": chunk_shape}
+def _encoding(
+    chunk_shape: tuple[int, ...],
+    compressors: str | BytesBytesCodec | Sequence[BytesBytesCodec] | None,
+) -> dict[str, object]:
+    """The zarr encoding of the image variable (``to_zarr``'s keywords for it)."""
+    encoding: dict[str, object] = {"chunks": chunk_shape}
     if isinstance(compressors, str):
         if compressors != "default":
             raise ValueError(
                 f"compressors must be 'default', None or zarr codecs; got {compressors!r}."
             )
         compressors = default_compressors()
-    if compressors is not None and not isinstance(compressors, (list, tuple)):
-        compressors = [compressors]
-    encoding["compressors"] = compressors
+    if compressors is None or isinstance(compressors, (list, tuple)):
+        encoding["compressors"] = compressors
+    else:
+        encoding["compressors"] = [compressors]
     return encoding
 
 
-def default_compressors() -> list[Any]:
+def default_compressors() -> list[BytesBytesCodec]:
     """The codec of :func:`to_zarr_image` images: Blosc LZ4 with byte shuffle.
 
     Measured on brain chunks of a synthetic float32 run (16³ × 256): it stores them in 75 %
@@ -220,7 +235,9 @@ class _SourceFacts:
     fingerprint: str | None
 
 
-def _source(img: Any, storage_options: dict[str, Any] | None) -> tuple[Any, _SourceFacts]:
+def _source(
+    img: ImageSource, storage_options: StorageOptions | None
+) -> tuple[NiftiFile | xr.DataArray, _SourceFacts]:
     """The thing to stream (a NiftiFile or a 4D/3D array) and the header facts."""
     import nibabel as nib
 
@@ -266,7 +283,7 @@ def _array_facts(image: xr.DataArray) -> _SourceFacts:
     return _SourceFacts(shape, np.dtype(image.dtype), None, None, meta, None)
 
 
-def _chunk_shape(chunks: Any, shape: tuple[int, ...]) -> tuple[int, ...]:
+def _chunk_shape(chunks: int | tuple[int, ...], shape: tuple[int, ...]) -> tuple[int, ...]:
     spec = (chunks,) * 3 if isinstance(chunks, (int, np.integer)) else tuple(chunks)
     if len(spec) == 3:
         spec = (*spec, DEFAULT_TIME_CHUNK)
@@ -293,7 +310,7 @@ def _template(facts: _SourceFacts, chunk_shape: tuple[int, ...]) -> xr.Dataset:
 
 
 def _set_image_attrs(
-    group: Any, facts: _SourceFacts, *, conversion_id: str, complete: bool
+    group: zarr.Group, facts: _SourceFacts, *, conversion_id: str, complete: bool
 ) -> None:
     import lazyspheres
 
@@ -321,12 +338,19 @@ def _quiet_consolidation() -> Iterator[None]:
 
 
 # ---------------------------------------------------------------------------- reading
-def zarr_image_info(source: Any, storage_options: dict[str, Any] | None = None) -> dict:
+def zarr_image_info(source: ZarrSource, storage_options: StorageOptions | None = None) -> Attrs:
     """The ``lazyspheres_image`` attribute of a Zarr image (``{}`` for other stores)."""
-    return dict(_open_group(source, storage_options).attrs.get(IMAGE_ATTR, {}))
+    return _image_attr(_open_group(source, storage_options))
 
 
-def _open_group(source: Any, storage_options: dict[str, Any] | None) -> Any:
+def _image_attr(group: zarr.Group) -> Attrs:
+    info = group.attrs.get(IMAGE_ATTR, {})
+    if not isinstance(info, Mapping):
+        raise ImageFormatError(f"The '{IMAGE_ATTR}' attribute of {group.store} is not a mapping.")
+    return dict(info)
+
+
+def _open_group(source: ZarrSource, storage_options: StorageOptions | None) -> zarr.Group:
     import zarr
 
     if isinstance(source, zarr.Group):
@@ -340,10 +364,10 @@ def _open_group(source: Any, storage_options: dict[str, Any] | None) -> Any:
 
 
 def open_zarr_image(
-    source: Any,
+    source: ZarrSource,
     *,
-    chunks: Any = "auto",
-    storage_options: dict[str, Any] | None = None,
+    chunks: Literal["auto"] | int | DimChunks | None = "auto",
+    storage_options: StorageOptions | None = None,
     name: str | None = None,
 ) -> xr.DataArray:
     """Open a Zarr image (from :func:`to_zarr_image`) as :func:`open_nifti` opens NIfTI.
@@ -352,8 +376,9 @@ def open_zarr_image(
     ----------
     source : str, os.PathLike, zarr Group or zarr Store
         The store (path, fsspec URL or object).
-    chunks : "auto", dict, or None
-        ``"auto"``: the stored chunks; a dict of dim sizes; ``None``: no Dask (lazily indexed).
+    chunks : "auto", int, dict, or None
+        ``"auto"``: the stored chunks; an int for every dim; a dict of dim sizes; ``None``: no
+        Dask (lazily indexed).
     storage_options : dict, optional
         fsspec options for URLs.
     name : str, optional
@@ -377,7 +402,7 @@ def open_zarr_image(
 
     location = _location(source)
     group = _open_group(source, storage_options)
-    info = dict(group.attrs.get(IMAGE_ATTR, {}))
+    info = _image_attr(group)
     store = group.store if isinstance(source, zarr.Group) else source
     if info and not info.get("complete", False):
         raise IncompleteStoreError(
@@ -387,7 +412,11 @@ def open_zarr_image(
     with _quiet_consolidation():
         dataset = xr.open_zarr(
             store,
-            chunks={} if chunks == "auto" else chunks,
+            chunks={}
+            if chunks == "auto"
+            else dict(chunks)
+            if isinstance(chunks, Mapping)
+            else chunks,
             storage_options=_options_for(source, storage_options),
             # without consolidated metadata xarray would warn on every open
             consolidated=group.metadata.consolidated_metadata is not None,
@@ -409,16 +438,18 @@ def open_zarr_image(
     return _over_chunk_files(image, group[variable])
 
 
-def _over_chunk_files(image: xr.DataArray, array: Any) -> xr.DataArray:
+def _over_chunk_files(image: xr.DataArray, array: zarr.Array | zarr.Group) -> xr.DataArray:
     """The image with its data read straight from its chunk files, where we can decode them.
 
     Its Dask array is then built over a :class:`ZarrImageReader` (same chunks, same values
     as xarray's), so extraction and every chunk task skip zarr's per-chunk overhead.
     """
-    if not isinstance(image.data, da.Array) or tuple(image.dims) != tuple(
-        array.metadata.dimension_names or ()
-    ):
+    import zarr
+
+    if not isinstance(array, zarr.Array) or not isinstance(image.data, da.Array):
         return image
+    if tuple(image.dims) != tuple(getattr(array.metadata, "dimension_names", None) or ()):
+        return image  # (zarr v2 metadata names no dimensions)
     chunks = ZarrChunkReader.for_array(array, image.encoding)
     if chunks is None or chunks.shape != image.shape:
         return image
@@ -429,14 +460,16 @@ def _over_chunk_files(image: xr.DataArray, array: Any) -> xr.DataArray:
     return image.copy(data=data)
 
 
-def _location(source: Any) -> str:
+def _location(source: ZarrSource) -> str:
     if isinstance(source, (str, os.PathLike)):
         text = os.fspath(source)
         return text if "://" in text else os.path.abspath(os.path.expanduser(text))
     return f"<{type(source).__name__}>"
 
 
-def _options_for(source: Any, storage_options: dict[str, Any] | None) -> dict | None:
+def _options_for(
+    source: ZarrSource, storage_options: StorageOptions | None
+) -> StorageOptions | None:
     if isinstance(source, (str, os.PathLike)) and "://" in os.fspath(source):
         return storage_options
     return None

@@ -13,7 +13,8 @@ import os
 import sys
 import warnings
 from types import FrameType
-from typing import Any
+
+from lazyspheres._types import UserInput
 
 __all__ = ["describe_images", "log", "short_path", "warn"]
 
@@ -27,7 +28,7 @@ _TRUNCATE = 20
 _LIST_MAX_DISPLAY = 3
 
 
-def log(masker: Any, message: str, verbose: Any) -> None:
+def log(masker: object, message: str, verbose: int | None) -> None:
     """Print ``[Class.method] message`` if ``verbose >= 1`` (nilearn's prefix).
 
     Parameters
@@ -44,7 +45,7 @@ def log(masker: Any, message: str, verbose: Any) -> None:
     print(f"[{_caller(masker)}] {message}")
 
 
-def _caller(masker: Any) -> str:
+def _caller(masker: object) -> str:
     """``Class.method`` of the outermost estimator method on the call stack."""
     from sklearn.base import BaseEstimator
 
@@ -66,7 +67,7 @@ def _caller(masker: Any) -> str:
     return f"{type(owner).__name__}.{name}"
 
 
-def short_path(path: Any) -> str:
+def short_path(path: str | os.PathLike[str]) -> str:
     """A file name shortened the way nilearn's verbose messages shorten it.
 
     A name longer than 20 characters is cut to its first 18 characters plus ``...``;
@@ -89,7 +90,7 @@ def short_path(path: Any) -> str:
     return shown
 
 
-def describe_images(imgs: Any, verbose: int) -> str:
+def describe_images(imgs: object, verbose: int) -> str:
     """How an input is named in "Loading data from ..." / "Loading mask from ...".
 
     At verbose 1 this is ``repr(imgs)``; at higher levels nilearn's shortened form: file
@@ -101,7 +102,7 @@ def describe_images(imgs: Any, verbose: int) -> str:
     return _short_repr(imgs)
 
 
-def _short_repr(imgs: Any) -> str:
+def _short_repr(imgs: UserInput) -> str:
     if isinstance(imgs, str | os.PathLike):
         return short_path(imgs)
     if isinstance(imgs, collections.abc.Sequence) and not isinstance(imgs, bytes):

@@ -5,11 +5,14 @@ from __future__ import annotations
 import functools
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, TypeVar
 
 from sklearn.utils import InputTags as _SklearnInputTags
 
 from lazyspheres.masker._logging import warn
+
+if TYPE_CHECKING:
+    from lazyspheres.masker.estimator import NiftiSpheresMasker
 
 __all__ = ["CACHE_LEVEL_WARNING", "InputTags", "cached", "fit_accepts_deprecated_x"]
 
@@ -17,6 +20,7 @@ CACHE_LEVEL_WARNING = (
     "memory_level is currently set to 0 but a Memory object has been provided. "
     "Setting memory_level to 1."
 )
+_R = TypeVar("_R")
 _X_DEPRECATION = (
     'The parameter "X" will be removed in 0.13.0 release of Nilearn. '
     'Please use the parameter "imgs" instead.'
@@ -34,7 +38,7 @@ class InputTags(_SklearnInputTags):
     glm: bool = False
 
 
-def fit_accepts_deprecated_x(fit: Callable) -> Callable:
+def fit_accepts_deprecated_x(fit: Callable[..., _R]) -> Callable[..., _R]:
     """Accept nilearn 0.12.1's ``fit(X=...)`` with its DeprecationWarning.
 
     ``functools.wraps`` keeps ``fit``'s signature visible to scikit-learn's metadata
@@ -42,7 +46,7 @@ def fit_accepts_deprecated_x(fit: Callable) -> Callable:
     """
 
     @functools.wraps(fit)
-    def wrapper(self: Any, *args: Any, **kwargs: Any) -> Any:
+    def wrapper(self: object, *args: object, **kwargs: object) -> _R:
         if "X" in kwargs:
             if args or "imgs" in kwargs:
                 raise TypeError(
@@ -56,7 +60,9 @@ def fit_accepts_deprecated_x(fit: Callable) -> Callable:
     return wrapper
 
 
-def cached(masker: Any, func: Callable, ignore: list[str]) -> Callable:
+def cached(
+    masker: NiftiSpheresMasker, func: Callable[..., _R], ignore: list[str]
+) -> Callable[..., _R]:
     """``func`` cached with the fitted ``memory_`` as nilearn caches its extraction.
 
     Cached when a cache location is set (``memory_level`` 0 counts as 1, as nilearn

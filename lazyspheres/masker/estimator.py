@@ -9,13 +9,17 @@ The public API (constructor, fitted attributes, methods, messages) is nilearn 0.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING
 
 import nibabel as nib
 import numpy as np
+import numpy.typing as npt
+import xarray as xr
 from sklearn.base import BaseEstimator, TransformerMixin
 from sklearn.utils.validation import check_is_fitted
 
+from lazyspheres._types import UserInput
+from lazyspheres.cleaning.options import ConfoundsLike, SampleMaskLike, Standardize
 from lazyspheres.masker._logging import describe_images, log, warn
 from lazyspheres.masker._sklearn import (
     CACHE_LEVEL_WARNING,
@@ -23,12 +27,29 @@ from lazyspheres.masker._sklearn import (
     cached,
     fit_accepts_deprecated_x,
 )
+from lazyspheres.masker._types import (
+    CleanArgs,
+    DataFrameLike,
+    DisplayedSpheres,
+    DtypeParam,
+    MemoryParam,
+    NiimgLike,
+    SeedsParam,
+    TransformOutput,
+)
 from lazyspheres.masker.inputs import open_images
 from lazyspheres.masker.inverse import as_signal_array, signals_to_image
 from lazyspheres.masker.output import check_container, wrap_output
 from lazyspheres.masker.signals import SignalSpec, transform_signals
-from lazyspheres.masker.validation import check_memory, check_params
+from lazyspheres.masker.validation import check_memory, check_params, masker_cleaning
 from lazyspheres.masks import binarize_fit_mask
+from lazyspheres.smoothing.params import Fwhm
+
+if TYPE_CHECKING:
+    from sklearn.utils import Tags
+
+    from lazyspheres.masker.report import HTMLReport
+    from lazyspheres.masker.report.data import ReportingData
 
 __all__ = ["InputTags", "NiftiSpheresMasker"]
 
@@ -130,26 +151,28 @@ class NiftiSpheresMasker(TransformerMixin, BaseEstimator, auto_wrap_output_keys=
 
     def __init__(
         self,
-        seeds: Any = None,
-        radius: Any = None,
-        mask_img: Any = None,
-        allow_overlap: Any = False,
-        smoothing_fwhm: Any = None,
-        standardize: Any = False,
-        standardize_confounds: Any = True,
-        high_variance_confounds: Any = False,
-        detrend: Any = False,
-        low_pass: Any = None,
-        high_pass: Any = None,
-        t_r: Any = None,
-        dtype: Any = None,
-        memory: Any = None,
-        memory_level: Any = 1,
-        verbose: Any = 0,
-        reports: Any = True,
-        clean_args: Any = None,
-        **kwargs: Any,
+        seeds: SeedsParam | None = None,
+        radius: float | None = None,
+        mask_img: NiimgLike | None = None,
+        allow_overlap: bool = False,
+        smoothing_fwhm: Fwhm = None,
+        standardize: Standardize = False,
+        standardize_confounds: bool = True,
+        high_variance_confounds: bool = False,
+        detrend: bool = False,
+        low_pass: float | None = None,
+        high_pass: float | None = None,
+        t_r: float | None = None,
+        dtype: DtypeParam = None,
+        memory: MemoryParam = None,
+        memory_level: int = 1,
+        verbose: int = 0,
+        reports: bool = True,
+        clean_args: CleanArgs | None = None,
+        **kwargs: UserInput,
     ) -> None:
+        # Annotations say what each parameter should be; fit checks what it is (set_params,
+        # grid searches and untyped callers can set anything).
         self.seeds = seeds
         self.mask_img = mask_img
         self.radius = radius
@@ -174,15 +197,15 @@ class NiftiSpheresMasker(TransformerMixin, BaseEstimator, auto_wrap_output_keys=
 
     # ------------------------------------------------------------------ sklearn glue
     @property
-    def clean_kwargs(self) -> dict[str, Any]:
+    def clean_kwargs(self) -> dict[str, UserInput]:
         """The deprecated ``clean__*`` keyword arguments given to the constructor."""
         return self.__dict__.get("_clean_kwargs", {})
 
     @clean_kwargs.setter
-    def clean_kwargs(self, value: dict[str, Any]) -> None:
+    def clean_kwargs(self, value: dict[str, UserInput]) -> None:
         self._clean_kwargs = value
 
-    def set_params(self, **params: Any) -> NiftiSpheresMasker:
+    def set_params(self, **params: UserInput) -> NiftiSpheresMasker:
         """Set parameters; ``kwargs`` replaces the deprecated ``clean__*`` keyword arguments.
 
         Parameters
@@ -200,14 +223,14 @@ class NiftiSpheresMasker(TransformerMixin, BaseEstimator, auto_wrap_output_keys=
             self.clean_kwargs = params.pop("kwargs")
         return super().set_params(**params)
 
-    def __sklearn_tags__(self) -> Any:
+    def __sklearn_tags__(self) -> Tags:
         tags = super().__sklearn_tags__()
         tags.input_tags = InputTags()
         tags.transformer_tags.preserves_dtype = ["float64"]
         tags.requires_fit = True
         return tags
 
-    def _more_tags(self) -> dict[str, Any]:
+    def _more_tags(self) -> Tags:
         """Estimator tags (the older scikit-learn API)."""
         return self.__sklearn_tags__()
 
@@ -216,7 +239,7 @@ class NiftiSpheresMasker(TransformerMixin, BaseEstimator, auto_wrap_output_keys=
 
     # ------------------------------------------------------------------ fit
     @fit_accepts_deprecated_x
-    def fit(self, imgs: Any = None, y: Any = None) -> NiftiSpheresMasker:
+    def fit(self, imgs: NiimgLike | None = None, y: object = None) -> NiftiSpheresMasker:
         """Validate the parameters and seeds, and load the mask (no image data is read).
 
         All parameters are unused; they are for scikit-learn compatibility. ``imgs`` is
@@ -253,7 +276,7 @@ class NiftiSpheresMasker(TransformerMixin, BaseEstimator, auto_wrap_output_keys=
         self._seed_coords = checked.coords
         self._seed_labels = checked.labels
         self._clean_options = checked.clean_options
-        self._reporting_data = None
+        self._reporting_data: ReportingData | None = None
         if self.reports:
             from lazyspheres.masker.report.data import reporting_data
 
@@ -280,8 +303,12 @@ class NiftiSpheresMasker(TransformerMixin, BaseEstimator, auto_wrap_output_keys=
 
     # ------------------------------------------------------------------ transform
     def fit_transform(
-        self, imgs: Any, y: Any = None, confounds: Any = None, sample_mask: Any = None
-    ) -> Any:
+        self,
+        imgs: NiimgLike,
+        y: object = None,
+        confounds: ConfoundsLike | None = None,
+        sample_mask: SampleMaskLike | None = None,
+    ) -> TransformOutput:
         """Prepare and perform signal extraction.
 
         Parameters
@@ -303,7 +330,12 @@ class NiftiSpheresMasker(TransformerMixin, BaseEstimator, auto_wrap_output_keys=
         del y
         return self.fit(imgs).transform(imgs, confounds=confounds, sample_mask=sample_mask)
 
-    def transform(self, imgs: Any, confounds: Any = None, sample_mask: Any = None) -> Any:
+    def transform(
+        self,
+        imgs: NiimgLike,
+        confounds: ConfoundsLike | None = None,
+        sample_mask: SampleMaskLike | None = None,
+    ) -> TransformOutput:
         """Extract and clean the sphere signals of images.
 
         Parameters
@@ -328,8 +360,11 @@ class NiftiSpheresMasker(TransformerMixin, BaseEstimator, auto_wrap_output_keys=
         return wrap_output(self, signals, ndim, imgs)
 
     def transform_single_imgs(
-        self, imgs: Any, confounds: Any = None, sample_mask: Any = None
-    ) -> Any:
+        self,
+        imgs: NiimgLike,
+        confounds: ConfoundsLike | None = None,
+        sample_mask: SampleMaskLike | None = None,
+    ) -> np.ndarray:
         """Extract and clean the sphere signals of one image (or one list of 3D images).
 
         Unlike :meth:`transform`, confounds are passed to the cleaning as given and no
@@ -355,8 +390,14 @@ class NiftiSpheresMasker(TransformerMixin, BaseEstimator, auto_wrap_output_keys=
         return np.atleast_1d(values.squeeze()) if ndim == 3 else values
 
     def _signals(
-        self, imgs: Any, confounds: Any, sample_mask: Any, *, hv: bool, wrap: bool
-    ) -> Any:
+        self,
+        imgs: NiimgLike,
+        confounds: ConfoundsLike | None,
+        sample_mask: SampleMaskLike | None,
+        *,
+        hv: bool,
+        wrap: bool,
+    ) -> tuple[xr.DataArray, int]:
         spec = SignalSpec(
             coords=self._seed_coords,
             labels=self._seed_labels,
@@ -365,15 +406,7 @@ class NiftiSpheresMasker(TransformerMixin, BaseEstimator, auto_wrap_output_keys=
             allow_overlap=bool(self.allow_overlap),
             smoothing_fwhm=self.smoothing_fwhm,
             dtype=self.dtype,
-            clean_kwargs={
-                "detrend": self.detrend,
-                "standardize": self.standardize,
-                "standardize_confounds": self.standardize_confounds,
-                "t_r": self.t_r,
-                "low_pass": self.low_pass,
-                "high_pass": self.high_pass,
-                **self._clean_options,
-            },
+            cleaning=masker_cleaning(self, self._clean_options),
         )
         func = cached(self, transform_signals, ignore=["verbose", "logger"])
         return func(
@@ -388,10 +421,12 @@ class NiftiSpheresMasker(TransformerMixin, BaseEstimator, auto_wrap_output_keys=
         )
 
     # ------------------------------------------------------------------ inverse
-    def inverse_transform(self, region_signals: Any) -> Any:
+    def inverse_transform(
+        self, region_signals: npt.ArrayLike | xr.DataArray | DataFrameLike
+    ) -> nib.Nifti1Image:
         """Paint sphere signals back into an image on the mask grid.
 
-        Any mask given at initialization is taken into account. Throws an error if
+        The mask given at initialization is taken into account. Throws an error if
         ``mask_img==None``.
 
         Parameters
@@ -419,7 +454,7 @@ class NiftiSpheresMasker(TransformerMixin, BaseEstimator, auto_wrap_output_keys=
         )
 
     # ------------------------------------------------------------------ output
-    def get_feature_names_out(self, input_features: Any = None) -> np.ndarray:
+    def get_feature_names_out(self, input_features: object = None) -> np.ndarray:
         """Output feature names: ``niftispheresmasker0``, ``niftispheresmasker1``, ...
 
         Parameters
@@ -460,7 +495,7 @@ class NiftiSpheresMasker(TransformerMixin, BaseEstimator, auto_wrap_output_keys=
         return self
 
     # ------------------------------------------------------------------ report
-    def generate_report(self, displayed_spheres: Any = "all") -> Any:
+    def generate_report(self, displayed_spheres: DisplayedSpheres = "all") -> HTMLReport:
         """Generate an HTML report for current ``NiftiSpheresMasker`` object.
 
         Requires matplotlib for the figures (``pip install 'lazyspheres[report]'``).

@@ -15,7 +15,6 @@ import collections.abc
 import glob
 import os
 from dataclasses import dataclass
-from typing import Any
 
 import dask
 import dask.array as da
@@ -24,10 +23,12 @@ import numpy as np
 import scipy.sparse
 import xarray as xr
 
+from lazyspheres._types import UserInput
 from lazyspheres.errors import DimensionError, ImageFormatError, LazySpheresError
 from lazyspheres.io.header import parse_header_bytes
 from lazyspheres.io.open import NIFTI_META, image_from_array, image_from_file, open_nifti
 from lazyspheres.io.reader import NiftiFile
+from lazyspheres.masker._types import DtypeParam
 
 __all__ = [
     "ImageNotFoundError",
@@ -67,7 +68,7 @@ class Images:
     ndim: int
 
 
-def open_images(imgs: Any) -> Images:
+def open_images(imgs: UserInput) -> Images:
     """Open a niimg-like input lazily (headers only).
 
     Parameters
@@ -100,7 +101,7 @@ def open_images(imgs: Any) -> Images:
     return Images(opened, ndim)
 
 
-def check_dtype(dtype: Any) -> None:
+def check_dtype(dtype: UserInput) -> None:
     """Validate the masker's ``dtype`` parameter (None, "auto" or a numeric numpy dtype).
 
     Raises
@@ -131,7 +132,7 @@ class DtypeError(LazySpheresError, nib.spatialimages.HeaderDataError, TypeError)
     """The ``dtype`` parameter cannot be an image dtype (nilearn: nibabel HeaderDataError)."""
 
 
-def target_dtype(image_dtype: np.dtype, dtype: Any) -> np.dtype:
+def target_dtype(image_dtype: np.dtype, dtype: DtypeParam) -> np.dtype:
     """The dtype an image is converted to on load, as nilearn's ``dtype`` parameter does.
 
     ``None`` keeps the image's dtype; ``"auto"`` gives int32 for integer images and float32
@@ -146,7 +147,7 @@ def target_dtype(image_dtype: np.dtype, dtype: Any) -> np.dtype:
 
 
 # ---------------------------------------------------------------------------- opening
-def _open_any(imgs: Any) -> xr.DataArray | list[Any]:
+def _open_any(imgs: UserInput) -> xr.DataArray | list[UserInput]:
     """One image as a DataArray, or a list of items to concatenate."""
     if isinstance(imgs, xr.DataArray):
         return _checked_dataarray(open_nifti(imgs))
@@ -231,7 +232,7 @@ def _checked_dataarray(image: xr.DataArray) -> xr.DataArray:
 
 
 # ---------------------------------------------------------------------------- lists
-def _as_volume(item: Any, index: int) -> xr.DataArray:
+def _as_volume(item: UserInput, index: int) -> xr.DataArray:
     """One item of a list, as a 3D image (a 4D image with one volume is squeezed)."""
     opened = _open_any(item)
     if isinstance(opened, list):
@@ -256,7 +257,7 @@ def _list_of_4d(detail: str) -> DimensionError:
     return error
 
 
-def _concatenate(items: list[Any], original: Any) -> xr.DataArray:
+def _concatenate(items: list[UserInput], original: UserInput) -> xr.DataArray:
     """Stack a list of 3D images along time, lazily (each stays a separate Dask chunk)."""
     volumes = [_as_volume(item, index) for index, item in enumerate(items)]
     reference = volumes[0]

@@ -12,18 +12,17 @@ there ("These spheres are empty") or smaller than in ``transform``.
 
 from __future__ import annotations
 
-from typing import Any
-
 import nibabel as nib
 import numpy as np
 from sklearn.utils.validation import check_array
 
+from lazyspheres._types import UserInput
 from lazyspheres.geometry import sphere_voxels
 
 __all__ = ["as_signal_array", "signals_to_image"]
 
 
-def as_signal_array(region_signals: Any, n_elements: int) -> np.ndarray:
+def as_signal_array(region_signals: UserInput, n_elements: int) -> np.ndarray:
     """Validate signals for ``inverse_transform``: shape ``(n,)`` or ``(T, n)``.
 
     Accepts arrays, lists, pandas/polars DataFrames and DataArrays (a DataArray with a
@@ -102,7 +101,7 @@ def signals_to_image(
     return nib.Nifti1Image(data, mask_img.affine)
 
 
-def _to_numpy(region_signals: Any) -> Any:
+def _to_numpy(region_signals: UserInput) -> UserInput:
     """Plain arrays from DataFrames (pandas, polars) and DataArrays."""
     module = type(region_signals).__module__
     if module.startswith("pandas") and hasattr(region_signals, "to_numpy"):

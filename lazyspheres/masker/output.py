@@ -15,17 +15,22 @@ for any scikit-learn transformer; its default ("default") is nilearn's ndarray.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING
 
 import numpy as np
 import xarray as xr
+
+from lazyspheres.masker._types import NiimgLike, TransformOutput
+
+if TYPE_CHECKING:
+    from lazyspheres.masker.estimator import NiftiSpheresMasker
 
 __all__ = ["OUTPUT_CONTAINERS", "check_container", "output_container", "wrap_output"]
 
 OUTPUT_CONTAINERS = ("default", "pandas", "polars", "xarray")
 
 
-def check_container(transform: Any) -> None:
+def check_container(transform: object) -> None:
     """Raise ValueError unless ``transform`` is one of :data:`OUTPUT_CONTAINERS`."""
     if transform not in OUTPUT_CONTAINERS:
         raise ValueError(
@@ -33,7 +38,7 @@ def check_container(transform: Any) -> None:
         )
 
 
-def output_container(estimator: Any) -> str:
+def output_container(estimator: NiftiSpheresMasker) -> str:
     """The container chosen for ``transform`` (estimator setting, else scikit-learn's)."""
     config = getattr(estimator, "_sklearn_output_config", {})
     if "transform" in config:
@@ -45,7 +50,9 @@ def output_container(estimator: Any) -> str:
     return container
 
 
-def wrap_output(estimator: Any, signals: xr.DataArray, ndim: int, original: Any) -> Any:
+def wrap_output(
+    estimator: NiftiSpheresMasker, signals: xr.DataArray, ndim: int, original: NiimgLike
+) -> TransformOutput:
     """Turn computed signals ``(time, seed)`` into the configured container.
 
     Parameters

@@ -19,18 +19,23 @@ import contextlib
 import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Any
+from typing import cast
 
+import nibabel as nib
 import numpy as np
 import pandas as pd
 import xarray as xr
 
-from lazyspheres.cleaning import clean
+from lazyspheres._types import FloatArray
+from lazyspheres.cleaning.api import clean_with
+from lazyspheres.cleaning.options import CleaningParams, ConfoundsLike, SampleMaskLike
 from lazyspheres.extraction import extract
 from lazyspheres.high_variance import high_variance_confounds as hv_confounds
 from lazyspheres.masker._logging import describe_images, log, warn
+from lazyspheres.masker._types import DtypeParam, NiimgLike
 from lazyspheres.masker.inputs import Images, open_images, target_dtype
 from lazyspheres.smoothing import smoothing_dtype
+from lazyspheres.smoothing.params import Fwhm
 
 __all__ = ["SignalSpec", "transform_signals", "working_dtype"]
 
@@ -49,14 +54,14 @@ class SignalSpec:
     Picklable and hashable by joblib (it is part of the cache key).
     """
 
-    coords: np.ndarray
+    coords: FloatArray
     labels: pd.DataFrame
     radius: float | None
-    mask_img: Any
+    mask_img: nib.Nifti1Image | None  # the fitted, binarised mask_img_
     allow_overlap: bool
-    smoothing_fwhm: Any
-    dtype: Any
-    clean_kwargs: dict
+    smoothing_fwhm: Fwhm
+    dtype: DtypeParam
+    cleaning: CleaningParams
 
 
 def working_dtype(image_dtype: np.dtype) -> np.dtype:
@@ -68,15 +73,15 @@ def working_dtype(image_dtype: np.dtype) -> np.dtype:
 
 
 def transform_signals(
-    imgs: Any,
+    imgs: NiimgLike,
     spec: SignalSpec,
-    confounds: Any = None,
-    sample_mask: Any = None,
+    confounds: ConfoundsLike | None = None,
+    sample_mask: SampleMaskLike | None = None,
     *,
     high_variance_confounds: bool = False,
     wrap_confounds: bool = True,
     verbose: int = 0,
-    logger: Any = None,
+    logger: object = None,
 ) -> tuple[xr.DataArray, int]:
     """Extract and clean sphere signals of one niimg-like input.
 
@@ -124,7 +129,9 @@ def transform_signals(
             spec.radius,
             mask_img=spec.mask_img,
             allow_overlap=spec.allow_overlap,
-            smoothing_fwhm=spec.smoothing_fwhm,
+            # extract takes any Fwhm (it runs check_fwhm) though its annotation omits
+            # tuples and arrays
+            smoothing_fwhm=cast("float | list[float] | str | None", spec.smoothing_fwhm),
             dtype=np.float64,  # exact means; cast to nilearn's working dtype below
         )
     if images.ndim == 3:
@@ -141,7 +148,7 @@ def transform_signals(
         all_confounds = _as_items(confounds)
 
     log(owner, "Cleaning extracted signals", verbose)
-    cleaned = clean(signals, confounds=all_confounds, sample_mask=sample_mask, **spec.clean_kwargs)
+    cleaned = clean_with(signals, spec.cleaning, confounds=all_confounds, sample_mask=sample_mask)
     with _non_finite_as_nilearn(nan_warning):
         cleaned = cleaned.compute()
     return cleaned, images.ndim
@@ -152,17 +159,17 @@ class _Anonymous:
     """Stands for the estimator in log prefixes when none is given."""
 
 
-def _as_items(confounds: Any) -> list[Any]:
+def _as_items(confounds: ConfoundsLike | None) -> list[ConfoundsLike]:
     if confounds is None:
         return []
     return list(confounds) if isinstance(confounds, list) else [confounds]
 
 
-def _loaded_dtype(images: Images, dtype: Any) -> np.dtype:
+def _loaded_dtype(images: Images, dtype: DtypeParam) -> np.dtype:
     return target_dtype(images.image.dtype, dtype)
 
 
-def _converted(images: Images, dtype: Any, smoothing: bool) -> xr.DataArray:
+def _converted(images: Images, dtype: DtypeParam, smoothing: bool) -> xr.DataArray:
     """The image with nilearn's load-time dtype conversion, where it changes the numbers.
 
     Sphere means are computed in float64 from the stored values, so most conversions change

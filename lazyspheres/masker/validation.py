@@ -8,18 +8,20 @@ key phrase, so that a wrong parameter is reported before any data is read.
 
 from __future__ import annotations
 
+import dataclasses
 import numbers
 import os
 import warnings
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
 from joblib import Memory
 
-from lazyspheres.cleaning import check_clean_kwargs, clean_args_to_kwargs
+from lazyspheres._types import FloatArray, UserInput
+from lazyspheres.cleaning.args import check_clean_kwargs, clean_args_to_params
 from lazyspheres.cleaning.options import CleaningParams
 from lazyspheres.cleaning.params import build_plan
 from lazyspheres.errors import LazySpheresError, SeedError
@@ -27,12 +29,22 @@ from lazyspheres.masker.inputs import check_dtype
 from lazyspheres.seeds import as_seed_array, load_seeds
 from lazyspheres.smoothing import check_fwhm
 
+if TYPE_CHECKING:
+    from lazyspheres.masker.estimator import NiftiSpheresMasker
+
 try:  # the exception nilearn surfaces for bad radii (scikit-learn's parameter validation)
     from sklearn.utils._param_validation import InvalidParameterError as _SklearnParamError
 except ImportError:  # pragma: no cover - very old scikit-learn
     _SklearnParamError = ValueError
 
-__all__ = ["CheckedParams", "ParameterError", "check_memory", "check_params", "checked_seeds"]
+__all__ = [
+    "CheckedParams",
+    "ParameterError",
+    "check_memory",
+    "check_params",
+    "checked_seeds",
+    "masker_cleaning",
+]
 
 _SEED_ERROR = "Seeds must be a list of triplets of coordinates in native space.\n"
 # Length of the dummy series used to validate cleaning parameters at fit (long enough for
@@ -66,22 +78,23 @@ class CheckedParams:
         Seed label columns (empty for plain coordinates).
     clean_kwargs_ : dict
         nilearn's ``clean_kwargs_`` (deprecated ``clean__*`` kwargs without the prefix).
-    clean_options : dict
-        Extra keyword arguments for :func:`lazyspheres.clean` from ``clean_args`` (or from
-        the deprecated kwargs, which replace it when given).
+    clean_options : CleaningParams
+        The cleaning options ``clean_args`` sets (or the deprecated kwargs, which replace
+        it when given); the others at their defaults. The masker's own cleaning parameters
+        are laid over them at transform (:func:`masker_cleaning`).
     memory_level : int
         Effective cache level.
     """
 
-    seeds_: list
-    coords: np.ndarray
+    seeds_: list[list[float]]
+    coords: FloatArray
     labels: pd.DataFrame
-    clean_kwargs_: dict
-    clean_options: dict
+    clean_kwargs_: dict[str, UserInput]
+    clean_options: CleaningParams
     memory_level: int
 
 
-def check_params(masker: Any) -> CheckedParams:
+def check_params(masker: NiftiSpheresMasker) -> CheckedParams:
     """Validate every parameter of a NiftiSpheresMasker; return what fit needs.
 
     Raises
@@ -124,12 +137,29 @@ def check_params(masker: Any) -> CheckedParams:
         )
     clean_kwargs_ = check_clean_kwargs(kwargs, clean_args, name)
     extra = clean_kwargs_ if kwargs else (clean_args or {})
-    clean_options = clean_args_to_kwargs(extra)
-    _check_cleaning(masker, clean_options)
+    clean_options = clean_args_to_params(extra)
+    _check_cleaning(masker_cleaning(masker, clean_options))
     return CheckedParams(seeds_, coords, labels, clean_kwargs_, clean_options, memory_level)
 
 
-def checked_seeds(seeds: Any) -> tuple[list, np.ndarray, pd.DataFrame]:
+def masker_cleaning(masker: NiftiSpheresMasker, clean_options: CleaningParams) -> CleaningParams:
+    """The cleaning of a masker: its own parameters laid over the ``clean_args`` options.
+
+    Read from the masker when called (nilearn reads them at transform, so a parameter set
+    after ``fit`` applies as it does in nilearn).
+    """
+    return dataclasses.replace(
+        clean_options,
+        detrend=masker.detrend,
+        standardize=masker.standardize,
+        standardize_confounds=masker.standardize_confounds,
+        low_pass=masker.low_pass,
+        high_pass=masker.high_pass,
+        t_r=masker.t_r,
+    )
+
+
+def checked_seeds(seeds: UserInput) -> tuple[list[list[float]], FloatArray, pd.DataFrame]:
     """Validate seeds; return nilearn's ``seeds_``, the coordinates and the labels.
 
     nilearn accepts any iterable of length-3 items and keeps each as a list. lazyspheres
@@ -163,7 +193,7 @@ def checked_seeds(seeds: Any) -> tuple[list, np.ndarray, pd.DataFrame]:
     return seeds_, coords, pd.DataFrame(index=pd.RangeIndex(len(seeds_)))
 
 
-def check_memory(memory: Any, verbose: int = 0) -> Memory:
+def check_memory(memory: object, verbose: int = 0) -> Memory:
     """Return the joblib Memory a ``memory`` parameter stands for.
 
     Raises
@@ -193,7 +223,7 @@ def check_memory(memory: Any, verbose: int = 0) -> Memory:
 
 
 # ---------------------------------------------------------------------------- pieces
-def _check_radius(radius: Any) -> None:
+def _check_radius(radius: object) -> None:
     ok = radius is None or (
         isinstance(radius, numbers.Real)
         and not isinstance(radius, bool | np.bool_)
@@ -207,7 +237,7 @@ def _check_radius(radius: Any) -> None:
         )
 
 
-def _check_flag(name: str, value: Any) -> None:
+def _check_flag(name: str, value: object) -> None:
     """Booleans nilearn only tests for truth: bool, numpy bool, or the integers 0 and 1."""
     if isinstance(value, bool | np.bool_):
         return
@@ -216,7 +246,7 @@ def _check_flag(name: str, value: Any) -> None:
     raise ParameterTypeError(f"'{name}' must be of type(s): '<class 'bool'>'.\nGot: '{value!r}'")
 
 
-def _check_smoothing(fwhm: Any) -> None:
+def _check_smoothing(fwhm: object) -> None:
     """Check ``smoothing_fwhm``: None, a number, three per-axis numbers, or "fast".
 
     The smoothing's own rules, without its 0-width warning (nilearn gives it at transform).
@@ -231,7 +261,7 @@ def _check_smoothing(fwhm: Any) -> None:
         check_fwhm(fwhm)
 
 
-def _check_verbose(verbose: Any) -> None:
+def _check_verbose(verbose: object) -> None:
     if isinstance(verbose, numbers.Real) and not np.isnan(float(verbose)):
         return
     raise ParameterTypeError(
@@ -240,7 +270,7 @@ def _check_verbose(verbose: Any) -> None:
     )
 
 
-def _check_memory_level(level: Any) -> int:
+def _check_memory_level(level: object) -> int:
     if isinstance(level, numbers.Integral) and not isinstance(level, bool | np.bool_):
         return int(level)
     raise ParameterValueError(
@@ -249,35 +279,16 @@ def _check_memory_level(level: Any) -> int:
     )
 
 
-def _check_cleaning(masker: Any, clean_options: dict[str, Any]) -> None:
+def _check_cleaning(params: CleaningParams) -> None:
     """Run the cleaning's own parameter checks on a dummy length, without its warnings.
 
     Checks that need the data (series too short for the filter padding, confounds, sample
     masks) stay at transform.
     """
-    padlen = clean_options.get("butterworth_padlen")
+    padlen: object = params.butterworth_padlen  # not checked yet: any value
     n_time = _VALIDATION_LENGTH
     if isinstance(padlen, numbers.Integral) and not isinstance(padlen, bool):
         n_time = max(n_time, int(padlen) + 2)
-    options = {
-        "filter": "butterworth",
-        "ensure_finite": False,
-        "extrapolate": True,
-        "butterworth_order": 5,
-        "butterworth_padtype": "odd",
-        "butterworth_padlen": None,
-        "fill_na": None,
-        **clean_options,
-    }
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        params = CleaningParams(
-            detrend=masker.detrend,
-            standardize=masker.standardize,
-            standardize_confounds=masker.standardize_confounds,
-            low_pass=masker.low_pass,
-            high_pass=masker.high_pass,
-            t_r=masker.t_r,
-            **options,
-        )
         build_plan(n_time, np.dtype(np.float64), params)

@@ -20,9 +20,12 @@ from __future__ import annotations
 
 import numbers
 import warnings
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Literal
 
 import numpy as np
+
+if TYPE_CHECKING:
+    from lazyspheres._types import UserInput
 
 __all__ = [
     "FAST",
@@ -43,7 +46,7 @@ TRUNCATE = 4.0
 Fwhm = float | int | list | tuple | np.ndarray | Literal["fast"] | None
 
 
-def check_fwhm(fwhm: Any, *, name: str = "smoothing_fwhm") -> np.ndarray | str | None:
+def check_fwhm(fwhm: UserInput, *, name: str = "smoothing_fwhm") -> np.ndarray | str | None:
     """Validate a smoothing width, emitting nilearn's zero-width warning.
 
     Parameters

@@ -7,7 +7,7 @@ array with the synchronous scheduler (they usually run inside another task alrea
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING
 
 import dask
 import dask.array as da
@@ -15,6 +15,9 @@ import numpy as np
 
 from lazyspheres.dask_gather import gather_voxels
 from lazyspheres.io.readers.base import ImageReader
+
+if TYPE_CHECKING:
+    from lazyspheres.io._types import DaskToken
 
 __all__ = ["ArrayReader"]
 
@@ -33,7 +36,7 @@ class ArrayReader(ImageReader):
         A name for messages.
     """
 
-    def __init__(self, array: Any, location: str = "<array>") -> None:
+    def __init__(self, array: da.Array | np.ndarray, location: str = "<array>") -> None:
         self.array = array if isinstance(array, da.Array) else np.asarray(array)
         self.shape = tuple(int(n) for n in self.array.shape)
         self.raw_dtype = self.dtype = np.dtype(self.array.dtype)
@@ -41,10 +44,12 @@ class ArrayReader(ImageReader):
         chunks = getattr(self.array, "chunks", None)
         self.time_block = int(chunks[3][0]) if chunks and len(chunks) == 4 else _DEFAULT_TIME_BLOCK
 
-    def __dask_tokenize__(self) -> Any:
+    def __dask_tokenize__(self) -> DaskToken:
         return ("ArrayReader", dask.base.tokenize(self.array))
 
-    def read_voxels(self, voxels: np.ndarray, start: int = 0, stop: int | None = None) -> Any:
+    def read_voxels(
+        self, voxels: np.ndarray, start: int = 0, stop: int | None = None
+    ) -> np.ndarray:
         """``(stop - start, n)`` values of ``voxels`` (flat F-order indices or ``(n, 3)``)."""
         stop = self.n_volumes if stop is None else stop
         voxels = np.asarray(voxels)

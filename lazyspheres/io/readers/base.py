@@ -20,9 +20,12 @@ from __future__ import annotations
 
 import abc
 from collections.abc import Iterator
-from typing import Any
+from typing import TYPE_CHECKING
 
 import numpy as np
+
+if TYPE_CHECKING:
+    from lazyspheres.io._types import DaskToken
 
 __all__ = ["ImageReader", "ReaderArray", "as_flat_voxels", "box_bounds"]
 
@@ -70,7 +73,9 @@ class ImageReader(abc.ABC):
         return raw.astype(self.dtype, copy=False)
 
     @abc.abstractmethod
-    def read_voxels(self, voxels: np.ndarray, start: int = 0, stop: int | None = None) -> Any:
+    def read_voxels(
+        self, voxels: np.ndarray, start: int = 0, stop: int | None = None
+    ) -> np.ndarray:
         """Raw values of ``voxels`` in volumes ``start:stop``, shape ``(stop - start, n)``.
 
         ``voxels`` are Fortran-order flat indices within a volume, or ``(n, 3)`` ``(i, j, k)``
@@ -89,7 +94,7 @@ class ImageReader(abc.ABC):
         for t0 in range(start, stop, max(1, self.time_block)):
             yield t0, self.read_voxels(voxels, t0, min(stop, t0 + self.time_block))
 
-    def __dask_tokenize__(self) -> Any:
+    def __dask_tokenize__(self) -> DaskToken:
         # Dask tokenizes array sources: the location and shape say what the data is,
         # without pickling a gzip index or walking a graph.
         return (type(self).__name__, self.location, self.shape, str(self.raw_dtype))
@@ -110,20 +115,20 @@ class ReaderArray:
         self.dtype = np.dtype(reader.dtype)
         self.ndim = len(self.shape)
 
-    def __getitem__(self, key: Any) -> np.ndarray:
+    def __getitem__(self, key: object) -> np.ndarray:
         slices, squeeze = box_bounds(key, self.shape)
         raw = self.reader.read_box(*slices)
         values = self.reader.scale(raw)
         return values.squeeze(axis=tuple(squeeze)) if squeeze else values
 
-    def __reduce__(self) -> tuple[Any, ...]:
+    def __reduce__(self) -> tuple[type[ReaderArray], tuple[ImageReader]]:
         return (ReaderArray, (self.reader,))
 
-    def __dask_tokenize__(self) -> Any:
+    def __dask_tokenize__(self) -> DaskToken:
         return ("ReaderArray", self.reader.__dask_tokenize__())
 
 
-def box_bounds(key: Any, shape: tuple[int, ...]) -> tuple[list[slice], list[int]]:
+def box_bounds(key: object, shape: tuple[int, ...]) -> tuple[list[slice], list[int]]:
     """Basic-index ``key`` as one slice per axis, and the axes an integer dropped."""
     key = key if isinstance(key, tuple) else (key,)
     if any(item is Ellipsis for item in key):

@@ -15,8 +15,8 @@ import hashlib
 import importlib
 import os
 import sys
+import types
 from collections.abc import Callable, Iterator
-from typing import Any
 
 from lazyspheres.io import gzindex
 from lazyspheres.io.binary import BinaryStream
@@ -26,7 +26,7 @@ from lazyspheres.io.sources import ByteSource
 __all__ = ["build_index", "cached_index", "read_into", "recording_stream", "why_no_index"]
 
 
-def _cache() -> Any:
+def _cache() -> types.ModuleType | None:
     try:  # persistence is optional: without it indexes live with the readers only
         return importlib.import_module("lazyspheres.io.gzindex_cache")
     except ImportError:
@@ -137,7 +137,7 @@ def read_into(source: ByteSource, index: gzindex.GzipIndex, offset: int, out: me
 @contextlib.contextmanager
 def recording_stream(
     source: ByteSource, raw: BinaryStream
-) -> Iterator[tuple[BinaryStream, Callable[[], Any]]]:
+) -> Iterator[tuple[BinaryStream, Callable[[], gzindex.GzipIndex | None]]]:
     """The inflated stream of ``raw``, and a callable giving the index it recorded.
 
     The index exists (and is cached) only once the stream was read to its end; before
@@ -148,9 +148,9 @@ def recording_stream(
             yield stream, lambda: None
         return
     with gzindex.open_indexing(raw) as stream:
-        stored: list[Any] = []
+        stored: list[gzindex.GzipIndex] = []
 
-        def recorded() -> Any:
+        def recorded() -> gzindex.GzipIndex | None:
             if not stored and stream.index is not None:
                 _store(source, stream.index)
                 stored.append(stream.index)

@@ -23,14 +23,21 @@ through the same reader.
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Literal
 
 import dask.array as da
 import numpy as np
+import numpy.typing as npt
 from dask.base import tokenize
 
 from lazyspheres.io.readers.base import ImageReader, ReaderArray
 from lazyspheres.io.readers.view import cast_view, view_of
+
+if TYPE_CHECKING:
+    import xarray as xr
+
+    from lazyspheres.io._types import ChunkRequest
 
 __all__ = ["ReaderDaskArray", "reader_dask_array", "reader_of"]
 
@@ -47,7 +54,7 @@ class ReaderDaskArray(da.Array):
 
     reader: ImageReader
 
-    def __getitem__(self, index: Any) -> Any:
+    def __getitem__(self, index: object) -> da.Array:
         plain = super().__getitem__(index)
         if plain is self or not isinstance(plain, da.Array):
             return plain
@@ -56,7 +63,7 @@ class ReaderDaskArray(da.Array):
             return plain
         return reader_dask_array(view, plain.chunks, prefix=self._prefix)
 
-    def astype(self, dtype: Any, **kwargs: Any) -> Any:
+    def astype(self, dtype: npt.DTypeLike, **kwargs: object) -> da.Array:
         """Dask's ``astype``, as a view that casts after reading."""
         plain = super().astype(dtype, **kwargs)  # Dask checks ``casting`` and the dtype
         if plain is self or not isinstance(plain, da.Array):
@@ -67,12 +74,12 @@ class ReaderDaskArray(da.Array):
 
     def rechunk(
         self,
-        chunks: Any = "auto",
-        threshold: Any = None,
-        block_size_limit: Any = None,
+        chunks: ChunkRequest = "auto",
+        threshold: int | None = None,
+        block_size_limit: int | None = None,
         balance: bool = False,
-        method: Any = None,
-    ) -> Any:
+        method: Literal["tasks", "p2p"] | None = None,
+    ) -> da.Array:
         """Dask's ``rechunk``, as the same reader chunked anew."""
         plain = super().rechunk(chunks, threshold, block_size_limit, balance, method)
         if plain is self or plain.chunks == self.chunks:
@@ -85,7 +92,9 @@ class ReaderDaskArray(da.Array):
     def _prefix(self) -> str:
         return self.name.rsplit("-", 1)[0]
 
-    def __reduce__(self) -> tuple[Any, ...]:
+    def __reduce__(
+        self,
+    ) -> tuple[Callable[[da.Array, ImageReader], ReaderDaskArray], tuple[da.Array, ImageReader]]:
         return (
             _rebuild,
             (da.Array(self.dask, self.name, self.chunks, meta=self._meta), self.reader),
@@ -115,7 +124,7 @@ def reader_dask_array(
     return _rebuild(array, reader)
 
 
-def reader_of(data: Any) -> ImageReader | None:
+def reader_of(data: xr.DataArray | da.Array) -> ImageReader | None:
     """The reader of an unmodified image's data (a DataArray or its Dask array), else None."""
     if getattr(data, "chunks", None) is None:
         return None  # no Dask array (a DataArray's ``chunks`` is None then): nothing to ask

@@ -24,8 +24,8 @@ from __future__ import annotations
 import contextlib
 import threading
 import warnings
-from collections.abc import Iterator
-from typing import Any
+from collections.abc import Callable, Iterator
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -38,6 +38,10 @@ from lazyspheres.io.ranges import volume_offsets
 from lazyspheres.io.readers import gzaccess
 from lazyspheres.io.readers.base import ImageReader, as_flat_voxels
 from lazyspheres.io.sources import ByteSource
+
+if TYPE_CHECKING:
+    from lazyspheres.io._types import DaskToken
+    from lazyspheres.io.gzindex import GzipIndex
 
 __all__ = ["STREAM_BLOCK_BYTES", "GzipReader", "MemmapReader", "NiftiReader", "RangeReader"]
 
@@ -78,14 +82,14 @@ class NiftiReader(ImageReader):
         """Raw values scaled exactly as nibabel's ``dataobj`` does."""
         return self.layout.scale(raw)
 
-    def __getstate__(self) -> dict[str, Any]:
+    def __getstate__(self) -> dict[str, object]:
         return {"source": self.source, "layout": self.layout}
 
-    def __setstate__(self, state: dict[str, Any]) -> None:
+    def __setstate__(self, state: dict[str, object]) -> None:
         # re-running __init__ rebuilds what is not pickled (locks, caches)
         self.__init__(state["source"], state["layout"])  # type: ignore[misc]
 
-    def __dask_tokenize__(self) -> Any:
+    def __dask_tokenize__(self) -> DaskToken:
         # The fingerprint too: a rewritten file is other data under the same name.
         return (type(self).__name__, self.location, self.source.fingerprint, self.shape)
 
@@ -101,7 +105,9 @@ class NiftiReader(ImageReader):
         """Raw ``(t1 - t0, V)`` values of whole volumes (a fresh, writable buffer)."""
         raise NotImplementedError
 
-    def read_voxels(self, voxels: np.ndarray, start: int = 0, stop: int | None = None) -> Any:
+    def read_voxels(
+        self, voxels: np.ndarray, start: int = 0, stop: int | None = None
+    ) -> np.ndarray:
         """Raw ``(stop - start, n)`` values of ``voxels``, a block of volumes at a time."""
         stop = self.n_volumes if stop is None else stop
         flat = as_flat_voxels(voxels, self.shape[:3])
@@ -169,7 +175,9 @@ class MemmapReader(NiftiReader):
         """Raw whole volumes, copied out of the mapping."""
         return np.array(self._memmap(t0, t1))
 
-    def read_voxels(self, voxels: np.ndarray, start: int = 0, stop: int | None = None) -> Any:
+    def read_voxels(
+        self, voxels: np.ndarray, start: int = 0, stop: int | None = None
+    ) -> np.ndarray:
         """Raw values of ``voxels``: only the pages holding them are read."""
         stop = self.n_volumes if stop is None else stop
         flat = as_flat_voxels(voxels, self.shape[:3])
@@ -200,7 +208,9 @@ class RangeReader(NiftiReader):
         flat = as_flat_voxels(voxels, self.shape[:3])
         return remote.iter_gathered(self.source, self.layout, flat, start, stop)
 
-    def read_voxels(self, voxels: np.ndarray, start: int = 0, stop: int | None = None) -> Any:
+    def read_voxels(
+        self, voxels: np.ndarray, start: int = 0, stop: int | None = None
+    ) -> np.ndarray:
         """Raw values of ``voxels`` by coalesced ranges."""
         stop = self.n_volumes if stop is None else stop
         flat = as_flat_voxels(voxels, self.shape[:3])
@@ -232,22 +242,24 @@ class GzipReader(NiftiReader):
     optionally recorded by full streaming passes, and pickled with the reader.
     """
 
-    def __init__(self, source: ByteSource, layout: NiftiLayout, index: Any = None) -> None:
+    def __init__(
+        self, source: ByteSource, layout: NiftiLayout, index: GzipIndex | None = None
+    ) -> None:
         super().__init__(source, layout)
         self._index = index
         self._looked_up = index is not None
         self._lock = threading.Lock()
         self._warned = False
 
-    def __getstate__(self) -> dict[str, Any]:
+    def __getstate__(self) -> dict[str, object]:
         return {"source": self.source, "layout": self.layout, "index": self._index}
 
-    def __setstate__(self, state: dict[str, Any]) -> None:
+    def __setstate__(self, state: dict[str, object]) -> None:
         # re-running __init__ rebuilds what is not pickled (locks, caches)
         self.__init__(state["source"], state["layout"], state.get("index"))  # type: ignore[misc]
 
     @property
-    def index(self) -> Any:
+    def index(self) -> GzipIndex | None:
         """The seek-point index if this reader has one (cached or recorded), else ``None``."""
         with self._lock:
             if not self._looked_up and self.source.compression == "gzip":
@@ -255,13 +267,13 @@ class GzipReader(NiftiReader):
                 self._looked_up = True
             return self._index
 
-    def keep_index(self, index: Any) -> None:
+    def keep_index(self, index: GzipIndex | None) -> None:
         """Adopt an index recorded elsewhere (by a streaming pass over the same file)."""
         if index is not None:
             with self._lock:
                 self._index, self._looked_up = index, True
 
-    def _random_access_index(self) -> Any:
+    def _random_access_index(self) -> GzipIndex | None:
         """The index, built now if none exists and this source allows it."""
         if self.source.compression != "gzip":
             return None
@@ -291,7 +303,7 @@ class GzipReader(NiftiReader):
         else:
             with self._stream() as (stream, _):
                 self._seek(stream, t0)
-                self._read(stream, buffer, t0, t1)
+                self._read(stream, buffer.data, t0, t1)
         return _frombuffer(buffer, self.raw_dtype, t1 - t0, self.layout.volume_voxels)
 
     def iter_gathered(
@@ -336,7 +348,9 @@ class GzipReader(NiftiReader):
             remote.ensure_unchanged(self.source)
 
     @contextlib.contextmanager
-    def _stream(self, *, record: bool = False) -> Iterator[tuple[BinaryStream, Any]]:
+    def _stream(
+        self, *, record: bool = False
+    ) -> Iterator[tuple[BinaryStream, Callable[[], GzipIndex | None]]]:
         """The inflated stream from byte 0 and a callable giving the recorded index."""
         with contextlib.ExitStack() as stack:
             lock = self.source.lock()
@@ -355,7 +369,9 @@ class GzipReader(NiftiReader):
                 return
             yield stack.enter_context(open_inflated(raw)), lambda: None
 
-    def _read(self, stream: BinaryStream, buffer: Any, t0: int, t1: int) -> None:
+    def _read(
+        self, stream: BinaryStream, buffer: bytearray | memoryview, t0: int, t1: int
+    ) -> None:
         """Fill ``buffer`` with volumes ``t0:t1`` from a stream positioned at ``t0``."""
         nbytes = (t1 - t0) * self.layout.volume_bytes
         read_exactly(
@@ -401,7 +417,9 @@ def skip(stream: BinaryStream, count: int, *, where: str) -> None:
         done += len(chunk)
 
 
-def _frombuffer(buffer: Any, dtype: np.dtype, n: int, per_volume: int) -> np.ndarray:
+def _frombuffer(
+    buffer: np.ndarray | bytearray, dtype: np.dtype, n: int, per_volume: int
+) -> np.ndarray:
     return np.frombuffer(buffer, dtype=dtype, count=n * per_volume).reshape(n, per_volume)
 
 

@@ -13,12 +13,16 @@ arrays of a few thousand integers at most), and tokenize by what they select.
 from __future__ import annotations
 
 from collections.abc import Iterator
-from typing import Any
+from typing import TYPE_CHECKING
 
 import numpy as np
+import numpy.typing as npt
 
 from lazyspheres.io.readers.base import ImageReader, as_flat_voxels
 from lazyspheres.io.readers.nifti import GzipReader, NiftiReader
+
+if TYPE_CHECKING:
+    from lazyspheres.io._types import DaskToken
 
 __all__ = ["ViewReader", "cast_view", "view_of"]
 
@@ -42,7 +46,9 @@ class ViewReader(ImageReader):
         The view's dtype; reads return values cast to it (scaled first).
     """
 
-    def __init__(self, base: ImageReader, index: tuple[np.ndarray, ...], cast: Any = None):
+    def __init__(
+        self, base: ImageReader, index: tuple[np.ndarray, ...], cast: npt.DTypeLike | None = None
+    ) -> None:
         self.base = base
         self.index = tuple(np.asarray(a, dtype=np.int64) for a in index)
         self.cast = None if cast is None else np.dtype(cast)
@@ -81,19 +87,21 @@ class ViewReader(ImageReader):
         mapped = tuple(self.index[a][ijk[a]] for a in range(3))
         return np.ravel_multi_index(mapped, self.base.shape[:3], order="F")
 
-    def __getstate__(self) -> dict[str, Any]:
+    def __getstate__(self) -> dict[str, object]:
         return {"base": self.base, "index": self.index, "cast": self.cast}
 
-    def __setstate__(self, state: dict[str, Any]) -> None:
+    def __setstate__(self, state: dict[str, object]) -> None:
         # re-running __init__ rebuilds what is not pickled
         self.__init__(state["base"], state["index"], state["cast"])  # type: ignore[misc]
 
-    def __dask_tokenize__(self) -> Any:
+    def __dask_tokenize__(self) -> DaskToken:
         selection = tuple((a.shape, a.tobytes()) for a in self.index)
         return ("ViewReader", self.base.__dask_tokenize__(), selection, str(self.cast))
 
     # -- reads
-    def read_voxels(self, voxels: np.ndarray, start: int = 0, stop: int | None = None) -> Any:
+    def read_voxels(
+        self, voxels: np.ndarray, start: int = 0, stop: int | None = None
+    ) -> np.ndarray:
         """Raw values of view ``voxels`` in view volumes ``start:stop``."""
         stop = self.n_volumes if stop is None else stop
         flat = self.base_voxels(voxels)
@@ -194,7 +202,7 @@ def _cover(positions: np.ndarray) -> tuple[slice, slice | np.ndarray | None]:
     return slice(low, int(positions.max()) + 1), positions - low
 
 
-def view_of(reader: ImageReader, key: Any) -> ImageReader | None:
+def view_of(reader: ImageReader, key: object) -> ImageReader | None:
     """The view of ``reader``'s image through a NumPy-style ``key``, or None.
 
     ``key`` may hold integers (the time axis only: a spatial integer would leave no image),
@@ -241,15 +249,17 @@ def view_of(reader: ImageReader, key: Any) -> ImageReader | None:
     return _simplest(base, tuple(selected), cast)
 
 
-def cast_view(reader: ImageReader, dtype: Any) -> ImageReader:
+def cast_view(reader: ImageReader, dtype: npt.DTypeLike) -> ImageReader:
     """``reader``'s image cast to ``dtype`` (values scaled, then cast)."""
     base, index, _ = _parts(reader)
     return _simplest(base, index, dtype)
 
 
-def _simplest(base: ImageReader, index: tuple[np.ndarray, ...], cast: Any) -> ImageReader:
+def _simplest(
+    base: ImageReader, index: tuple[np.ndarray, ...], dtype: npt.DTypeLike | None
+) -> ImageReader:
     """The base itself when the view selects all of it and casts nothing, else the view."""
-    cast = None if cast is None or np.dtype(cast) == base.dtype else np.dtype(cast)
+    cast = None if dtype is None or np.dtype(dtype) == base.dtype else np.dtype(dtype)
     whole = len(index) == base.ndim and all(
         a.ndim == 1 and a.size == n and np.array_equal(a, np.arange(n))
         for a, n in zip(index, base.shape, strict=True)
@@ -257,7 +267,7 @@ def _simplest(base: ImageReader, index: tuple[np.ndarray, ...], cast: Any) -> Im
     return base if whole and cast is None else ViewReader(base, index, cast)
 
 
-def _parts(reader: ImageReader) -> tuple[ImageReader, tuple[np.ndarray, ...], Any]:
+def _parts(reader: ImageReader) -> tuple[ImageReader, tuple[np.ndarray, ...], np.dtype | None]:
     if isinstance(reader, ViewReader):
         return reader.base, reader.index, reader.cast
     return reader, tuple(np.arange(n, dtype=np.int64) for n in reader.shape), None

@@ -7,7 +7,7 @@ Values come back stored (raw); :meth:`ZarrImageReader.scale` applies xarray's CF
 from __future__ import annotations
 
 import itertools
-from typing import Any
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -15,6 +15,12 @@ from lazyspheres.dask_gather import VoxelGroups
 from lazyspheres.io.readers.base import ImageReader
 from lazyspheres.io.readers.lazy import reader_of
 from lazyspheres.io.zarr_chunks import ZarrChunkReader
+
+if TYPE_CHECKING:
+    import dask.array as da
+    import xarray as xr
+
+    from lazyspheres.io._types import DaskToken
 
 __all__ = ["ZarrImageReader", "chunk_source_of"]
 
@@ -46,7 +52,7 @@ class ZarrImageReader(ImageReader):
         """Stored values as xarray's CF decoding gives them."""
         return self.chunks.decode_cf(raw).astype(self.dtype, copy=False)
 
-    def __dask_tokenize__(self) -> Any:
+    def __dask_tokenize__(self) -> DaskToken:
         return ("ZarrImageReader", self.chunks)
 
     def read_box(self, i: slice, j: slice, k: slice, t: slice | None = None) -> np.ndarray:
@@ -69,7 +75,9 @@ class ZarrImageReader(ImageReader):
             out[np.ix_(*[np.flatnonzero(m) for m in inside])] = chunk[local]
         return out
 
-    def read_voxels(self, voxels: np.ndarray, start: int = 0, stop: int | None = None) -> Any:
+    def read_voxels(
+        self, voxels: np.ndarray, start: int = 0, stop: int | None = None
+    ) -> np.ndarray:
         """Raw ``(stop - start, n)`` values, decoding only the chunks holding ``voxels``."""
         stop = self.n_volumes if stop is None else stop
         voxels = np.asarray(voxels)
@@ -100,7 +108,7 @@ class ZarrImageReader(ImageReader):
         return out
 
 
-def chunk_source_of(image: Any) -> ZarrChunkReader | None:
+def chunk_source_of(image: xr.DataArray | da.Array) -> ZarrChunkReader | None:
     """The chunk-file decoder of an unmodified local Zarr image, for direct chunk gathers."""
     reader = reader_of(image)
     return reader.chunks if isinstance(reader, ZarrImageReader) else None

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import inspect
 import uuid
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -30,6 +30,11 @@ from lazyspheres.masker.report.content import (
 )
 
 if TYPE_CHECKING:
+    import nibabel as nib
+    import xarray as xr
+
+    from lazyspheres.masker._types import DisplayedSpheres
+    from lazyspheres.masker.estimator import NiftiSpheresMasker
     from lazyspheres.masker.report.figures import Background
 from lazyspheres.masker.report.document import HTMLReport
 from lazyspheres.masker.report.render import render_body
@@ -54,7 +59,9 @@ NO_FIGURES = (
 DESCRIPTION = "This report shows the regions defined by the spheres of the masker."
 
 
-def generate_report(masker: Any, displayed_spheres: Any = "all") -> HTMLReport:
+def generate_report(
+    masker: NiftiSpheresMasker, displayed_spheres: DisplayedSpheres = "all"
+) -> HTMLReport:
     """Build the report of ``masker`` (see :meth:`NiftiSpheresMasker.generate_report`).
 
     Raises
@@ -100,17 +107,18 @@ def _empty_report(messages: list[str]) -> HTMLReport:
     return HTMLReport(body, "Empty Report")
 
 
-def _full_report(masker: Any, displayed_spheres: Any) -> HTMLReport:
+def _full_report(masker: NiftiSpheresMasker, displayed_spheres: DisplayedSpheres) -> HTMLReport:
     data = masker._reporting_data
-    seeds = data["seeds"]
+    assert data is not None  # generate_report checked it
+    seeds = data.seeds
     report_warnings = []
-    volume = data["img"]
+    volume = data.volume
     if volume is None:
         warn(NO_IMAGE)
         report_warnings.append(NO_IMAGE)
         position_affine = None
     else:
-        mask = data["mask"]
+        mask = data.mask
         position_affine = mask.affine if mask is not None else volume.nifti.grid_affine
     indices, stored = resolve_displayed_spheres(displayed_spheres, len(seeds))
     masker.displayed_spheres = stored
@@ -126,7 +134,7 @@ def _full_report(masker: Any, displayed_spheres: Any) -> HTMLReport:
     else:
         from lazyspheres.masker.report.figures import overview_figure, sphere_figure
 
-        background = _background(volume, data["mask"])
+        background = _background(volume, data.mask)
         figures.append(overview_figure(background, coords, masker.radius))
         labels.append("All spheres")
         for index in indices:
@@ -149,7 +157,7 @@ def _full_report(masker: Any, displayed_spheres: Any) -> HTMLReport:
             seeds,
             masker.radius,
             position_affine,
-            sphere_sizes(coords, masker.radius, volume, data["mask"]),
+            sphere_sizes(coords, masker.radius, volume, data.mask),
         ),
         parameters=parameter_rows(masker.get_params(deep=False)),
         figure_note=figure_note,
@@ -166,7 +174,7 @@ def matplotlib_available() -> bool:
     return True
 
 
-def _background(volume: Any, mask: Any) -> Background:
+def _background(volume: xr.DataArray | None, mask: nib.Nifti1Image | None) -> Background:
     """Volume the spheres are drawn on.
 
     The fitted image's middle volume (resampled to the mask's grid when a mask is given, as
@@ -187,8 +195,9 @@ def _background(volume: Any, mask: Any) -> Background:
     if mask is not None and not (mask.shape == values.shape and np.allclose(mask.affine, affine)):
         from lazyspheres.masks import resample_mask_to_grid
 
-        values = resample_mask_to_grid(
-            np.nan_to_num(values), affine, mask.affine, mask.shape
-        ).astype(np.float64)
+        grid = (mask.shape[0], mask.shape[1], mask.shape[2])  # mask_img_ is 3D
+        values = resample_mask_to_grid(np.nan_to_num(values), affine, mask.affine, grid).astype(
+            np.float64
+        )
         affine = mask.affine
     return Background.from_volume(values, affine, "middle volume of the fitted image")

@@ -10,16 +10,25 @@ from __future__ import annotations
 
 import math
 import numbers
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING
 
 import numpy as np
 
+from lazyspheres._types import FloatArray
 from lazyspheres.masker._logging import warn
+
+if TYPE_CHECKING:
+    import nibabel as nib
+    import xarray as xr
+
+    from lazyspheres.masker._types import DisplayedSpheres
 
 __all__ = [
     "SUMMARY_COLUMNS",
     "SphereSizes",
+    "SummaryRow",
     "check_displayed_spheres",
     "parameter_rows",
     "resolve_displayed_spheres",
@@ -42,7 +51,7 @@ class DisplayedSpheresTypeError(TypeError):
     """``displayed_spheres`` of the wrong type."""
 
 
-def check_displayed_spheres(displayed_spheres: Any) -> None:
+def check_displayed_spheres(displayed_spheres: object) -> None:
     """Apply nilearn's type check: "all", an int, or a list/array of numbers.
 
     (Whether the numbers are valid sphere indices is checked by
@@ -65,7 +74,7 @@ def check_displayed_spheres(displayed_spheres: Any) -> None:
     raise _type_error(displayed_spheres)
 
 
-def _type_error(displayed_spheres: Any) -> DisplayedSpheresTypeError:
+def _type_error(displayed_spheres: object) -> DisplayedSpheresTypeError:
     detail = ""
     if isinstance(displayed_spheres, list | np.ndarray):
         detail = f" ({displayed_spheres!r} holds values that are not integer indices)"
@@ -75,11 +84,11 @@ def _type_error(displayed_spheres: Any) -> DisplayedSpheresTypeError:
     )
 
 
-def _is_number(value: Any) -> bool:
+def _is_number(value: object) -> bool:
     return isinstance(value, numbers.Real) and not isinstance(value, bool | np.bool_)
 
 
-def _is_integral(value: Any) -> bool:
+def _is_integral(value: object) -> bool:
     if isinstance(value, bool):
         return False
     if isinstance(value, numbers.Integral):
@@ -87,7 +96,9 @@ def _is_integral(value: Any) -> bool:
     return isinstance(value, numbers.Real) and float(value).is_integer()
 
 
-def resolve_displayed_spheres(displayed_spheres: Any, n_seeds: int) -> tuple[list[int], Any]:
+def resolve_displayed_spheres(
+    displayed_spheres: DisplayedSpheres, n_seeds: int
+) -> tuple[list[int], DisplayedSpheres]:
     """Indices of the spheres to draw, and the value nilearn stores back on the masker.
 
     Returns
@@ -150,7 +161,12 @@ class SphereSizes:
     voxel_volume: float  # mm^3
 
 
-def sphere_sizes(coords: np.ndarray, radius: Any, volume: Any, mask: Any) -> SphereSizes | None:
+def sphere_sizes(
+    coords: FloatArray,
+    radius: float | None,
+    volume: xr.DataArray | None,
+    mask: nib.Nifti1Image | None,
+) -> SphereSizes | None:
     """Sphere sizes on the fitted image's grid (or the mask's, when fit had only a mask).
 
     The voxels are those ``transform`` averages for an image on that grid: the sphere rules
@@ -180,9 +196,37 @@ def sphere_sizes(coords: np.ndarray, radius: Any, volume: Any, mask: Any) -> Sph
     return SphereSizes(spheres.n_voxels, int(spheres.voxels.shape[0]), volume_mm3)
 
 
+@dataclass(frozen=True)
+class SummaryRow:
+    """One sphere's row of the "Regions summary" table (columns :data:`SUMMARY_COLUMNS`)."""
+
+    seed_number: int
+    coordinates: str
+    position: list[float] | np.ndarray  # the seed, or its voxel on the image shown
+    radius: float
+    size_mm3: float
+    size_voxels: int | str  # UNKNOWN_SIZE when fit had neither image nor mask
+    relative_size: float | str
+
+    def cells(self) -> list[object]:
+        """The values, in the order of :data:`SUMMARY_COLUMNS`."""
+        return [
+            self.seed_number,
+            self.coordinates,
+            self.position,
+            self.radius,
+            self.size_mm3,
+            self.size_voxels,
+            self.relative_size,
+        ]
+
+
 def summary_rows(
-    seeds: list, radius: Any, affine: np.ndarray | None, sizes: SphereSizes | None = None
-) -> list[dict[str, Any]]:
+    seeds: list[list[float]],
+    radius: float | None,
+    affine: np.ndarray | None,
+    sizes: SphereSizes | None = None,
+) -> list[SummaryRow]:
     """The "Regions summary" table: nilearn 0.12.1's columns, with the sizes filled in.
 
     ``position`` is the nearest voxel (``round(inv(affine) @ seed)``) of the image shown,
@@ -197,34 +241,26 @@ def summary_rows(
     inverse = None if affine is None else np.linalg.inv(affine)
     rows = []
     for index, seed in enumerate(seeds):
-        if inverse is None:
-            position: Any = seed
-        else:
+        position: list[float] | np.ndarray = seed
+        if inverse is not None:
             position = np.round(inverse @ np.array([*map(float, seed), 1.0])).astype(int)[:3]
-        row = {
-            "seed number": index,
-            "coordinates": str(seed),
-            "position": position,
-            "radius": r,
-            "size (in mm^3)": ball,
-            "size (in voxels)": UNKNOWN_SIZE,
-            "relative size (in %)": UNKNOWN_SIZE,
-        }
-        if sizes is not None:
+        if sizes is None:
+            row = SummaryRow(index, str(seed), position, r, ball, UNKNOWN_SIZE, UNKNOWN_SIZE)
+        else:
             count = int(sizes.n_voxels[index])
-            row["size (in mm^3)"] = round(count * sizes.voxel_volume, 2)
-            row["size (in voxels)"] = count
-            row["relative size (in %)"] = round(100.0 * count / sizes.n_union, 2)
+            volume = round(count * sizes.voxel_volume, 2)
+            share = round(100.0 * count / sizes.n_union, 2)
+            row = SummaryRow(index, str(seed), position, r, volume, count, share)
         rows.append(row)
     return rows
 
 
-def parameter_rows(params: dict[str, Any]) -> list[tuple[str, str]]:
+def parameter_rows(params: Mapping[str, object]) -> list[tuple[str, str]]:
     """``(name, value)`` rows of the parameter table, in the constructor's order."""
     return [(name, _short(value)) for name, value in params.items()]
 
 
-def _short(value: Any, limit: int = 100) -> str:
+def _short(value: object, limit: int = 100) -> str:
     text = repr(value) if not isinstance(value, str) else value
     if hasattr(value, "get_filename") and hasattr(value, "shape"):
         name = value.get_filename()

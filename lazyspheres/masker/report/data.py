@@ -2,15 +2,42 @@
 
 from __future__ import annotations
 
-from typing import Any
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 import xarray as xr
 
-__all__ = ["reporting_data"]
+if TYPE_CHECKING:
+    import nibabel as nib
+
+    from lazyspheres.masker.inputs import Images
+
+__all__ = ["ReportingData", "reporting_data"]
 
 
-def reporting_data(seeds: list, mask_img: Any, images: Any) -> dict[str, Any]:
+@dataclass(frozen=True)
+class ReportingData:
+    """The fitted masker's data a report draws.
+
+    Attributes
+    ----------
+    seeds : list of list of float
+        The fitted ``seeds_``.
+    mask : nibabel.Nifti1Image or None
+        The fitted ``mask_img_``.
+    volume : xarray.DataArray or None
+        The middle volume of the image given to ``fit`` (None without one).
+    """
+
+    seeds: list[list[float]]
+    mask: nib.Nifti1Image | None
+    volume: xr.DataArray | None
+
+
+def reporting_data(
+    seeds: list[list[float]], mask_img: nib.Nifti1Image | None, images: Images | None
+) -> ReportingData:
     """The data a report needs, without reading the image.
 
     The middle volume (index ``T // 2``, as nilearn) stays lazy for file-backed images and
@@ -25,7 +52,7 @@ def reporting_data(seeds: list, mask_img: Any, images: Any) -> dict[str, Any]:
         if not _is_lazy(image):
             image = image.copy(deep=True)
         volume = image
-    return {"seeds": seeds, "mask": mask_img, "img": volume}
+    return ReportingData(seeds, mask_img, volume)
 
 
 def _is_lazy(image: xr.DataArray) -> bool:

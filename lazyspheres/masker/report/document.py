@@ -18,8 +18,8 @@ import webbrowser
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, HTTPServer
 from pathlib import Path
-from typing import Any
 
+from lazyspheres._types import UserInput
 from lazyspheres.masker._logging import warn
 
 __all__ = ["HEIGHT_DEFAULT", "WIDTH_DEFAULT", "HTMLReport"]
@@ -72,7 +72,11 @@ class HTMLReport:
     """
 
     def __init__(
-        self, body: str, title: str, width: Any = WIDTH_DEFAULT, height: Any = HEIGHT_DEFAULT
+        self,
+        body: str,
+        title: str,
+        width: UserInput = WIDTH_DEFAULT,
+        height: UserInput = HEIGHT_DEFAULT,
     ) -> None:
         self.body = body
         self.title = title
@@ -86,7 +90,7 @@ class HTMLReport:
         return self._width
 
     @width.setter
-    def width(self, value: Any) -> None:
+    def width(self, value: UserInput) -> None:
         self._width = _pixels(value, "width", WIDTH_DEFAULT)
 
     @property
@@ -95,10 +99,10 @@ class HTMLReport:
         return self._height
 
     @height.setter
-    def height(self, value: Any) -> None:
+    def height(self, value: UserInput) -> None:
         self._height = _pixels(value, "height", HEIGHT_DEFAULT)
 
-    def resize(self, width: Any, height: Any) -> HTMLReport:
+    def resize(self, width: UserInput, height: UserInput) -> HTMLReport:
         """Set the size of the iframe of :meth:`get_iframe`.
 
         Parameters
@@ -133,7 +137,7 @@ class HTMLReport:
         """The body (nilearn's ``_repr_html_``)."""
         return self.body
 
-    def _repr_mimebundle_(self, include: Any = None, exclude: Any = None) -> dict[str, str]:
+    def _repr_mimebundle_(self, include: object = None, exclude: object = None) -> dict[str, str]:
         """Jupyter's display, as nilearn's: the page in an iframe of ``width`` x ``height``."""
         del include, exclude
         return {"text/html": self.get_iframe()}
@@ -144,7 +148,7 @@ class HTMLReport:
     def __repr__(self) -> str:
         return f"<HTMLReport {self.title!r} ({len(self.body)} characters)>"
 
-    def get_iframe(self, width: Any = None, height: Any = None) -> str:
+    def get_iframe(self, width: int | None = None, height: int | None = None) -> str:
         """The report in an ``<iframe srcdoc=...>`` element (e.g. for a web page).
 
         Parameters
@@ -177,7 +181,7 @@ class HTMLReport:
         Path(file_name).write_bytes(self.get_standalone().encode("utf-8"))
 
     def open_in_browser(
-        self, file_name: str | os.PathLike | None = None, temp_file_lifetime: Any = _DEPRECATED
+        self, file_name: str | os.PathLike | None = None, temp_file_lifetime: object = _DEPRECATED
     ) -> None:
         """Open the report in a web browser.
 
@@ -209,7 +213,7 @@ class HTMLReport:
         webbrowser.open(Path(file_name).resolve().as_uri())
 
 
-def _pixels(value: Any, name: str, default: int) -> int:
+def _pixels(value: UserInput, name: str, default: int) -> int:
     """``int(value)``, or ``default`` with nilearn's warning if that is not a number."""
     try:
         return int(value)
@@ -234,7 +238,7 @@ def _serve_once(page: bytes) -> None:
             self.wfile.write(page)
             served.put(True)
 
-        def log_message(self, format: str, *args: Any) -> None:
+        def log_message(self, format: str, *args: object) -> None:
             del format, args  # no request log on the user's terminal
 
     server = HTTPServer(("127.0.0.1", 0), Handler)

@@ -17,7 +17,7 @@ import base64
 import io
 import math
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import numpy as np
 import scipy.ndimage
@@ -111,7 +111,7 @@ def _figure(width: float, height: float) -> Figure:
     return figure
 
 
-def _encode(figure: Any) -> str:
+def _encode(figure: Figure) -> str:
     """Base64 of the figure as SVG (text kept as text: smaller, and searchable)."""
     from matplotlib import rc_context
 

@@ -4,11 +4,10 @@ from __future__ import annotations
 
 import base64
 import html
-from typing import Any
 
 import numpy as np
 
-from lazyspheres.masker.report.content import SUMMARY_COLUMNS
+from lazyspheres.masker.report.content import SUMMARY_COLUMNS, SummaryRow
 from lazyspheres.masker.report.document import STYLE
 
 __all__ = ["NO_IMAGE_TEXT", "placeholder_svg", "render_body"]
@@ -60,7 +59,7 @@ def _img(uid: str, k: int, figure: str, label: str, display: str) -> str:
     )
 
 
-def _table(header: list[str], rows: list[list[Any]], css_class: str) -> str:
+def _table(header: list[str], rows: list[list[object]], css_class: str) -> str:
     head = "".join(f"<th>{html.escape(str(h))}</th>" for h in header)
     body = "".join(
         "<tr>" + "".join(f"<td>{html.escape(_cell(v))}</td>" for v in row) + "</tr>"
@@ -71,7 +70,7 @@ def _table(header: list[str], rows: list[list[Any]], css_class: str) -> str:
     )
 
 
-def _cell(value: Any) -> str:
+def _cell(value: object) -> str:
     if isinstance(value, float):
         return f"{value:.2f}"
     if isinstance(value, np.ndarray):
@@ -89,7 +88,7 @@ def render_body(
     figures: list[str],
     figure_labels: list[str],
     n_seeds: int | None,
-    summary: list[dict[str, Any]] | None,
+    summary: list[SummaryRow] | None,
     parameters: list[tuple[str, str]],
     figure_note: str | None = None,
 ) -> str:
@@ -141,7 +140,7 @@ def render_body(
         if figure_note:
             parts.append(f'<div class="warning no-figures">{html.escape(figure_note)}</div>')
     if summary:
-        rows = [[row[c] for c in SUMMARY_COLUMNS] for row in summary]
+        rows = [row.cells() for row in summary]
         parts.append(
             "<details><summary>Regions summary</summary>"
             f"{_table(list(SUMMARY_COLUMNS), rows, 'regions-summary')}</details>"
