@@ -252,3 +252,28 @@ def test_a_store_that_cannot_be_prepared_stops_the_batch_with_its_error(
         ls.extract_many(two_runs, seeds, 3.0, store=store, progress=False)
     assert "before_data" not in written  # no run was written
     assert not store.exists()
+
+
+def test_the_template_of_power_264_is_29_objects(tmp_path):
+    """With the listing that finds nothing there, creating a store is 30 requests."""
+    from lazyspheres.batch.params import seed_coords
+    from lazyspheres.seeds import load_seeds
+
+    coords, labels = load_seeds("power2011")
+    store = tmp_path / "r.zarr"
+    ResultStore(store).create(
+        run_ids=["a", "b", "c"],
+        sources=["a.nii.gz", "b.nii.gz", "c.nii.gz"],
+        n_time=120,
+        seed_coords=seed_coords(coords, np.full(264, 5.0), labels),
+        dtype=np.dtype("float32"),
+        parameters={"radius": 5.0},
+        t_r=2.0,
+    )
+    objects = sorted(str(p.relative_to(store)) for p in store.rglob("*") if p.is_file())
+    arrays = [o for o in objects if o.endswith("/zarr.json")]
+    assert len(arrays) == 17  # signals, 4 per-run state arrays, 12 coordinates
+    assert len(objects) == 29  # + the root, + a chunk per coordinate but the radius
+    ds = xr.open_zarr(store)
+    assert ds.radius.values.tolist() == [5.0] * 264
+    assert set(ds.signals.coords) >= {"run", "seed", "x", "y", "z", "radius", "network"}

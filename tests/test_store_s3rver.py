@@ -58,7 +58,20 @@ def test_a_batch_into_s3_makes_few_store_requests_and_opens_plainly(s3rver, prox
     assert 1 <= len(flags) <= N_RUNS  # one block for all runs, at most once per run
     listings = [i for i, r in enumerate(seen) if not r.key and "list-type" in r.query]
     first_put = next(i for i, r in enumerate(seen) if r.method == "PUT")
-    assert all(i < first_put for i in listings)  # only the check that nothing is there yet
+    assert len(listings) == 1  # is anything (v2 or v3) there?
+    assert listings[0] < first_put
+    # Creation: the template's objects, each PUT once, the root last; nothing read. 14 arrays
+    # (signals, 4 per-run state arrays, 9 coordinates) and the root, and one chunk per
+    # coordinate but the radius (one value for all seeds: its fill value, no chunk).
+    template = requests[: names.index("zarr.json") + 1]
+    assert all(r.method == "PUT" for r in template)
+    assert len(template) == len({r.key for r in template}) == 14 + 1 + 8
+    assert len(template) + len(listings) <= 30
+    # The workers read no metadata, nor does the final open: after creation the store is
+    # only written, one chunk per run and the blocks of state, flags and attributes.
+    after = requests[len(template) :]
+    assert [r.key for r in after if r.method != "PUT"] == []
+    assert len(after) <= N_RUNS + 4 + 1 + 1 + 2 * (4 + 1)  # + at most two timed flushes
 
     ds = xr.open_zarr(store, storage_options=options)  # plain xarray, no lazyspheres
     assert ds.attrs["complete"] is True
@@ -69,6 +82,11 @@ def test_a_batch_into_s3_makes_few_store_requests_and_opens_plainly(s3rver, prox
 
     with proxy.watch() as seen:
         resumed = ls.extract_many(sources, SEEDS, RADIUS, store=store, storage_options=options)
-    writes = [r for r in _store_requests(seen, key) if r.method == "PUT" and "/c/" in r.key]
+    resumed_requests = _store_requests(seen, key)
+    writes = [r for r in resumed_requests if r.method == "PUT" and "/c/" in r.key]
     assert writes == []  # nothing recomputed, nothing rewritten
+    assert not [r for r in resumed_requests if "signals/" in r.key]  # no run's data is read
+    # The state in one request per array; the checked coordinates; the root, written twice
+    # (not complete while it runs, then complete); the open's index coordinates.
+    assert len(resumed_requests) <= 1 + 1 + 9 + 4 + 2 + 3
     xr.testing.assert_identical(resumed.load(), ds.load())

@@ -15,11 +15,14 @@ from __future__ import annotations
 
 import logging
 import threading
-from typing import Any
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from lazyspheres.batch.store import ResultStore
+
+if TYPE_CHECKING:
+    from lazyspheres.batch.tasks import RunOutcome
 
 __all__ = ["FLUSH_SECONDS", "RunLedger"]
 
@@ -70,7 +73,7 @@ class RunLedger:
             self._dirty.update(indices)
         self.flush()
 
-    def record(self, outcome: Any) -> None:
+    def record(self, outcome: RunOutcome) -> None:
         """Note a finished run (a :class:`~lazyspheres.batch.tasks.RunOutcome`)."""
         if outcome.failure is not None:
             return

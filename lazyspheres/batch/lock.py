@@ -35,7 +35,7 @@ import secrets
 import socket
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import ParamSpec, TypeAlias, TypeVar
 
 from lazyspheres.errors import StoreBusyError
 
@@ -43,8 +43,13 @@ __all__ = ["LOCK_SUFFIX", "lock_path", "one_writer", "store_lock"]
 
 LOCK_SUFFIX = ".lock"
 
+P = ParamSpec("P")
+R = TypeVar("R")
+#: A lock file's JSON record (pid, host, started, token), as read: any JSON.
+Holder: TypeAlias = dict[str, object]
 
-def lock_path(store: Any) -> Path | None:
+
+def lock_path(store: object) -> Path | None:
     """The lock file of a local store, or ``None`` for stores that are not locked."""
     if not isinstance(store, (str, os.PathLike)):
         return None
@@ -56,7 +61,7 @@ def lock_path(store: Any) -> Path | None:
 
 
 @contextlib.contextmanager
-def store_lock(store: Any) -> Iterator[Path | None]:
+def store_lock(store: object) -> Iterator[Path | None]:
     """Hold the writer lock of ``store`` for the duration of the ``with`` block.
 
     Parameters
@@ -85,12 +90,12 @@ def store_lock(store: Any) -> Iterator[Path | None]:
         _release(path, token)
 
 
-def one_writer(func: Callable[..., Any]) -> Callable[..., Any]:
+def one_writer(func: Callable[P, R]) -> Callable[P, R]:
     """Decorate a function with a ``store`` argument so that it runs under :func:`store_lock`."""
     signature = inspect.signature(func)
 
     @functools.wraps(func)
-    def locked(*args: Any, **kwargs: Any) -> Any:
+    def locked(*args: P.args, **kwargs: P.kwargs) -> R:
         bound = signature.bind(*args, **kwargs)
         bound.apply_defaults()
         with store_lock(bound.arguments["store"]):
@@ -99,7 +104,7 @@ def one_writer(func: Callable[..., Any]) -> Callable[..., Any]:
     return locked
 
 
-def _acquire(path: Path, store: Any) -> str:
+def _acquire(path: Path, store: object) -> str:
     path.parent.mkdir(parents=True, exist_ok=True)
     token = secrets.token_hex(8)
     record = {
@@ -125,7 +130,7 @@ def _acquire(path: Path, store: Any) -> str:
         scratch.unlink(missing_ok=True)
 
 
-def _read(path: Path) -> dict[str, Any]:
+def _read(path: Path) -> Holder:
     try:
         return json.loads(path.read_text())
     except FileNotFoundError:
@@ -134,14 +139,15 @@ def _read(path: Path) -> dict[str, Any]:
         return {}
 
 
-def _is_stale(holder: dict[str, Any]) -> bool:
+def _is_stale(holder: Holder) -> bool:
     """Whether the process holding the lock is known to be dead."""
     if holder.get("gone"):
         return True  # released between our attempt and our read: try again
-    if holder.get("host") != socket.gethostname() or not isinstance(holder.get("pid"), int):
+    pid = holder.get("pid")
+    if holder.get("host") != socket.gethostname() or not isinstance(pid, int):
         return False
     try:
-        os.kill(holder["pid"], 0)
+        os.kill(pid, 0)
     except ProcessLookupError:
         return True
     except PermissionError:
@@ -149,7 +155,7 @@ def _is_stale(holder: dict[str, Any]) -> bool:
     return False
 
 
-def _take_over(path: Path, holder: dict[str, Any]) -> None:
+def _take_over(path: Path, holder: Holder) -> None:
     """Move a stale lock aside (only one taker succeeds), so the next link attempt can win."""
     if holder.get("gone"):
         return
@@ -171,7 +177,7 @@ def _release(path: Path, token: str) -> None:
         path.unlink(missing_ok=True)
 
 
-def busy_message(store: Any, path: Path, holder: dict[str, Any]) -> str:
+def busy_message(store: object, path: Path, holder: Holder) -> str:
     """What to tell the second writer: who writes the store, and how to continue."""
     who = "another lazyspheres process"
     if holder.get("pid") is not None:

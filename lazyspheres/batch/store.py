@@ -45,14 +45,18 @@ import json
 import os
 import threading
 import warnings
-from collections.abc import Callable, Iterator
-from typing import Any
+from collections.abc import Callable, Iterator, Mapping
+from typing import cast
 
 import dask.array as da
 import numpy as np
+import numpy.typing as npt
 import xarray as xr
+import zarr
+from zarr.abc.store import Store
 
-from lazyspheres._types import Attrs
+from lazyspheres._types import Attrs, StorageOptions
+from lazyspheres.batch._store_types import Coordinate, OpenChunks, StoreLocation
 from lazyspheres.batch.zarr_objects import (
     ROOT,
     PrimedStore,
@@ -176,10 +180,10 @@ class StoreReady:
         self._done.wait()
         return {"root": self.root, "error": None if self.error is None else str(self.error)}
 
-    def __setstate__(self, state: dict[str, Any]) -> None:
-        self.__init__(state["root"])  # type: ignore[misc]  # a fresh, resolved copy
+    def __setstate__(self, state: dict[str, object]) -> None:
+        self.__init__(cast("Attrs | None", state["root"]))  # type: ignore[misc]  # a fresh, resolved copy
         if state["error"] is not None:
-            self.error = StoreNotReadyError(state["error"])
+            self.error = StoreNotReadyError(str(state["error"]))
 
 
 @contextlib.contextmanager
@@ -191,7 +195,9 @@ def _quiet() -> Iterator[None]:
         yield
 
 
-def _options(store: Any, storage_options: dict[str, Any] | None) -> dict[str, Any] | None:
+def _options(
+    store: StoreLocation, storage_options: StorageOptions | None
+) -> StorageOptions | None:
     if isinstance(store, (str, os.PathLike)) and "://" in os.fspath(store):
         return storage_options
     return None
@@ -211,17 +217,19 @@ class ResultStore:
         fsspec options when ``store`` is a URL.
     """
 
-    def __init__(self, store: Any, storage_options: dict[str, Any] | None = None) -> None:
+    def __init__(
+        self, store: StoreLocation, storage_options: StorageOptions | None = None
+    ) -> None:
         self.store = store
         self.storage_options = _options(store, storage_options)
-        self._stores: dict[bool, Any] = {}
-        self._root: dict[str, Any] | None = None
+        self._stores: dict[bool, Store] = {}
+        self._root: Attrs | None = None
         #: Objects written by :meth:`create` (key → bytes), to answer the final open.
         self._written: dict[str, bytes] = {}
         self._run_ids: list[str] | None = None
         self._root_lock = threading.Lock()  # one root write at a time (ledger and client)
 
-    def zarr_store(self, *, read_only: bool = True) -> Any:
+    def zarr_store(self, *, read_only: bool = True) -> Store:
         """The zarr Store object (read-only ones never create a missing local folder)."""
         if read_only not in self._stores:
             self._stores[read_only] = zarr_store(
@@ -229,19 +237,16 @@ class ResultStore:
             )
         return self._stores[read_only]
 
-    def _root_doc(self) -> dict[str, Any] | None:
+    def _root_doc(self) -> Attrs | None:
         if self._root is None:
-            self._remember(get_json(self.zarr_store(), ROOT))
+            self._root = get_json(self.zarr_store(), ROOT)
         return self._root
-
-    def _remember(self, root: Attrs | None) -> None:
-        self._root = root
 
     def root(self) -> Attrs | None:
         """The root ``zarr.json`` (with the consolidated metadata), None if there is none."""
         return self._root_doc()
 
-    def group(self, *, writable: bool = False) -> Any:
+    def group(self, *, writable: bool = False) -> zarr.Group:
         """The root group, its arrays taken from the consolidated metadata."""
         root = self._root_doc()
         if root is None:
@@ -267,9 +272,9 @@ class ResultStore:
         run_ids: list[str],
         sources: list[str],
         n_time: int,
-        seed_coords: dict[str, Any],
+        seed_coords: dict[str, Coordinate],
         dtype: np.dtype,
-        parameters: dict[str, Any],
+        parameters: Attrs,
         overwrite: bool = False,
         t_r: float | None = None,
     ) -> None:
@@ -283,7 +288,7 @@ class ResultStore:
 
         n_runs, n_seeds = len(run_ids), len(seed_coords["x"][1])
         block = min(n_runs, RUN_BLOCK)
-        coords: dict[str, Any] = {
+        coords: dict[str, Coordinate] = {
             "run": ("run", np.array(run_ids, dtype=object)),
             "source": ("run", np.array(sources, dtype=object)),
             "time": ("time", *_time_axis(0, n_time, t_r)),
@@ -309,7 +314,7 @@ class ResultStore:
             "complete": False,
         }
         dataset = xr.Dataset(variables, coords=coords, attrs=attrs)
-        encoding = {
+        encoding: dict[str, Attrs] = {
             "signals": {"chunks": (1, n_time, n_seeds)},
             "n_voxels": {"chunks": (block, n_seeds)},
             **{name: {"chunks": (block,)} for name in ("n_volumes", "t_r", "complete")},
@@ -323,17 +328,17 @@ class ResultStore:
             sync(writer.delete_dir(""))
         put_objects(writer, objects)
         self._written = dict(objects)
-        self._remember(json.loads(objects[ROOT]))
+        self._root = json.loads(objects[ROOT])
         self._run_ids = list(run_ids)
 
     # ------------------------------------------------------------------ checks
-    def attrs(self) -> dict[str, Any]:
+    def attrs(self) -> Attrs:
         """The store's group attributes."""
         root = self._root_doc()
         return dict(root.get("attributes", {})) if root is not None else {}
 
     def check(
-        self, *, parameters: dict[str, Any], run_ids: list[str], seed_coords: dict[str, Any]
+        self, *, parameters: Attrs, run_ids: list[str], seed_coords: dict[str, Coordinate]
     ) -> None:
         """Refuse a store written by other parameters, seeds or runs.
 
@@ -425,7 +430,7 @@ class ResultStore:
         for names in ((*RUN_STATE, *fingerprints), ("complete",)):
             calls = []
             for name in names:
-                array = group[name]
+                array = _array(group, name)
                 step = array.chunks[0]
                 for start in sorted({index // step * step for index in indices}):
                     block = slice(start, min(start + step, array.shape[0]))
@@ -465,7 +470,7 @@ class ResultStore:
 
     def n_time(self) -> int:
         """Length of the store's time axis."""
-        return int(self.group()["time"].shape[0])
+        return int(_array(self.group(), "time").shape[0])
 
     def clear_flags(self, indices: list[int]) -> None:
         """Mark runs incomplete (before their data is rewritten)."""
@@ -475,24 +480,25 @@ class ResultStore:
 
     def grow_time(self, n_time: int) -> None:
         """Lengthen the time axis (a resumed run turned out longer than any before)."""
-        import zarr
-
         group = self.group(writable=True)
-        signals, time = group["signals"], group["time"]
+        signals, time = _array(group, "signals"), _array(group, "time")
         old = time.shape[0]
         signals.resize((signals.shape[0], n_time, signals.shape[2]))
         time.resize((n_time,))
-        time[old:] = _time_axis(old, n_time, time.attrs.get("t_r"))[0]
+        t_r = time.attrs.get("t_r")
+        time[old:] = _time_axis(old, n_time, float(t_r) if isinstance(t_r, int | float) else None)[
+            0
+        ]
         if "volume" in group:  # stores before lazyspheres 0.2 have no volume coordinate
-            volume = group["volume"]
+            volume = _array(group, "volume")
             volume.resize((n_time,))
             volume[old:] = np.arange(old, n_time)
         with _quiet():  # rare: the consolidated metadata is rebuilt from every array's
             zarr.consolidate_metadata(self.zarr_store(read_only=False))
-        self._remember(None)
+        self._root = None
         self._written = {}
 
-    def set_attrs(self, **values: Any) -> None:
+    def set_attrs(self, **values: object) -> None:
         """Update group attributes (JSON-encoding dicts): one write of the root ``zarr.json``."""
         encoded = {k: _dumps(v) if isinstance(v, dict) else v for k, v in values.items()}
         with self._root_lock:
@@ -503,7 +509,7 @@ class ResultStore:
             # zarr's attrs.update writes it once per attribute.
             updated = {**root, "attributes": {**root.get("attributes", {}), **encoded}}
             self._written[ROOT] = put_json(self.zarr_store(read_only=False), ROOT, updated)
-            self._remember(updated)
+            self._root = updated
 
     def primed_store(self) -> PrimedStore:
         """The store, primed with what an xarray open of it reads first (see ``open_handle``).
@@ -525,7 +531,7 @@ class ResultStore:
         return bool(np.asarray(_read_all(self.group(), ["complete"])[0], dtype=bool).all())
 
 
-def _index_keys(root: dict[str, Any]) -> list[str]:
+def _index_keys(root: Attrs) -> list[str]:
     """Keys of the one chunk of each index coordinate (those xarray loads when opening)."""
     arrays = root.get("consolidated_metadata", {}).get("metadata", {})
     keys = []
@@ -546,23 +552,30 @@ def _index_keys(root: dict[str, Any]) -> list[str]:
     return keys
 
 
-def _read_all(group: Any, names: list[str]) -> list[np.ndarray]:
-    arrays = [group[name] for name in names]
+def _read_all(group: zarr.Group, names: list[str]) -> list[np.ndarray]:
+    arrays = [_array(group, name) for name in names]
     return run_concurrently([functools.partial(_read_whole, array) for array in arrays])
 
 
-def _read_whole(array: Any) -> np.ndarray:
+def _array(group: zarr.Group, name: str) -> zarr.Array:
+    array = group[name]
+    if not isinstance(array, zarr.Array):
+        raise StoreMismatchError(f"'{name}' in the result store is a group, not an array.")
+    return array
+
+
+def _read_whole(array: zarr.Array) -> np.ndarray:
     return np.asarray(array[...])
 
 
-def _setter(array: Any, block: slice, values: np.ndarray) -> Callable[[], None]:
+def _setter(array: zarr.Array, block: slice, values: np.ndarray) -> Callable[[], None]:
     def write() -> None:
         array[block] = values
 
     return write
 
 
-def _time_axis(start: int, stop: int, t_r: float | None) -> tuple[np.ndarray, dict[str, Any]]:
+def _time_axis(start: int, stop: int, t_r: float | None) -> tuple[np.ndarray, Attrs]:
     """Values and attributes of ``time`` for volumes ``start:stop``: seconds if TR is known."""
     volumes = np.arange(start, stop)
     if t_r is None or not np.isfinite(t_r) or t_r <= 0:
@@ -570,7 +583,7 @@ def _time_axis(start: int, stop: int, t_r: float | None) -> tuple[np.ndarray, di
     return volumes * float(t_r), {"units": "s", "t_r": float(t_r)}
 
 
-def _placeholder(shape: tuple[int, ...], dtype: Any, block: int) -> da.Array:
+def _placeholder(shape: tuple[int, ...], dtype: npt.DTypeLike, block: int) -> da.Array:
     # A Dask array is never written by to_zarr(compute=False): only metadata is. Unwritten
     # chunks read as the fill value (NaN for floats, 0, False).
     chunks = tuple(block if axis == 0 else -1 for axis in range(len(shape)))
@@ -591,11 +604,11 @@ def _canonical(identity: object) -> str:
     return json.dumps(identity, sort_keys=True, default=str)
 
 
-def _dumps(value: Any) -> str:
+def _dumps(value: object) -> str:
     return json.dumps(value, sort_keys=True, default=_json_default)
 
 
-def _json_default(value: Any) -> Any:
+def _json_default(value: object) -> object:
     if isinstance(value, np.generic):
         return value.item()
     if isinstance(value, np.ndarray):
@@ -607,8 +620,8 @@ def _json_default(value: Any) -> Any:
 
 # ---------------------------------------------------------------------------- workers
 def write_run(
-    store: Any,
-    storage_options: dict[str, Any] | None,
+    store: StoreLocation,
+    storage_options: StorageOptions | None,
     *,
     index: int,
     run_id: str,
@@ -622,13 +635,12 @@ def write_run(
     client's to write, once this has returned. With ``ready``, the write waits for the
     store's preparation and takes the array's metadata from it.
     """
-    import zarr
-
     where = zarr_store(store, _options(store, storage_options), read_only=False)
     root = ready.wait() if ready is not None else None
     arrays = (root or {}).get("consolidated_metadata", {}).get("metadata", {})
+    target: zarr.Array
     if root is not None and "signals" in arrays:
-        target = root_group(where, root)["signals"]  # no metadata read
+        target = _array(root_group(where, root), "signals")  # no metadata read
     else:
         target = zarr.open_array(where, path="signals", mode="r+", zarr_format=3)
     n_time = target.shape[1]
@@ -643,11 +655,11 @@ def write_run(
 
 # ---------------------------------------------------------------------------- reading
 def open_results(
-    store: Any,
+    store: StoreLocation,
     *,
-    storage_options: dict[str, Any] | None = None,
+    storage_options: StorageOptions | None = None,
     allow_partial: bool = False,
-    chunks: Any = None,
+    chunks: OpenChunks = None,
 ) -> xr.Dataset:
     """Open a result store written by :func:`lazyspheres.extract_many`, checking it.
 
@@ -681,7 +693,9 @@ def open_results(
     )
 
 
-def open_handle(handle: ResultStore, *, allow_partial: bool, chunks: Any = None) -> xr.Dataset:
+def open_handle(
+    handle: ResultStore, *, allow_partial: bool, chunks: OpenChunks = None
+) -> xr.Dataset:
     """:func:`open_results` on a handle (whose root metadata may already be read)."""
     if handle._root_doc() is None and not handle.exists():
         raise FileNotFoundError(f"File not found: no result store at '{handle.store}'.")
@@ -695,7 +709,11 @@ def open_handle(handle: ResultStore, *, allow_partial: bool, chunks: Any = None)
     with _quiet():
         dataset = xr.open_zarr(
             handle.primed_store(),
-            chunks={} if chunks is None else chunks,
+            chunks=dict(chunks)
+            if isinstance(chunks, Mapping)
+            else {}
+            if chunks is None
+            else chunks,
             consolidated=True if consolidated else None,
             zarr_format=3,
         )

@@ -19,14 +19,23 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Coroutine, Iterable, Mapping
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any
+from typing import TYPE_CHECKING, TypeVar
 
 import numpy as np
 from zarr.abc.store import ByteRequest, Store
 from zarr.core.buffer import Buffer, BufferPrototype
+from zarr.core.group import Group
 from zarr.storage import WrapperStore
+
+from lazyspheres._types import Attrs, StorageOptions
+from lazyspheres.batch._store_types import StoreLocation
+
+if TYPE_CHECKING:
+    import xarray as xr
+
+T = TypeVar("T")
 
 __all__ = [
     "ROOT",
@@ -48,7 +57,9 @@ ROOT = "zarr.json"
 _CONCURRENCY = 32
 
 
-def zarr_store(store: Any, storage_options: dict[str, Any] | None, *, read_only: bool) -> Any:
+def zarr_store(
+    store: StoreLocation, storage_options: StorageOptions | None, *, read_only: bool
+) -> Store:
     """The zarr ``Store`` at ``store`` (a path, a URL or a zarr store object)."""
     from zarr.storage import FsspecStore, LocalStore
 
@@ -70,13 +81,13 @@ def zarr_store(store: Any, storage_options: dict[str, Any] | None, *, read_only:
     return FsspecStore.from_url(text, storage_options=options, read_only=read_only)
 
 
-def _sync(coroutine: Any) -> Any:
+def _sync(coroutine: Coroutine[object, object, T]) -> T:
     from zarr.core.sync import sync
 
     return sync(coroutine)
 
 
-def get_json(zstore: Any, key: str) -> dict[str, Any] | None:
+def get_json(zstore: Store, key: str) -> Attrs | None:
     """The JSON object at ``key`` (one GET), or None if there is none."""
     from zarr.core.buffer import default_buffer_prototype
 
@@ -87,7 +98,7 @@ def get_json(zstore: Any, key: str) -> dict[str, Any] | None:
     return None if buffer is None else json.loads(buffer.to_bytes())
 
 
-def get_many(zstore: Any, keys: Iterable[str]) -> dict[str, bytes]:
+def get_many(zstore: Store, keys: Iterable[str]) -> dict[str, bytes]:
     """The objects at ``keys`` that exist, read concurrently (one round trip)."""
     import asyncio
 
@@ -107,7 +118,7 @@ def get_many(zstore: Any, keys: Iterable[str]) -> dict[str, bytes]:
     return {key: value.to_bytes() for key, value in pairs if value is not None}
 
 
-def put_json(zstore: Any, key: str, document: Mapping[str, Any]) -> bytes:
+def put_json(zstore: Store, key: str, document: Attrs) -> bytes:
     """Write ``document`` as the JSON object at ``key`` (one PUT); the bytes written."""
     from zarr.core.buffer import default_buffer_prototype
 
@@ -116,7 +127,7 @@ def put_json(zstore: Any, key: str, document: Mapping[str, Any]) -> bytes:
     return data
 
 
-def list_top(zstore: Any) -> list[str]:
+def list_top(zstore: Store) -> list[str]:
     """Names directly below the store's root (one listing)."""
     from zarr.storage import FsspecStore
 
@@ -139,7 +150,7 @@ def list_top(zstore: Any) -> list[str]:
         return []
 
 
-def template_objects(dataset: Any, encoding: dict[str, Any]) -> dict[str, bytes]:
+def template_objects(dataset: xr.Dataset, encoding: dict[str, Attrs]) -> dict[str, bytes]:
     """Every object ``dataset.to_zarr(compute=False)`` writes, rendered in memory.
 
     Dask-backed variables are not written (their chunks read as the fill value); the
@@ -191,7 +202,7 @@ def constants_as_fill(objects: dict[str, bytes], values: Mapping[str, np.ndarray
     objects[ROOT] = json.dumps(root, indent=2).encode()
 
 
-def put_objects(zstore: Any, objects: Mapping[str, bytes]) -> None:
+def put_objects(zstore: Store, objects: Mapping[str, bytes]) -> None:
     """Write ``objects`` (key → bytes) concurrently, the root ``zarr.json`` last.
 
     The root is written once the rest is there, so a template cut short has no root and
@@ -218,7 +229,7 @@ def put_objects(zstore: Any, objects: Mapping[str, bytes]) -> None:
     _sync(write())
 
 
-def root_group(zstore: Any, root: dict[str, Any]) -> Any:
+def root_group(zstore: Store, root: Attrs) -> Group:
     """The group whose root ``zarr.json`` is ``root``, bound to ``zstore`` (no request).
 
     With consolidated metadata in ``root``, its arrays come from it too, so reading or
@@ -231,7 +242,7 @@ def root_group(zstore: Any, root: dict[str, Any]) -> Any:
     return zarr.Group(zarr.AsyncGroup(GroupMetadata.from_dict(root), StorePath(zstore)))
 
 
-def run_concurrently(calls: Iterable[Callable[[], Any]]) -> list[Any]:
+def run_concurrently(calls: Iterable[Callable[[], T]]) -> list[T]:
     """Run blocking store calls (each one request or a few) side by side; their results."""
     calls = list(calls)
     if len(calls) <= 1:
