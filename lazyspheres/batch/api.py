@@ -15,7 +15,7 @@ import xarray as xr
 from lazyspheres._types import StorageOptions, UserInput
 from lazyspheres.batch._types import ErrorPolicy, OnEmpty, StoreTarget
 from lazyspheres.batch.execute import active_client
-from lazyspheres.batch.lock import store_lock
+from lazyspheres.batch.lock import one_writer
 from lazyspheres.batch.params import BatchParams
 from lazyspheres.batch.runs import RunSpec
 from lazyspheres.batch.stages import BatchError, plan, schedule, validate, write
@@ -27,6 +27,7 @@ if TYPE_CHECKING:
 __all__ = ["BatchError", "extract_many", "run_batch"]
 
 
+@one_writer  # one writer per store: a second one stops at once (batch/lock.py)
 def extract_many(
     sources: UserInput,
     seeds: UserInput,
@@ -173,9 +174,9 @@ def run_batch(
     """:func:`extract_many` from its validated inputs: plan, schedule, write.
 
     The command line validates the user's flags into these (``stages.validate``) and
-    calls this. One writer per store: a second one stops at once (batch/lock.py).
+    calls this. The caller holds the store's lock (:func:`~lazyspheres.batch.lock.store_lock`)
+    from before the validation, as :func:`extract_many` does.
     """
-    with store_lock(params.store):
-        client = active_client(client)
-        batch = plan(runs, params, client)
-        return write(batch, schedule(batch, client))
+    client = active_client(client)
+    batch = plan(runs, params, client)
+    return write(batch, schedule(batch, client))

@@ -39,6 +39,7 @@ log = logging.getLogger("lazyspheres")
 
 def extract(args: argparse.Namespace) -> int:
     """Run ``lazyspheres extract``; returns the exit code."""
+    from lazyspheres.batch.lock import store_lock
     from lazyspheres.batch.runs import expand_sources
 
     out = str(args.out)
@@ -52,8 +53,9 @@ def extract(args: argparse.Namespace) -> int:
     with _client(args) as client, _table_store(tables, out) as store:
         _refuse_finished_store(store, args)
         try:
-            runs, params = _validated(args, flags, sources, seeds, store, tables)
-            ds = _run_batch(runs, params, client, store, tables)
+            with store_lock(store):  # one writer per store, from before the validation
+                runs, params = _validated(args, flags, sources, seeds, store, tables)
+                ds = _run_batch(runs, params, client, store, tables)
         except KeyboardInterrupt:
             return _interrupted(store, len(sources), tables)
         if ds is None:
