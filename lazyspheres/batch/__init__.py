@@ -1,9 +1,11 @@
 """Many runs: :func:`extract_many` into a resumable Zarr v3 result store, :func:`open_results`.
 
-Modules: ``runs`` (sources, run ids, per-run confounds and masks), ``spheres`` (per-seed
-radii, tolerated empty spheres), ``reading`` (header probes and block means on workers),
-``tasks`` (what workers run), ``store`` (the result store), ``execute`` (local or
-distributed scheduling, progress), ``api`` (:func:`extract_many`).
+Modules: ``params`` (:class:`~lazyspheres.batch.params.BatchParams`, the one parameter
+object every layer receives), ``runs`` (sources, run ids, per-run confounds and masks),
+``spheres`` (per-seed radii, tolerated empty spheres), ``reading`` (header probes and block
+means on workers), ``tasks`` (what workers run), ``store`` (the result store), ``execute``
+(local or distributed scheduling, Dask's progress bar), ``running`` (a batch's task graph),
+``stages`` (validate, plan, schedule, write), ``api`` (:func:`extract_many`, their sequence).
 """
 
 from __future__ import annotations

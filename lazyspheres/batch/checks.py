@@ -13,11 +13,17 @@ them to its flags (:mod:`lazyspheres.cli.messages`).
 from __future__ import annotations
 
 import os
-from typing import Any
+from typing import TYPE_CHECKING
 
 import numpy as np
 
+from lazyspheres._types import IntArray, UserInput
 from lazyspheres.batch.input_errors import BatchInputError, MissingInputsError
+
+if TYPE_CHECKING:
+    from lazyspheres.batch.params import BatchParams
+    from lazyspheres.batch.runs import RunSpec
+    from lazyspheres.cleaning.confounds import ConfoundSet
 
 __all__ = ["BatchInputError", "MissingInputsError", "check_confounds"]
 
@@ -29,7 +35,7 @@ FILL_NA_ADVICE = (
 
 
 def check_confounds(
-    runs: list[Any], n_volumes: list[int | None], config: Any, fill_na: str | None
+    runs: list[RunSpec], n_volumes: list[int | None], params: BatchParams, fill_na: str | None
 ) -> None:
     """Check each run's files exist, and its confounds against its length (header-probed).
 
@@ -39,7 +45,7 @@ def check_confounds(
         The runs.
     n_volumes : list of int or None
         Each run's length (None: its header could not be read; it fails on its own).
-    config : BatchConfig
+    params : BatchParams
         For ``confound_columns`` and storage options.
     fill_na : str or None
         The ``clean`` fill rule (None: non-finite cells in kept volumes are problems).
@@ -64,7 +70,7 @@ def check_confounds(
         if run.confounds is None or n is None or missing:
             continue
         try:
-            table = select_confounds(run.confounds, config)
+            table = select_confounds(run.confounds, params)
             loaded = prepare_confounds(table, n)
         except (OSError, ValueError, TypeError) as error:
             problems.append(f"{run.run_id}: {_first_line(error)}")
@@ -91,7 +97,7 @@ def check_confounds(
         raise BatchInputError(problems, advice)
 
 
-def _missing_local_file(value: Any) -> bool:
+def _missing_local_file(value: UserInput) -> bool:
     if not isinstance(value, (str, os.PathLike)):
         return False
     text = os.fspath(value)
@@ -100,7 +106,7 @@ def _missing_local_file(value: Any) -> bool:
     return not os.path.exists(text.removeprefix("file://"))
 
 
-def _kept_rows(sample_mask: Any, loaded: Any, n: int) -> np.ndarray | None:
+def _kept_rows(sample_mask: UserInput, loaded: ConfoundSet, n: int) -> IntArray | None:
     """Indices of the volumes kept (None when the sample mask is not plain: clean checks)."""
     mask = sample_mask
     if loaded.has_pair_mask:
@@ -125,7 +131,7 @@ def _column_name(label: str) -> str:
     return label
 
 
-def _ranges(values: np.ndarray) -> str:
+def _ranges(values: IntArray) -> str:
     """``[0, 1, 2, 7]`` → ``"0-2, 7"`` (at most 5 ranges)."""
     spans: list[str] = []
     start = prev = int(values[0])

@@ -4,25 +4,34 @@ Each run is a small graph (block reads → finish); its final task returns a
 :class:`~lazyspheres.batch.tasks.RunOutcome` and never raises for a bad input, so a local
 ``dask.compute`` over all runs finishes every run it can. On a ``distributed`` cluster the
 runs are submitted as futures and collected as they complete; a run whose worker died
-(``KilledWorker``) is a failed run, the others go on. Progress is the count of finished
-runs, drawn on stderr.
+(``KilledWorker``) is a failed run, the others go on. Progress is Dask's progress bar on
+stderr, counting finished runs and the volumes read inside them.
 """
 
 from __future__ import annotations
 
+import contextlib
 import sys
 import threading
-import time
-from collections.abc import Callable, Sequence
-from typing import Any
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from typing import TYPE_CHECKING, Generic, TypeVar
 
 import dask
 from dask.callbacks import Callback
+from dask.delayed import Delayed
+from dask.diagnostics import ProgressBar
+from dask.typing import Key
+
+if TYPE_CHECKING:
+    from distributed import Client, Future
+
+#: What one task computes (a probe, a run's outcome): the caller's ``on_done`` knows.
+T = TypeVar("T")
 
 __all__ = ["Progress", "active_client", "collect", "compute_all", "n_workers"]
 
 
-def active_client(client: Any = None) -> Any:
+def active_client(client: Client | None = None) -> Client | None:
     """The given client, else the default ``distributed`` client if one is active."""
     if client is not None:
         return client
@@ -39,7 +48,7 @@ def active_client(client: Any = None) -> Any:
         return None
 
 
-def n_workers(client: Any) -> int:
+def n_workers(client: Client | None) -> int:
     """Number of threads that will run tasks."""
     if client is not None:
         threads = client.nthreads()
@@ -49,83 +58,104 @@ def n_workers(client: Any) -> int:
     return int(dask.config.get("num_workers", None) or os.cpu_count() or 1)
 
 
-class Progress:
-    """A one-line progress bar on stderr (or nothing): runs finished and volumes read.
+class Progress(ProgressBar):
+    """Dask's progress bar, counting a batch's finished runs and the volumes read in them.
 
-    ``read`` is called from worker threads (or distributed events) as blocks of volumes are
-    read, so a single long run moves the bar too.
+    On the local scheduler it is a Dask callback (``with bar: dask.compute(...)``): Dask
+    starts it with the computation, redraws it from its timer thread and closes it when the
+    computation ends or is interrupted. On a ``distributed`` client, :meth:`watching` runs
+    the same bar around the collection of futures (``as_completed``). Runs are counted by
+    :meth:`update` as each one's outcome reaches the client, and volumes by :meth:`read`,
+    called from the reads (worker threads, or distributed events), so a single long run
+    moves the bar too. A disabled bar draws nothing.
     """
 
     def __init__(
         self, total: int, *, enabled: bool, label: str = "runs", volumes: int = 0
     ) -> None:
+        super().__init__(minimum=0, width=30, dt=0.1, out=sys.stderr)
         self.total, self.done, self.failed = total, 0, 0
         self.volumes, self.volumes_read = volumes, 0
         self.enabled = enabled and total > 0
         self.label = label
-        self.started = time.perf_counter()
-        self._last = 0.0
         self._lock = threading.Lock()
 
     def update(self, *, failed: bool = False) -> None:
-        """Count one finished run and redraw (at most 10 times a second)."""
+        """Count one finished run."""
         with self._lock:
             self.done += 1
             self.failed += int(failed)
-            self._redraw(final=self.done == self.total)
 
     def read(self, run_id: str, n_volumes: int) -> None:
-        """Count ``n_volumes`` more volumes read (of run ``run_id``) and redraw."""
+        """Count ``n_volumes`` more volumes read (of run ``run_id``)."""
         with self._lock:
             self.volumes_read += n_volumes
-            self._redraw(final=False)
 
-    def _redraw(self, *, final: bool) -> None:
-        now = time.perf_counter()
-        if self.enabled and (now - self._last > 0.1 or final):
-            self._last = now
-            self._draw(now, final)
+    def showing(self) -> contextlib.AbstractContextManager[object]:
+        """The bar as a Dask callback while a local computation runs (if enabled)."""
+        return self if self.enabled else contextlib.nullcontext()
 
-    def _draw(self, now: float, final: bool) -> None:
-        width = 30
+    @contextlib.contextmanager
+    def watching(self) -> Iterator[None]:
+        """Draw this bar while ``distributed`` futures are collected (if enabled)."""
+        if not self.enabled:
+            yield
+            return
+        self._start({})
+        errored = True
+        try:
+            yield
+            errored = False
+        finally:
+            self._finish({}, {}, errored)
+
+    def _update_bar(self, elapsed: float) -> None:  # Dask's timer thread, every dt
+        self._draw(elapsed, final=False)
+
+    def _draw_bar(self, frac: float, elapsed: float) -> None:  # Dask's last draw
+        self._draw(elapsed, final=True)
+
+    def _draw(self, elapsed: float, *, final: bool) -> None:
+        with self._lock:
+            done, failed, read = self.done, self.failed, self.volumes_read
+        width = self._width
         if self.volumes and not final:
-            fraction = min(1.0, self.volumes_read / self.volumes)
+            fraction = min(1.0, read / self.volumes)
         else:
-            fraction = self.done / self.total
+            fraction = done / self.total
         filled = int(width * fraction)
-        failed = f", {self.failed} failed" if self.failed else ""
+        failures = f", {failed} failed" if failed else ""
         volumes = (
-            f", {min(self.volumes_read, self.volumes)}/{self.volumes} volumes read"
-            if self.volumes
-            else ""
+            f", {min(read, self.volumes)}/{self.volumes} volumes read" if self.volumes else ""
         )
-        sys.stderr.write(
-            f"\r[{'#' * filled}{' ' * (width - filled)}] {self.done}/{self.total} "
-            f"{self.label}{failed}{volumes} | {now - self.started:6.1f} s"
-        )
-        if final:
-            sys.stderr.write("\n")
-        sys.stderr.flush()
+        with contextlib.suppress(ValueError):  # stderr closed (interpreter shutting down)
+            self._file.write(
+                f"\r[{'#' * filled}{' ' * (width - filled)}] {done}/{self.total} "
+                f"{self.label}{failures}{volumes} | {elapsed:6.1f} s"
+            )
+            self._file.flush()
 
 
-class _Finished(Callback):
+class _Finished(Callback, Generic[T]):
     """Local-scheduler callback calling ``on_done(position, result)`` for each final task."""
 
-    def __init__(self, positions: dict[Any, int], on_done: Callable[[int, Any], None]) -> None:
+    def __init__(self, positions: dict[Key, int], on_done: Callable[[int, T], None]) -> None:
         super().__init__()
         self.positions = positions
         self.on_done = on_done
 
-    def _posttask(self, key: Any, result: Any, dsk: Any, state: Any, worker_id: Any) -> None:
+    def _posttask(
+        self, key: Key, result: T, dsk: Mapping[Key, object], state: object, worker_id: int
+    ) -> None:
         if key in self.positions:
             self.on_done(self.positions[key], result)
 
 
 def compute_all(
-    tasks: Sequence[Any],
+    tasks: Sequence[Delayed],
     *,
-    client: Any,
-    on_done: Callable[[int, Any], None],
+    client: Client | None,
+    on_done: Callable[[int, T], None],
     on_error: Callable[[int, BaseException], None],
 ) -> None:
     """Compute delayed ``tasks``, calling ``on_done(i, result)`` as each one finishes.
@@ -144,10 +174,10 @@ def compute_all(
 
 
 def collect(
-    futures: Sequence[Any],
+    futures: Sequence[Future],
     *,
-    client: Any,
-    on_done: Callable[[int, Any], None],
+    client: Client,
+    on_done: Callable[[int, T], None],
     on_error: Callable[[int, BaseException], None],
 ) -> None:
     """Wait for ``distributed`` futures, calling ``on_done(i, result)`` as each finishes.

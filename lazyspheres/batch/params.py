@@ -1,24 +1,174 @@
-"""Batch parameters: validation, the JSON the store records, and the seed coordinates.
+"""Batch parameters: one frozen record, validated once, recorded in the store as itself.
 
-The parameters written to a store's ``parameters`` attribute are what a resumed batch must
-repeat exactly (:class:`~lazyspheres.errors.StoreMismatchError` names any difference).
+:class:`BatchParams` is built from the user's arguments by the validate stage of
+:func:`~lazyspheres.batch.extract_many` (:func:`~lazyspheres.batch.stages.validate`) and is
+what every later layer receives: the planning stage, the scheduler and each task on the
+workers. :meth:`BatchParams.record` is the JSON the store's ``parameters`` attribute holds,
+which a resumed batch must repeat exactly (:class:`~lazyspheres.errors.StoreMismatchError`
+names any difference).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import inspect
 import warnings
-from typing import Any
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, TypeAlias
 
 import numpy as np
 
-from lazyspheres.batch.tasks import BatchConfig
+from lazyspheres._types import FloatArray, StorageOptions, UserInput
+from lazyspheres.batch._types import ErrorPolicy, JsonValue, OnEmpty, PerRunGiven, StoreTarget
 from lazyspheres.cleaning.options import CleaningParams
 
-__all__ = ["check_clean", "dry_run_clean", "seed_coords", "split_mask", "store_parameters"]
+if TYPE_CHECKING:
+    import pandas as pd
+
+__all__ = [
+    "BatchParams",
+    "check_clean",
+    "dry_run_clean",
+    "seed_coords",
+    "split_mask",
+]
+
+#: A seed coordinate of the store, as xarray takes it: ``(dims, values[, attrs])``.
+SeedCoord: TypeAlias = "tuple[str, np.ndarray] | tuple[str, np.ndarray, dict[str, str]]"
 
 
-def split_mask(mask_img: Any) -> tuple[Any, Any]:
+@dataclass(frozen=True, eq=False)
+class BatchParams:
+    """Every parameter of a batch, validated: what each layer and task receives.
+
+    Attributes
+    ----------
+    coords : numpy.ndarray
+        ``(n_seeds, 3)`` seed coordinates in mm.
+    radii : numpy.ndarray
+        ``(n_seeds,)`` float64 radii (NaN: nearest voxel only).
+    labels : pandas.DataFrame or None
+        The seeds' label columns (they become seed coordinates of the store).
+    radius : float, tuple or None
+        The radius as recorded: one number, one per seed (None: nearest voxel), or None.
+    allow_overlap : bool
+        Whether spheres may share voxels.
+    on_empty : {"raise", "nan"}
+        What a run with an empty sphere does.
+    mask : path, URL, image or None
+        The mask shared by all runs (per-run masks are in each RunSpec).
+    masks_given, confounds_given : {"bids", "per-run"} or None
+        How the per-run masks and confounds were given.
+    sample_mask_given : bool
+        Whether sample masks were given (one per run).
+    clean : CleaningParams or None
+        The run-independent cleaning options (None: none given).
+    confound_columns : tuple of str or None
+        Columns (or shell patterns) kept from confounds tables.
+    fwhm : numpy.ndarray, "fast" or None
+        The checked smoothing width (None: no smoothing).
+    smoothing_fwhm : JSON value
+        The smoothing width as recorded (what the user gave, as JSON).
+    store : str, os.PathLike or zarr Store
+        The result store.
+    storage_options : dict or None
+        fsspec options for URLs (inputs and store).
+    errors : {"raise", "warn"}
+        What failed runs do once all runs ran.
+    time_blocks : int or None
+        Time blocks per uncompressed run (None: automatic).
+    resume, overwrite, progress : bool
+        How this call treats an existing store, and whether it draws progress.
+    dtype : str
+        The store's signal dtype, known once the runs are probed (plan stage).
+    known_warnings : frozenset
+        ``(category, message)`` of warnings already shown by the plan stage's dry run.
+    """
+
+    coords: FloatArray
+    radii: FloatArray
+    labels: pd.DataFrame | None
+    radius: float | tuple[float | None, ...] | None
+    allow_overlap: bool
+    on_empty: OnEmpty
+    mask: UserInput
+    masks_given: PerRunGiven
+    confounds_given: PerRunGiven
+    sample_mask_given: bool
+    clean: CleaningParams | None
+    confound_columns: tuple[str, ...] | None
+    fwhm: FloatArray | str | None
+    smoothing_fwhm: JsonValue
+    store: StoreTarget
+    storage_options: StorageOptions | None
+    errors: ErrorPolicy = "raise"
+    time_blocks: int | None = None
+    resume: bool = True
+    overwrite: bool = False
+    progress: bool = True
+    dtype: str = "float64"
+    known_warnings: frozenset[tuple[str, str]] = frozenset()
+
+    @property
+    def n_seeds(self) -> int:
+        """Number of seeds."""
+        return int(self.coords.shape[0])
+
+    def planned(
+        self, *, dtype: str, known_warnings: set[tuple[str, str]], overwrite: bool
+    ) -> BatchParams:
+        """These parameters with what the plan stage decided.
+
+        That is the store's dtype, the warnings its dry run showed, and whether the store
+        is started again (an unfinished start is, whatever ``overwrite`` said).
+        """
+        return dataclasses.replace(
+            self, dtype=dtype, known_warnings=frozenset(known_warnings), overwrite=overwrite
+        )
+
+    def record(self) -> dict[str, JsonValue]:
+        """Every parameter a batch's results depend on, as JSON (the store's record)."""
+        from lazyspheres.batch.reading import file_fingerprint
+
+        if self.masks_given is not None:
+            mask: JsonValue = self.masks_given
+        else:
+            mask = file_fingerprint(self.mask, self.storage_options)
+        clean_record = self.clean.record() if self.clean else {}
+        return {
+            "radius": list(self.radius) if isinstance(self.radius, tuple) else self.radius,
+            "allow_overlap": self.allow_overlap,
+            "on_empty": self.on_empty,
+            "mask_img": mask,
+            "clean": {k: _jsonable(v) for k, v in clean_record.items()},
+            "confounds": self.confounds_given,
+            "confound_columns": list(self.confound_columns or ()) or None,
+            "sample_mask": "per-run" if self.sample_mask_given else None,
+            "smoothing_fwhm": self.smoothing_fwhm,
+        }
+
+    def seed_coords(self) -> dict[str, SeedCoord]:
+        """The store's seed coordinates: x, y, z, radius and the label columns."""
+        return seed_coords(self.coords, self.radii, self.labels)
+
+
+def per_run_given(value: UserInput) -> PerRunGiven:
+    """How a per-run input was given: ``"bids"``, ``"per-run"`` (list or dict) or None."""
+    if value is None:
+        return None
+    return "bids" if isinstance(value, str) and value == "bids" else "per-run"
+
+
+def recorded_radius(
+    radius: UserInput, radii: FloatArray
+) -> float | tuple[float | None, ...] | None:
+    """The radius as the store records it: None, one number, or one per seed."""
+    if radius is None or np.ndim(radius) == 0:
+        return None if radius is None else float(radius)
+    return tuple(None if np.isnan(r) else float(r) for r in radii)
+
+
+def split_mask(mask_img: UserInput) -> tuple[UserInput, UserInput]:
     """``(shared mask, per-run masks)``: a list, dict or "bids" is per run."""
     if mask_img is None:
         return None, None
@@ -29,7 +179,7 @@ def split_mask(mask_img: Any) -> tuple[Any, Any]:
     return mask_img, None
 
 
-def check_clean(clean: dict[str, Any] | CleaningParams | None) -> CleaningParams | None:
+def check_clean(clean: UserInput) -> CleaningParams | None:
     """``clean={...}`` as :class:`CleaningParams` (None if empty; TypeError if unknown keys)."""
     from lazyspheres.cleaning import clean as clean_function
 
@@ -78,54 +228,18 @@ def dry_run_clean(
         item = (record.category.__name__, str(record.message))
         if item not in seen:
             seen.add(item)
-            warnings.warn(str(record.message), record.category, stacklevel=3)
+            warnings.warn(str(record.message), record.category, stacklevel=5)
     return seen
 
 
-def store_parameters(
-    radius: Any,
-    smoothing_fwhm: Any,
-    config: BatchConfig,
-    confounds: Any,
-    sample_mask: Any,
-    mask_img: Any,
-    options: dict[str, Any] | None,
-) -> dict[str, Any]:
-    """Every parameter a batch's results depend on, JSON-friendly (the store's record)."""
-    from lazyspheres.batch.reading import file_fingerprint
-
-    if isinstance(mask_img, (list, tuple, dict)) or mask_img == "bids":
-        mask = "per-run" if mask_img != "bids" else "bids"
-    else:
-        mask = file_fingerprint(config.mask, options)
-    clean_record = config.clean.record() if config.clean else {}
-    return {
-        "radius": _radius_parameter(radius, config.radii),
-        "allow_overlap": config.allow_overlap,
-        "on_empty": config.on_empty,
-        "mask_img": mask,
-        "clean": {k: _jsonable(v) for k, v in clean_record.items()},
-        "confounds": None if confounds is None else ("bids" if confounds == "bids" else "per-run"),
-        "confound_columns": list(config.confound_columns or ()) or None,
-        "sample_mask": None if sample_mask is None else "per-run",
-        "smoothing_fwhm": jsonable_fwhm(smoothing_fwhm),
-    }
-
-
-def _radius_parameter(radius: Any, radii: np.ndarray) -> Any:
-    if radius is None or np.ndim(radius) == 0:
-        return None if radius is None else float(radius)
-    return [None if np.isnan(r) else float(r) for r in radii]
-
-
-def jsonable_fwhm(fwhm: Any) -> Any:
+def jsonable_fwhm(fwhm: UserInput) -> JsonValue:
     """``smoothing_fwhm`` as JSON (number, list, "fast" or None)."""
     if fwhm is None or isinstance(fwhm, str) or np.ndim(fwhm) == 0:
         return _jsonable(fwhm)
     return [_jsonable(v) for v in np.asarray(fwhm, dtype=object).ravel()]
 
 
-def _jsonable(value: Any) -> Any:
+def _jsonable(value: object) -> JsonValue:
     if isinstance(value, np.generic):
         return value.item()
     if isinstance(value, (str, int, float, bool)) or value is None:
@@ -133,10 +247,12 @@ def _jsonable(value: Any) -> Any:
     return repr(value)
 
 
-def seed_coords(coords: np.ndarray, radii: np.ndarray, labels: Any) -> dict[str, Any]:
+def seed_coords(
+    coords: FloatArray, radii: FloatArray, labels: pd.DataFrame | None
+) -> dict[str, SeedCoord]:
     """The store's seed coordinates: x, y, z, radius and the label columns (as strings)."""
     n = coords.shape[0]
-    out: dict[str, Any] = {
+    out: dict[str, SeedCoord] = {
         "seed": ("seed", np.arange(n)),
         "x": ("seed", coords[:, 0].astype(np.float64), {"units": "mm"}),
         "y": ("seed", coords[:, 1].astype(np.float64), {"units": "mm"}),
@@ -155,5 +271,5 @@ def seed_coords(coords: np.ndarray, radii: np.ndarray, labels: Any) -> dict[str,
     return out
 
 
-def _missing(value: Any) -> bool:
+def _missing(value: object) -> bool:
     return value is None or (isinstance(value, float) and np.isnan(value))

@@ -12,11 +12,14 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
-from typing import Any
+from dataclasses import dataclass, field, fields
+from typing import TypeAlias
 
 import numpy as np
+import xarray as xr
 
+from lazyspheres._types import StorageOptions, UserInput
+from lazyspheres.batch._types import JsonValue
 from lazyspheres.dask_gather import gather_voxels
 from lazyspheres.extraction import file_block_means
 from lazyspheres.gather import GatherPlan, sphere_means
@@ -27,6 +30,9 @@ from lazyspheres.io.zarr_image import is_zarr_source, open_zarr_image, zarr_imag
 from lazyspheres.smoothing import SmoothingPlan
 
 __all__ = ["ImageFacts", "block_means", "file_fingerprint", "open_image", "probe_image"]
+
+#: A run opened for reading: a NIfTI file, or a Zarr image as ``(i, j, k, time)``.
+Image: TypeAlias = NiftiFile | xr.DataArray
 
 
 @dataclass(frozen=True)
@@ -45,7 +51,7 @@ class ImageFacts:
     is_local: bool
 
 
-def open_image(source: str, storage_options: dict[str, Any] | None) -> tuple[Any, ImageFacts]:
+def open_image(source: str, storage_options: StorageOptions | None) -> tuple[Image, ImageFacts]:
     """Open a run (header only) and describe it."""
     if is_zarr_source(source):
         image = open_zarr_image(source, storage_options=storage_options)
@@ -92,32 +98,43 @@ def _not_4d(source: str, shape: tuple[int, ...]) -> Exception:
     )
 
 
-def probe_image(source: str, storage_options: dict[str, Any] | None) -> ImageFacts:
+def probe_image(source: str, storage_options: StorageOptions | None) -> ImageFacts:
     """Read the header of a run and return its facts."""
     return open_image(source, storage_options)[1]
 
 
-class _Counted:
+@dataclass(frozen=True)
+class _Counted(NiftiFile):
     """A NiftiFile whose streamed blocks are reported (volumes read) as they are read.
 
     The one streaming pass stays one pass: the report is a side effect of each block.
     """
 
-    def __init__(self, nifti: NiftiFile, report: Callable[[int], None]) -> None:
-        self._nifti = nifti
-        self._report = report
+    report: Callable[[int], None] = field(kw_only=True)  # never pickled: made in the task
 
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._nifti, name)
+    @classmethod
+    def of(cls, nifti: NiftiFile, report: Callable[[int], None]) -> _Counted:
+        """``nifti``, reporting its streamed blocks to ``report``."""
+        opened = {f.name: getattr(nifti, f.name) for f in fields(nifti) if f.init}
+        return cls(**opened, report=report)
 
-    def iter_gathered(self, *args: Any, **kwargs: Any) -> Iterator[tuple[int, np.ndarray]]:
-        for t0, values in self._nifti.iter_gathered(*args, **kwargs):
+    def iter_gathered(
+        self,
+        flat_indices: np.ndarray,
+        start: int = 0,
+        stop: int | None = None,
+        *,
+        block_bytes: int | None = None,
+    ) -> Iterator[tuple[int, np.ndarray]]:
+        """As :meth:`NiftiFile.iter_gathered`, reporting each block's volumes once read."""
+        blocks = super().iter_gathered(flat_indices, start, stop, block_bytes=block_bytes)
+        for t0, values in blocks:
             yield t0, values
-            self._report(int(values.shape[0]))
+            self.report(int(values.shape[0]))
 
 
 def block_means(
-    image: Any,
+    image: Image,
     facts: ImageFacts,
     plan: GatherPlan,
     start: int,
@@ -133,7 +150,7 @@ def block_means(
     ``n`` volumes has been read (progress inside a run).
     """
     if isinstance(image, NiftiFile):
-        counted: Any = image if report is None else _Counted(image, report)
+        counted = image if report is None else _Counted.of(image, report)
         return file_block_means(counted, plan, start, stop, smoother)
     import dask
 
@@ -150,15 +167,16 @@ def block_means(
     return np.ascontiguousarray(means, dtype=np.float64), n_bad
 
 
-def file_fingerprint(value: Any, storage_options: dict[str, Any] | None) -> Any:
+def file_fingerprint(value: UserInput, storage_options: StorageOptions | None) -> JsonValue:
     """Identity of an auxiliary input: a file's location/size/mtime (or ETag), or a hash."""
     if value is None:
         return None
     if isinstance(value, (str, os.PathLike)):
-        text = os.fspath(value)
+        text = location = os.fspath(value)
         if is_zarr_source(text):
             info = zarr_image_info(text, storage_options)
-            return {"location": text, "fingerprint": f"conversion_id={info.get('conversion_id')}"}
+            conversion = f"conversion_id={info.get('conversion_id')}"
+            return {"location": location, "fingerprint": conversion}
         source = resolve_source(text, storage_options)
         return {"location": source.location, "fingerprint": source.fingerprint}
     if isinstance(value, (list, tuple)):

@@ -10,30 +10,34 @@ is opened, how much it read and when it is written.
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import itertools
 import logging
 from collections.abc import Callable, Iterator
-from typing import Any
+from typing import TYPE_CHECKING
 
 import numpy as np
 from dask import delayed
 from dask.base import tokenize
 
+from lazyspheres._types import StorageOptions
 from lazyspheres.batch import tasks as task_module
 from lazyspheres.batch.execute import Progress, collect, compute_all, n_workers
+from lazyspheres.batch.params import BatchParams
+from lazyspheres.batch.reading import ImageFacts
 from lazyspheres.batch.runs import RunSpec
 from lazyspheres.batch.store import StoreNotReadyError, StoreReady
 from lazyspheres.batch.tasks import (
-    BatchConfig,
     BlockMeans,
     Failure,
-    ImageFacts,
+    Probe,
     RunOutcome,
     finish_run,
     probe_run,
     read_block,
 )
+
+if TYPE_CHECKING:
+    from distributed import Client
 
 __all__ = ["probe_all", "run_all"]
 
@@ -44,16 +48,18 @@ log = logging.getLogger("lazyspheres.batch")
 _MIN_BLOCK_VOLUMES = 64
 
 
-def probe_all(runs: list[RunSpec], client: Any, options: dict[str, Any] | None) -> list[Any]:
+def probe_all(
+    runs: list[RunSpec], client: Client | None, options: StorageOptions | None
+) -> list[Probe]:
     """Header facts of every run, read by the workers (a Failure per unreadable run)."""
     token = tokenize(object())
     tasks = [
         delayed(probe_run, pure=False)(run, options, dask_key_name=f"probe-{run.run_id}-{token}")
         for run in runs
     ]
-    results: list[Any] = [None] * len(runs)
+    results: list[Probe] = [Failure("RuntimeError", "not probed")] * len(runs)
 
-    def done(i: int, result: Any) -> None:
+    def done(i: int, result: Probe) -> None:
         results[i] = result
 
     def error(i: int, exc: BaseException) -> None:
@@ -64,7 +70,7 @@ def probe_all(runs: list[RunSpec], client: Any, options: dict[str, Any] | None) 
         if isinstance(result, Failure):
             log.info("run %s: cannot be opened (%s)", run.run_id, result.error_type)
         else:
-            facts = result[0]
+            facts = result.facts
             log.info(
                 "run %s opened: %s, %d volumes, %s",
                 run.run_id,
@@ -75,7 +81,7 @@ def probe_all(runs: list[RunSpec], client: Any, options: dict[str, Any] | None) 
     return results
 
 
-def _n_blocks(facts: Any, n_runs: int, workers: int, time_blocks: int | None) -> int:
+def _n_blocks(facts: ImageFacts, n_runs: int, workers: int, time_blocks: int | None) -> int:
     if facts.kind != "nifti":  # gzip: one stream; Zarr: one task reads the chunks it needs
         return 1
     if time_blocks is not None:
@@ -86,11 +92,9 @@ def _n_blocks(facts: Any, n_runs: int, workers: int, time_blocks: int | None) ->
 
 
 def run_all(
-    todo: list[tuple[RunSpec, tuple[ImageFacts, str] | Failure]],
-    config: BatchConfig,
-    client: Any,
-    progress: bool,
-    time_blocks: int | None,
+    todo: list[tuple[RunSpec, Probe]],
+    params: BatchParams,
+    client: Client | None,
     prepare: Callable[[], object],
     record: Callable[[RunOutcome], object],
 ) -> list[RunOutcome]:
@@ -110,15 +114,15 @@ def run_all(
         if isinstance(probe, Failure):
             outcomes.append(RunOutcome(run.index, run.run_id, run.source, failure=probe))
             continue
-        n_volumes = probe[0].n_volumes
-        n = _n_blocks(probe[0], len(todo), workers, time_blocks)
+        n_volumes = probe.facts.n_volumes
+        n = _n_blocks(probe.facts, len(todo), workers, params.time_blocks)
         edges = np.linspace(0, n_volumes, n + 1).astype(int)
         reads.append(
             [
                 delayed(_read_block, pure=False)(
                     ready,
                     run,
-                    config,
+                    params,
                     int(a),
                     int(b),
                     dask_key_name=f"read-{run.run_id}-{k}-{token}",
@@ -127,10 +131,10 @@ def run_all(
             ]
         )
         submitted.append(run)
-    facts = {run.run_id: probe[0] for run, probe in todo if not isinstance(probe, Failure)}
+    facts = {run.run_id: probe.facts for run, probe in todo if not isinstance(probe, Failure)}
     bar = Progress(
         len(submitted),
-        enabled=progress,
+        enabled=params.progress,
         volumes=sum(facts[run.run_id].n_volumes for run in submitted),
     )
 
@@ -147,19 +151,19 @@ def run_all(
 
     keys = [f"run-{run.run_id}-{token}" for run in submitted]
     if ready is not None:
-        gated = dataclasses.replace(config, store_ready=ready)
         tasks = [
-            delayed(finish_run, pure=False)(run, gated, *blocks, dask_key_name=key)
+            delayed(finish_run, pure=False)(run, params, ready, *blocks, dask_key_name=key)
             for run, blocks, key in zip(submitted, reads, keys, strict=True)
         ]
         try:  # an interruption still lets the template be written whole
             ready.start(prepare)
-            with _volumes_reported(bar, None):
+            with _volumes_reported(bar, None), bar.showing():
                 compute_all(tasks, client=None, on_done=done, on_error=error)
         finally:
             ready.wait_quietly()
         ready.result()  # the store's own error, if preparing it failed
         return outcomes
+    assert client is not None  # ready is None only on a cluster
     block_futures = [client.compute(blocks) for blocks in reads]
     try:
         root = prepare()
@@ -167,32 +171,30 @@ def run_all(
         client.cancel([future for futures in block_futures for future in futures])
         raise
     # Workers take the signals metadata from the root instead of reading it.
-    gated = dataclasses.replace(
-        config, store_ready=StoreReady(root if isinstance(root, dict) else None)
-    )
+    prepared = StoreReady(root if isinstance(root, dict) else None)
     finals = [
-        client.submit(finish_run, run, gated, *futures, key=key, pure=False)
+        client.submit(finish_run, run, params, prepared, *futures, key=key, pure=False)
         for run, futures, key in zip(submitted, block_futures, keys, strict=True)
     ]
     # Only the finishing tasks need the blocks now: without our references the scheduler
     # frees each run's blocks as soon as its finishing task has run.
     del block_futures
-    with _volumes_reported(bar, client):
+    with _volumes_reported(bar, client), bar.watching():
         collect(finals, client=client, on_done=done, on_error=error)
     return outcomes
 
 
 def _read_block(
-    ready: StoreReady | None, run: RunSpec, config: BatchConfig, start: int, stop: int
+    ready: StoreReady | None, run: RunSpec, params: BatchParams, start: int, stop: int
 ) -> BlockMeans | Failure:
     """:func:`read_block`, skipped once the store could not be prepared."""
     if ready is not None and ready.failed:
         return Failure.of(StoreNotReadyError("the result store was not prepared"))
-    return read_block(run, config, start, stop)
+    return read_block(run, params, start, stop)
 
 
 @contextlib.contextmanager
-def _volumes_reported(bar: Progress, client: Any) -> Iterator[None]:
+def _volumes_reported(bar: Progress, client: Client | None) -> Iterator[None]:
     """Route the volume counts of reads to ``bar`` while the batch runs.
 
     Locally the reads run in this process's threads and call the bar directly; on a
@@ -216,7 +218,7 @@ def _volumes_reported(bar: Progress, client: Any) -> Iterator[None]:
         client.unsubscribe_topic(topic)
 
 
-def _log_outcome(outcome: RunOutcome, facts: Any) -> None:
+def _log_outcome(outcome: RunOutcome, facts: ImageFacts) -> None:
     if outcome.failure is not None:
         log.info("run %s failed: %s", outcome.run_id, outcome.failure.error_type)
         return

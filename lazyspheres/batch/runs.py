@@ -21,7 +21,12 @@ import os
 import posixpath
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, TypeAlias
+
+from lazyspheres._types import StorageOptions, UserInput
+
+if TYPE_CHECKING:
+    from lazyspheres.batch.input_errors import BatchInputError, MissingInputsError
 
 __all__ = [
     "RUN_ENTITIES",
@@ -38,6 +43,9 @@ __all__ = [
 RUN_ENTITIES = ("sub", "ses", "task", "acq", "ce", "rec", "dir", "run", "echo", "part")
 _IMAGE_SUFFIXES = (".nii.gz", ".nii", ".zarr")
 _CONFOUNDS_SUFFIXES = ("_desc-confounds_timeseries.tsv", "_desc-confounds_regressors.tsv")
+
+#: Finds a run's file next to it: ``discover(source, storage_options)``.
+Discover: TypeAlias = Callable[[str, StorageOptions | None], str]
 
 
 @dataclass(frozen=True)
@@ -63,9 +71,9 @@ class RunSpec:
     index: int
     run_id: str
     source: str
-    confounds: Any = None
-    sample_mask: Any = None
-    mask: Any = None
+    confounds: UserInput = None
+    sample_mask: UserInput = None
+    mask: UserInput = None
 
 
 def strip_image_suffix(name: str) -> str:
@@ -120,7 +128,7 @@ def _run_ids(sources: Sequence[str]) -> list[str]:
     return ids
 
 
-def expand_sources(sources: Any) -> list[str]:
+def expand_sources(sources: UserInput) -> list[str]:
     """A list of source strings: a single path/URL, a sequence, or local glob patterns."""
     if isinstance(sources, (str, os.PathLike)):
         sources = [sources]
@@ -159,7 +167,7 @@ def _stem_prefix(source: str) -> tuple[str, str]:
     return folder, "_".join(f"{k}-{v}" for k, v in pairs)
 
 
-def _exists(path: str, storage_options: dict[str, Any] | None) -> bool:
+def _exists(path: str, storage_options: StorageOptions | None) -> bool:
     if "://" in path and not path.startswith("file://"):
         import fsspec
 
@@ -168,7 +176,7 @@ def _exists(path: str, storage_options: dict[str, Any] | None) -> bool:
     return os.path.isfile(path.removeprefix("file://"))
 
 
-def discover_confounds(source: str, storage_options: dict[str, Any] | None = None) -> str:
+def discover_confounds(source: str, storage_options: StorageOptions | None = None) -> str:
     """The fMRIPrep confounds file next to a BIDS run.
 
     Raises
@@ -187,7 +195,7 @@ def discover_confounds(source: str, storage_options: dict[str, Any] | None = Non
     )
 
 
-def discover_mask(source: str, storage_options: dict[str, Any] | None = None) -> str:
+def discover_mask(source: str, storage_options: StorageOptions | None = None) -> str:
     """The fMRIPrep brain mask next to a BIDS run (``desc-preproc_bold`` → ``desc-brain_mask``).
 
     Raises
@@ -212,11 +220,11 @@ def discover_mask(source: str, storage_options: dict[str, Any] | None = None) ->
 
 
 def _discover_all(
-    discover: Callable[[str, Any], str],
+    discover: Discover,
     name: str,
     sources: list[str],
     ids: list[str],
-    options: Any,
+    options: StorageOptions | None,
 ) -> list[str]:
     """Each run's file found next to it; every missing one is named at once."""
     from lazyspheres.batch.input_errors import BatchInputError, MissingInputsError
@@ -240,8 +248,13 @@ def _discover_all(
 
 
 def _per_run(
-    value: Any, name: str, sources: list[str], ids: list[str], discover: Any, options: Any
-) -> list[Any]:
+    value: UserInput,
+    name: str,
+    sources: list[str],
+    ids: list[str],
+    discover: Discover | None,
+    options: StorageOptions | None,
+) -> list[UserInput]:
     """Expand a per-run option: None, "bids", a mapping run id → value, or a sequence."""
     n = len(sources)
     if value is None:
@@ -267,7 +280,9 @@ def _per_run(
     )
 
 
-def _missing_masks(masks: Any, paths: list[str], ids: list[str], options: Any) -> Any:
+def _missing_masks(
+    masks: UserInput, paths: list[str], ids: list[str], options: StorageOptions | None
+) -> BatchInputError | MissingInputsError | None:
     """The error discovering the runs' masks would raise (None if they are all there)."""
     from lazyspheres.batch.input_errors import BatchInputError, MissingInputsError
 
@@ -279,13 +294,13 @@ def _missing_masks(masks: Any, paths: list[str], ids: list[str], options: Any) -
 
 
 def build_runs(
-    sources: Any,
+    sources: UserInput,
     *,
-    confounds: Any = None,
-    sample_mask: Any = None,
-    masks: Any = None,
+    confounds: UserInput = None,
+    sample_mask: UserInput = None,
+    masks: UserInput = None,
     run_ids: Sequence[str] | None = None,
-    storage_options: dict[str, Any] | None = None,
+    storage_options: StorageOptions | None = None,
 ) -> list[RunSpec]:
     """Resolve sources, run ids and per-run confounds / sample masks / masks.
 

@@ -13,12 +13,12 @@ from __future__ import annotations
 
 from collections.abc import Hashable
 from dataclasses import dataclass
-from typing import Any
 
 import numpy as np
 import scipy.sparse as sp
 
 from lazyspheres._lru import LRU
+from lazyspheres._types import BoolArray, UserInput
 from lazyspheres.errors import EmptySphereError, OverlapError
 from lazyspheres.gather import GatherPlan
 from lazyspheres.geometry import SphereVoxels, sphere_voxels
@@ -48,7 +48,7 @@ class RunSpheres:
     n_voxels: np.ndarray
 
 
-def check_radii(radius: Any, n_seeds: int) -> np.ndarray:
+def check_radii(radius: UserInput, n_seeds: int) -> np.ndarray:
     """``(n_seeds,)`` float64 radii, NaN for ``None`` (nearest voxel only).
 
     Raises
@@ -73,7 +73,7 @@ def check_radii(radius: Any, n_seeds: int) -> np.ndarray:
     return values
 
 
-def _one_radius(value: Any, where: str) -> float:
+def _one_radius(value: UserInput, where: str) -> float:
     try:
         number = float(value)
     except (TypeError, ValueError):
@@ -139,7 +139,7 @@ def _compute(
     radii: np.ndarray,
     affine: np.ndarray,
     shape: tuple[int, int, int],
-    mask: Any,
+    mask: BoolArray | None,
     allow_overlap: bool,
     on_empty: str,
 ) -> RunSpheres:
@@ -182,7 +182,7 @@ def _empty_members(
     radius: float | None,
     affine: np.ndarray,
     shape: tuple[int, int, int],
-    mask: Any,
+    mask: BoolArray | None,
 ) -> list[int]:
     """Which seeds of a group have empty spheres (one seed at a time: the rare path)."""
     missing = []

@@ -16,12 +16,14 @@ import time
 import warnings
 from collections.abc import Callable, Hashable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, NamedTuple, TypeAlias
 
 import numpy as np
 
 from lazyspheres._lru import LRU
 from lazyspheres._malloc import recycle_buffers
+from lazyspheres._types import BoolArray, FloatArray, StorageOptions, UserInput
+from lazyspheres.batch.params import BatchParams
 from lazyspheres.batch.reading import ImageFacts, block_means, file_fingerprint, open_image
 from lazyspheres.batch.runs import RunSpec
 from lazyspheres.batch.spheres import RunSpheres, run_spheres
@@ -30,10 +32,14 @@ from lazyspheres.cleaning.options import CleaningParams
 from lazyspheres.gather import GatherPlan
 from lazyspheres.smoothing import SmoothingPlan
 
+if TYPE_CHECKING:
+    import pandas as pd
+
 __all__ = [
-    "BatchConfig",
     "BlockMeans",
     "Failure",
+    "Opened",
+    "Probe",
     "RunOutcome",
     "finish_run",
     "probe_run",
@@ -43,27 +49,8 @@ __all__ = [
 
 # warnings.catch_warnings swaps process-wide state: tasks in threads take turns.
 _WARNINGS_LOCK = threading.Lock()
-_MASKS: LRU[Hashable, np.ndarray] = LRU(8)
+_MASKS: LRU[Hashable, BoolArray] = LRU(8)
 _SMOOTHERS: LRU[Hashable, tuple[GatherPlan, SmoothingPlan]] = LRU(8)
-
-
-@dataclass(frozen=True)
-class BatchConfig:
-    """Parameters shared by every task of a batch."""
-
-    coords: np.ndarray
-    radii: np.ndarray
-    allow_overlap: bool
-    on_empty: str
-    mask: Any
-    clean: CleaningParams | None  # None: no run-independent option given
-    confound_columns: tuple[str, ...] | None
-    dtype: str
-    store: Any
-    storage_options: dict[str, Any] | None
-    fwhm: Any = None  # checked smoothing_fwhm (None: no smoothing)
-    known_warnings: frozenset[tuple[str, str]] = frozenset()
-    store_ready: StoreReady | None = None  # what finishing tasks wait for before writing
 
 
 @dataclass(frozen=True)
@@ -95,7 +82,7 @@ class RunOutcome:
     warnings: list[tuple[str, str]] = field(default_factory=list)
 
 
-def run_fingerprint(spec: RunSpec, facts: ImageFacts, options: dict[str, Any] | None) -> str:
+def run_fingerprint(spec: RunSpec, facts: ImageFacts, options: StorageOptions | None) -> str:
     """JSON identity of everything a run's result depends on besides the batch parameters."""
     identity = {
         "image": {"location": facts.location, "size": facts.size, "version": facts.fingerprint},
@@ -106,32 +93,45 @@ def run_fingerprint(spec: RunSpec, facts: ImageFacts, options: dict[str, Any] | 
     return json.dumps(identity, sort_keys=True, default=str)
 
 
-def probe_run(spec: RunSpec, options: dict[str, Any] | None) -> tuple[ImageFacts, str] | Failure:
+class Opened(NamedTuple):
+    """A run whose header could be read: its facts and its input fingerprint."""
+
+    facts: ImageFacts
+    fingerprint: str  # JSON identity of the run's inputs (run_fingerprint)
+
+
+#: What probing a run gives: its facts, or why it cannot be opened.
+Probe: TypeAlias = "Opened | Failure"
+
+
+def probe_run(spec: RunSpec, options: StorageOptions | None) -> Probe:
     """Header facts and input fingerprint of a run (a Failure if it cannot be opened)."""
     try:
         facts = open_image(spec.source, options)[1]
-        return facts, run_fingerprint(spec, facts, options)
+        return Opened(facts, run_fingerprint(spec, facts, options))
     except Exception as error:
         return Failure.of(error)
 
 
-def spheres_for(facts: ImageFacts, mask_source: Any, config: BatchConfig) -> RunSpheres:
+def spheres_for(facts: ImageFacts, mask_source: UserInput, params: BatchParams) -> RunSpheres:
     """The run's spheres (mask read and resampled to its grid, cached per process)."""
     mask = None
     if mask_source is not None:
-        mask = _mask_on_grid(mask_source, facts, config.storage_options)
+        mask = _mask_on_grid(mask_source, facts, params.storage_options)
     return run_spheres(
-        config.coords,
-        config.radii,
+        params.coords,
+        params.radii,
         facts.affine,
         facts.shape,
         mask=mask,
-        allow_overlap=config.allow_overlap,
-        on_empty=config.on_empty,
+        allow_overlap=params.allow_overlap,
+        on_empty=params.on_empty,
     )
 
 
-def _mask_on_grid(source: Any, facts: ImageFacts, options: dict[str, Any] | None) -> np.ndarray:
+def _mask_on_grid(
+    source: UserInput, facts: ImageFacts, options: StorageOptions | None
+) -> BoolArray:
     from lazyspheres.extraction import load_mask_on_grid
 
     key = (
@@ -147,7 +147,9 @@ def _mask_on_grid(source: Any, facts: ImageFacts, options: dict[str, Any] | None
     return mask
 
 
-def _smoother(spheres: RunSpheres, facts: ImageFacts, fwhm: Any) -> SmoothingPlan | None:
+def _smoother(
+    spheres: RunSpheres, facts: ImageFacts, fwhm: FloatArray | str | None
+) -> SmoothingPlan | None:
     """The run's smoothing plan (cached per process with its sphere plan)."""
     if fwhm is None or spheres.plan is None:
         return None
@@ -189,19 +191,19 @@ class BlockMeans:
 
 
 def read_block(
-    spec: RunSpec, config: BatchConfig, start: int, stop: int | None
+    spec: RunSpec, params: BatchParams, start: int, stop: int | None
 ) -> BlockMeans | Failure:
     """Sphere means of volumes ``start:stop`` of a run (``stop=None``: to the end)."""
     from lazyspheres.batch import store
 
     try:
-        image, facts = open_image(spec.source, config.storage_options)
+        image, facts = open_image(spec.source, params.storage_options)
         stop = facts.n_volumes if stop is None else min(stop, facts.n_volumes)
-        spheres = spheres_for(facts, spec.mask if spec.mask is not None else config.mask, config)
+        spheres = spheres_for(facts, spec.mask if spec.mask is not None else params.mask, params)
         if store.fault_hook is not None:
             store.fault_hook("reading", spec.run_id)
         _hold_for_tests(spec.run_id)
-        smoother = _smoother(spheres, facts, config.fwhm)
+        smoother = _smoother(spheres, facts, params.fwhm)
         if spheres.plan is None:
             means, n_bad = np.zeros((stop - start, 0)), 0
         else:
@@ -249,8 +251,13 @@ def _hold_for_tests(run_id: str) -> None:
             time.sleep(0.05)
 
 
-def finish_run(spec: RunSpec, config: BatchConfig, *blocks: BlockMeans | Failure) -> RunOutcome:
-    """Join a run's blocks, clean and write its signals; the outcome carries its state."""
+def finish_run(
+    spec: RunSpec, params: BatchParams, ready: StoreReady | None, *blocks: BlockMeans | Failure
+) -> RunOutcome:
+    """Join a run's blocks, clean and write its signals; the outcome carries its state.
+
+    ``ready`` is the store's preparation, which the write waits for (None: it is done).
+    """
     started = time.perf_counter()
     outcome = RunOutcome(spec.index, spec.run_id, spec.source)
     read = [b for b in blocks if isinstance(b, BlockMeans)]
@@ -267,17 +274,17 @@ def finish_run(spec: RunSpec, config: BatchConfig, *blocks: BlockMeans | Failure
         n_bad = sum(b.n_bad for b in read)
         if n_bad:
             outcome.warnings.append(("UserWarning", _nonfinite_message(n_bad)))
-        signals = _clean(means, read[0].dtype, spec, config, outcome)
-        full = np.full((signals.shape[0], config.coords.shape[0]), np.nan, dtype=config.dtype)
+        signals = _clean(means, read[0].dtype, spec, params, outcome)
+        full = np.full((signals.shape[0], params.coords.shape[0]), np.nan, dtype=params.dtype)
         full[:, spheres.kept] = signals
-        outcome.fingerprint = run_fingerprint(spec, facts, config.storage_options)
+        outcome.fingerprint = run_fingerprint(spec, facts, params.storage_options)
         write_run(
-            config.store,
-            config.storage_options,
+            params.store,
+            params.storage_options,
             index=spec.index,
             run_id=spec.run_id,
             signals=full,
-            ready=config.store_ready,
+            ready=ready,
         )
         outcome.n_volumes = int(full.shape[0])
         outcome.n_voxels, outcome.t_r = np.asarray(spheres.n_voxels), facts.t_r
@@ -296,40 +303,40 @@ def _nonfinite_message(count: int) -> str:
 
 
 def _clean(
-    means: np.ndarray, dtype: np.dtype, spec: RunSpec, config: BatchConfig, outcome: RunOutcome
+    means: np.ndarray, dtype: np.dtype, spec: RunSpec, params: BatchParams, outcome: RunOutcome
 ) -> np.ndarray:
     """Cast the means as :func:`lazyspheres.extract` does, then clean them as it would."""
     from lazyspheres.extraction import output_dtype
 
     signals = means.astype(output_dtype(dtype), copy=False)
-    confounds = select_confounds(spec.confounds, config)
-    if not config.clean and confounds is None and spec.sample_mask is None:
+    confounds = select_confounds(spec.confounds, params)
+    if not params.clean and confounds is None and spec.sample_mask is None:
         return signals
     from lazyspheres.cleaning.api import clean_with
 
     columns = signals if signals.shape[1] else np.ones((signals.shape[0], 1), signals.dtype)
     with _WARNINGS_LOCK, warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        params = config.clean or CleaningParams()
-        cleaned = clean_with(columns, params, confounds=confounds, sample_mask=spec.sample_mask)
+        cleaning = params.clean or CleaningParams()
+        cleaned = clean_with(columns, cleaning, confounds=confounds, sample_mask=spec.sample_mask)
     for record in caught:
         item = (record.category.__name__, str(record.message))
-        if item not in config.known_warnings and item not in outcome.warnings:
+        if item not in params.known_warnings and item not in outcome.warnings:
             outcome.warnings.append(item)
     return cleaned if signals.shape[1] else cleaned[:, :0]
 
 
-def select_confounds(value: Any, config: BatchConfig) -> Any:
+def select_confounds(value: UserInput, params: BatchParams) -> UserInput:
     """Confounds as :func:`clean` takes them; remote files read here; columns selected."""
     if value is None:
         return None
     if isinstance(value, (str, os.PathLike)):
         text = os.fspath(value)
         remote = "://" in text and not text.startswith("file://")
-        if config.confound_columns is None and not remote:
+        if params.confound_columns is None and not remote:
             return text  # nilearn's own file reading rules, in clean
-        value = _read_table(text, config.storage_options)
-    if config.confound_columns is None:
+        value = _read_table(text, params.storage_options)
+    if params.confound_columns is None:
         return value
     import pandas as pd
 
@@ -341,17 +348,17 @@ def select_confounds(value: Any, config: BatchConfig) -> Any:
     chosen = [
         c
         for c in value.columns
-        if any(fnmatch.fnmatchcase(str(c), p) for p in config.confound_columns)
+        if any(fnmatch.fnmatchcase(str(c), p) for p in params.confound_columns)
     ]
     if not chosen:
         raise ValueError(
-            f"No confound column matches {list(config.confound_columns)}; the columns are "
+            f"No confound column matches {list(params.confound_columns)}; the columns are "
             f"{[str(c) for c in value.columns[:30]]}{' ...' if value.shape[1] > 30 else ''}."
         )
     return value[chosen]
 
 
-def _read_table(path: str, options: dict[str, Any] | None) -> Any:
+def _read_table(path: str, options: StorageOptions | None) -> pd.DataFrame:
     import fsspec
     import pandas as pd
 

@@ -15,7 +15,8 @@ import pathlib
 import sys
 import tempfile
 from collections.abc import Iterator
-from typing import TYPE_CHECKING, Any, Literal
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Literal
 
 if TYPE_CHECKING:
     import numpy as np
@@ -23,7 +24,9 @@ if TYPE_CHECKING:
     import xarray as xr
     from distributed import Client
 
-    from lazyspheres._types import UserInput
+    from lazyspheres._types import StorageOptions, UserInput
+    from lazyspheres.batch.params import BatchParams
+    from lazyspheres.batch.runs import RunSpec
     from lazyspheres.cleaning.options import CleaningParams
 
 __all__ = ["INTERRUPTED", "extract", "write_table"]
@@ -36,6 +39,7 @@ log = logging.getLogger("lazyspheres")
 
 def extract(args: argparse.Namespace) -> int:
     """Run ``lazyspheres extract``; returns the exit code."""
+    from lazyspheres.batch.lock import store_lock
     from lazyspheres.batch.runs import expand_sources
 
     out = str(args.out)
@@ -43,13 +47,15 @@ def extract(args: argparse.Namespace) -> int:
     sources = expand_sources(args.sources)
     if tables:
         targets = _table_targets(out, sources)
-    kwargs = _library_options(args, len(sources))
+    flags = _flags(args, len(sources))
     _check_files(args)
     seeds = _read_seeds(args.seeds)
     with _client(args) as client, _table_store(tables, out) as store:
         _refuse_finished_store(store, args)
         try:
-            ds = _extract_many(sources, seeds, args, store, client, tables, kwargs)
+            with store_lock(store):  # one writer per store, from before the validation
+                runs, params = _validated(args, flags, sources, seeds, store, tables)
+                ds = _run_batch(runs, params, client, store, tables)
         except KeyboardInterrupt:
             return _interrupted(store, len(sources), tables)
         if ds is None:
@@ -147,38 +153,57 @@ def _refuse_finished_store(store: pathlib.Path | str, args: argparse.Namespace) 
 
 
 # ---------------------------------------------------------------------------- running
-def _extract_many(
-    sources: Any,
-    seeds: Any,
+def _validated(
     args: argparse.Namespace,
-    store: str,
-    client: Any,
+    flags: _Flags,
+    sources: list[str],
+    seeds: UserInput,
+    store: pathlib.Path | str,
     tables: bool,
-    kwargs: dict[str, Any],
-) -> Any:
+) -> tuple[list[RunSpec], BatchParams]:
+    """The runs and the batch's parameters, validated once, as :func:`extract_many` does."""
+    from lazyspheres.batch.stages import validate
+
+    return validate(
+        sources,
+        seeds,
+        args.radius,
+        store=store,
+        mask_img=args.mask,
+        allow_overlap=args.allow_overlap,
+        confounds=flags.confounds,
+        confound_columns=None
+        if args.confound_columns is None
+        else [c.strip() for c in args.confound_columns.split(",") if c.strip()],
+        clean=flags.clean,
+        smoothing_fwhm=flags.smoothing_fwhm,
+        resume=args.resume or tables,
+        overwrite=args.overwrite or tables,
+        progress=not args.no_progress,
+        on_empty=args.on_empty,
+        storage_options=flags.storage_options,
+    )
+
+
+def _run_batch(
+    runs: list[RunSpec],
+    params: BatchParams,
+    client: Client | None,
+    store: pathlib.Path | str,
+    tables: bool,
+) -> xr.Dataset | None:
     """The batch's dataset, or None when runs failed (their lines already printed)."""
-    import lazyspheres as ls
     from lazyspheres.batch import BatchError
+    from lazyspheres.batch.api import run_batch
     from lazyspheres.cli.messages import NEXT_RESUME, failure_lines
 
     try:
-        return ls.extract_many(
-            sources,
-            seeds,
-            args.radius,
-            store=store,
-            client=client,
-            resume=args.resume or tables,
-            overwrite=args.overwrite or tables,
-            **kwargs,
-        )
+        return run_batch(runs, params, client)
     except BatchError as error:
-        from lazyspheres.batch.runs import build_runs
-
-        named = {run.run_id: run.source for run in build_runs(sources)}
+        named = {run.run_id: run.source for run in runs}
         lines = [f"lazyspheres extract: {len(error.failures)} run(s) failed:"]
         lines += failure_lines(error.failures, named)
-        done, total = _count_complete(store, len(sources))
+        done, total = _count_complete(store, len(runs))
         if tables:
             lines.append(
                 f"{done} of {total} table(s) written. Next: fix the failed runs and run the "
@@ -251,22 +276,25 @@ def write_table(values: np.ndarray, columns: list[str], target: pathlib.Path) ->
 
 
 # ---------------------------------------------------------------------------- options
-def _library_options(args: argparse.Namespace, n_runs: int) -> dict[str, Any]:
+@dataclass(frozen=True)
+class _Flags:
+    """The batch flags that need parsing, parsed before anything else is read."""
+
+    confounds: list[str] | Literal["bids"] | None
+    clean: CleaningParams | None
+    smoothing_fwhm: float | Literal["fast"] | None
+    storage_options: StorageOptions | None
+
+
+def _flags(args: argparse.Namespace, n_runs: int) -> _Flags:
     from lazyspheres.cli.common import storage_options
 
-    return {
-        "mask_img": args.mask,
-        "allow_overlap": args.allow_overlap,
-        "confounds": _confounds(args.confounds, n_runs),
-        "confound_columns": None
-        if args.confound_columns is None
-        else [c.strip() for c in args.confound_columns.split(",") if c.strip()],
-        "clean": _clean_options(args),
-        "smoothing_fwhm": _fwhm(args.smoothing_fwhm),
-        "on_empty": args.on_empty,
-        "progress": not args.no_progress,
-        "storage_options": storage_options(args.storage_option) or None,
-    }
+    return _Flags(
+        confounds=_confounds(args.confounds, n_runs),
+        clean=_clean_options(args),
+        smoothing_fwhm=_fwhm(args.smoothing_fwhm),
+        storage_options=storage_options(args.storage_option) or None,
+    )
 
 
 def _clean_options(args: argparse.Namespace) -> CleaningParams | None:
@@ -322,7 +350,7 @@ def _read_seeds(text: str) -> pd.DataFrame | str:
 
 
 @contextlib.contextmanager
-def _table_store(tables: bool, out: str) -> Iterator[Any]:
+def _table_store(tables: bool, out: str) -> Iterator[pathlib.Path | str]:
     """The result store: ``--out`` itself, or a temporary one tables are written from."""
     if not tables:
         yield pathlib.Path(out) if "://" not in out else out
