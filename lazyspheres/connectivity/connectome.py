@@ -14,6 +14,7 @@ and its whitening matrix, then per-group tangent vectors.
 
 from __future__ import annotations
 
+import functools
 import itertools
 import math
 import os
@@ -33,7 +34,7 @@ from dask.typing import Key
 from lazyspheres._types import FloatArray, IntArray, StorageOptions, UserInput
 from lazyspheres.connectivity.covariance import RunCovariance
 from lazyspheres.connectivity.inputs import RunSignals, as_runs
-from lazyspheres.connectivity.layout import label_matrices
+from lazyspheres.connectivity.layout import label_matrices, vectorize_matrices
 from lazyspheres.connectivity.reads import StoredRuns
 from lazyspheres.connectivity.spd import (
     check_spd,
@@ -43,6 +44,7 @@ from lazyspheres.connectivity.spd import (
     prec_to_partial,
     tangent_vector,
 )
+from lazyspheres.io.zarr_chunks import ZarrChunkReader
 
 __all__ = ["KINDS", "CovarianceEstimator", "connectome", "partition"]
 
@@ -214,7 +216,13 @@ def connectome(
         from lazyspheres.connectivity.store import write_connectome, write_into
 
         if runs.opened is not None and _same_path(store, signals):  # opened once, not twice
-            return write_into(result, store, runs.opened, storage_options=storage_options)
+            direct = None
+            if kind != "tangent" and runs.stored is not None:
+                options = (kind, vectorize, discard_diagonal)
+                direct = functools.partial(_write_groups, runs, groups, estimator, options)
+            return write_into(
+                result, store, runs.opened, storage_options=storage_options, direct=direct
+            )
         return write_connectome(result, store, storage_options=storage_options)
     return result
 
@@ -301,6 +309,63 @@ def _per_group(
     # dask's Array does not match dask's own DaskCollection protocol (a staticmethod there)
     graph = HighLevelGraph.from_collections(name, layer, dependencies=dependencies)  # type: ignore[arg-type]
     return da.Array(graph, name, chunks=(sizes, (n,), (n,)), dtype=np.float64)
+
+
+def _write_groups(
+    runs: RunSignals,
+    groups: list[tuple[int, int]],
+    estimator: CovarianceEstimator,
+    options: tuple[str, bool, bool],
+    chunks: ZarrChunkReader,
+) -> FloatArray:
+    """Compute a stored input's result with each task writing its runs' chunks itself.
+
+    Why: as a ``to_zarr`` of the result, every group adds a store task, the group mean a
+    sum tree, and the chunks go through zarr's I/O threads; here a group is still one task,
+    which returns only its matrices' sum. Returns the group mean (as the lazy result's
+    ``group_mean``).
+    """
+    if runs.stored is None:
+        raise ValueError("Only a result store read by the tasks is written by them.")
+    n = runs.n_seeds
+    ids = [str(r) for r in runs.run_ids]
+    name = "connectome-written-" + uuid.uuid4().hex  # writes: never shared with a result
+    layer: dict[Key, Task] = {}
+    for index, (start, stop) in enumerate(groups):
+        key = (name, index, 0, 0)
+        members = ids[start:stop]
+        arguments = (chunks, start, estimator, *options)
+        layer[key] = Task(
+            key, _stored_group, runs.stored, start, stop, members, _written_group, *arguments
+        )
+    graph = HighLevelGraph.from_collections(name, layer, dependencies=[])
+    chunked = ((1,) * len(groups), (n,), (n,))
+    sums = da.Array(graph, name, chunks=chunked, dtype=np.float64).compute()
+    mean = sums.sum(axis=0) / runs.n_runs
+    return (mean + mean.T) * 0.5
+
+
+def _written_group(
+    signals: GroupSignals,
+    counts: IntArray | None,
+    run_ids: list[str],
+    chunks: ZarrChunkReader,
+    start: int,
+    estimator: CovarianceEstimator,
+    kind: str,
+    vectorize: bool,
+    discard_diagonal: bool,
+) -> FloatArray:
+    """:func:`_group_matrices` written into the output chunks; returns their sum ``(1, n, n)``."""
+    from lazyspheres.connectivity.store import write_chunk
+
+    matrices = _group_matrices(signals, counts, run_ids, estimator, kind)
+    stored = matrices
+    if vectorize:
+        stored = vectorize_matrices(matrices, discard_diagonal=discard_diagonal)
+    for offset, values in enumerate(stored):
+        write_chunk(chunks, (start + offset, *(0,) * values.ndim), values)
+    return matrices.sum(axis=0, keepdims=True)
 
 
 def _input_names(runs: RunSignals) -> list[str]:

@@ -11,15 +11,21 @@ from __future__ import annotations
 import contextlib
 import os
 import warnings
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Mapping
+from typing import TypeAlias
 
 import numpy as np
 import xarray as xr
 import zarr.abc.store
 
-from lazyspheres._types import StorageOptions
+from lazyspheres._types import FloatArray, StorageOptions
+from lazyspheres.io.zarr_chunks import ZarrChunkReader
 
-__all__ = ["write_connectome", "write_into"]
+__all__ = ["DirectWrite", "write_chunk", "write_connectome", "write_into"]
+
+#: Computes the connectome with every run's chunk written straight into the files of the
+#: output array (given by its chunk layout), and returns the group mean (None: none kept).
+DirectWrite: TypeAlias = Callable[[ZarrChunkReader], "FloatArray | None"]
 
 
 @contextlib.contextmanager
@@ -77,8 +83,13 @@ def write_into(
     *,
     name: str | None = None,
     storage_options: StorageOptions | None = None,
+    direct: DirectWrite | None = None,
 ) -> xr.DataArray:
-    """:func:`write_connectome` into a store already open as ``existing`` (None: no store)."""
+    """:func:`write_connectome` into a store already open as ``existing`` (None: no store).
+
+    ``direct``: how to compute the result with its chunks written by the tasks themselves,
+    used for a new variable of a local store (else ``result``'s own graph is stored).
+    """
     name = name or str(result.name)
     dataset = result.rename(name).to_dataset()
     if "group_mean" in dataset.coords:
@@ -87,17 +98,21 @@ def write_into(
         dataset = dataset.drop_vars(_already_stored(existing, dataset, store))
         # to_zarr replaces the group's attributes with the Dataset's: keep the store's.
         dataset.attrs = dict(existing.attrs)
+    new = existing is None or name not in existing
     # float64 matrices compress by ~5 % (noise-like mantissas) for 2-3x the CPU of the write
     encoding = {name: {"chunks": (1, *result.shape[1:]), "compressors": None}}
     with _quiet():
-        dataset.to_zarr(
-            store,
-            mode="a",
-            consolidated=True,
-            zarr_format=3,
-            storage_options=storage_options,
-            encoding=encoding if existing is None or name not in existing else None,
-        )
+        if direct is not None and new:
+            _write_direct(dataset, name, store, direct, encoding, storage_options)
+        else:
+            dataset.to_zarr(
+                store,
+                mode="a",
+                consolidated=True,
+                zarr_format=3,
+                storage_options=storage_options,
+                encoding=encoding if new else None,
+            )
         reopened = xr.open_zarr(store, storage_options=storage_options)
     stored = reopened[name]
     mean = f"{name}_group_mean"
@@ -105,6 +120,56 @@ def write_into(
         stored = stored.assign_coords(group_mean=reopened[mean].variable)
         stored = stored.drop_vars(mean, errors="ignore")
     return stored
+
+
+def _write_direct(
+    dataset: xr.Dataset,
+    name: str,
+    store: str | os.PathLike[str] | zarr.abc.store.Store,
+    direct: DirectWrite,
+    encoding: Mapping[str, Mapping[str, object]],
+    storage_options: StorageOptions | None,
+) -> None:
+    """Write ``dataset`` with its variable ``name`` computed by ``direct``.
+
+    xarray writes the metadata and the small coordinates (``compute=False``: the graph it
+    returns for the lazy variables is not run); the tasks of ``direct`` write the chunks,
+    this process the group mean; consolidating the metadata comes last, so a store whose
+    tasks failed does not list the variable. Falls back to xarray's write when the new
+    array is not uncompressed, one run per chunk, in a local store.
+    """
+    mean = f"{name}_group_mean"
+    small = [key for key in dataset.variables if key not in (name, mean)]
+    dataset = dataset.assign_coords({k: dataset[k].load() for k in small if k in dataset.coords})
+    writes = dataset.to_zarr(
+        store,
+        mode="a",
+        consolidated=True,
+        zarr_format=3,
+        storage_options=storage_options,
+        encoding=encoding,
+        compute=False,
+    )
+    group = zarr.open_group(store, mode="r+", storage_options=storage_options)
+    array, target = group[name], group.get(mean)
+    chunks = ZarrChunkReader.for_array(array, {}) if isinstance(array, zarr.Array) else None
+    whole_runs = chunks is not None and chunks.chunk_shape == (1, *chunks.shape[1:])
+    if chunks is None or chunks.compressor is not None or not whole_runs:
+        writes.compute()
+        return
+    values = direct(chunks)
+    if values is not None and isinstance(target, zarr.Array):
+        target[...] = values
+    zarr.consolidate_metadata(group.store)
+
+
+def write_chunk(chunks: ZarrChunkReader, index: tuple[int, ...], values: np.ndarray) -> None:
+    """Write one whole uncompressed chunk into its file (the inverse of ``chunks.read``)."""
+    path = chunks.chunk_path(index)
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    data = np.ascontiguousarray(values, dtype=chunks.dtype).reshape(chunks.chunk_shape)
+    with open(path, "wb") as handle:
+        handle.write(data.data)
 
 
 def _already_stored(existing: xr.Dataset, dataset: xr.Dataset, store: object) -> list[str]:
