@@ -28,6 +28,7 @@ import numpy as np
 import xarray as xr
 from dask._task_spec import List, Task, TaskRef  # the Task spec of dask's graph docs
 from dask.base import tokenize
+from dask.delayed import Delayed
 from dask.highlevelgraph import HighLevelGraph
 from dask.typing import Key
 
@@ -327,7 +328,6 @@ def _write_groups(
     """
     if runs.stored is None:
         raise ValueError("Only a result store read by the tasks is written by them.")
-    n = runs.n_seeds
     ids = [str(r) for r in runs.run_ids]
     name = "connectome-written-" + uuid.uuid4().hex  # writes: never shared with a result
     layer: dict[Key, Task] = {}
@@ -339,9 +339,10 @@ def _write_groups(
             key, _stored_group, runs.stored, start, stop, members, _written_group, *arguments
         )
     graph = HighLevelGraph.from_collections(name, layer, dependencies=[])
-    chunked = ((1,) * len(groups), (n,), (n,))
-    sums = da.Array(graph, name, chunks=chunked, dtype=np.float64).compute()
-    mean = sums.sum(axis=0) / runs.n_runs
+    # one Delayed per task: each sum comes straight to this process (an Array's compute
+    # would first concatenate them in one more task, on one worker)
+    sums = dask.compute(*(Delayed(key, graph, layer=name) for key in layer))
+    mean = np.sum(sums, axis=0)[0] / runs.n_runs
     return (mean + mean.T) * 0.5
 
 
