@@ -8,6 +8,7 @@ import dask
 import numpy as np
 import pytest
 import xarray as xr
+from sklearn.base import BaseEstimator
 
 import lazyspheres as ls
 from lazyspheres.cli import main
@@ -137,3 +138,20 @@ def test_nan_inside_real_volumes_names_the_run(rng):
 def test_bad_estimator_is_refused():
     with pytest.raises(TypeError, match="no fit method"):
         ls.connectome([np.ones((10, 3))], "covariance", cov_estimator="ledoit")
+
+
+class _Failing(BaseEstimator):
+    def fit(self, X):
+        raise ValueError("this estimator fails on purpose")
+
+
+def test_failed_write_leaves_the_store_without_the_connectome(tmp_path, store):
+    import shutil
+
+    copy = tmp_path / "failed.zarr"
+    shutil.copytree(store, copy)
+    with pytest.raises(ValueError, match="on purpose"):  # the tasks fail after the metadata
+        ls.connectome(copy, "correlation", store=copy, cov_estimator=_Failing())
+    reopened = xr.open_zarr(copy)
+    assert "connectome_correlation" not in reopened
+    assert ls.open_results(copy)["signals"].shape == ls.open_results(store)["signals"].shape

@@ -133,34 +133,51 @@ def _write_direct(
     """Write ``dataset`` with its variable ``name`` computed by ``direct``.
 
     xarray writes the metadata and the small coordinates (``compute=False``: the graph it
-    returns for the lazy variables is not run); the tasks of ``direct`` write the chunks,
-    this process the group mean; consolidating the metadata comes last, so a store whose
-    tasks failed does not list the variable. Falls back to xarray's write when the new
-    array is not uncompressed, one run per chunk, in a local store.
+    returns for the lazy variables is not run), unconsolidated; the tasks of ``direct``
+    write the chunks, this process the group mean; consolidating comes last. When the tasks
+    fail, what this call added is removed again: the store never lists a half-written
+    connectome. Falls back to xarray's write when the new array is not uncompressed, one
+    run per chunk, in a local store.
     """
     mean = f"{name}_group_mean"
     small = [key for key in dataset.variables if key not in (name, mean)]
     dataset = dataset.assign_coords({k: dataset[k].load() for k in small if k in dataset.coords})
+    if mean in dataset.variables:  # one uncompressed chunk: written as one file below
+        encoding = {**encoding, mean: {"chunks": dataset[mean].shape, "compressors": None}}
     writes = dataset.to_zarr(
         store,
         mode="a",
-        consolidated=True,
+        consolidated=False,
         zarr_format=3,
         storage_options=storage_options,
         encoding=encoding,
         compute=False,
     )
     group = zarr.open_group(store, mode="r+", storage_options=storage_options)
-    array, target = group[name], group.get(mean)
-    chunks = ZarrChunkReader.for_array(array, {}) if isinstance(array, zarr.Array) else None
-    whole_runs = chunks is not None and chunks.chunk_shape == (1, *chunks.shape[1:])
-    if chunks is None or chunks.compressor is not None or not whole_runs:
+    chunks, whole = _plain_chunks(group, name), _plain_chunks(group, mean)
+    if chunks is not None and chunks.chunk_shape == (1, *chunks.shape[1:]):
+        try:
+            values = direct(chunks)
+        except BaseException:  # no half-written variable: remove what this call added
+            for key in dataset.variables:
+                with contextlib.suppress(KeyError):
+                    del group[str(key)]
+            zarr.consolidate_metadata(group.store)
+            raise
+        if values is not None and whole is not None and whole.chunk_shape == whole.shape:
+            write_chunk(whole, (0,) * values.ndim, values)
+        elif values is not None and isinstance(target := group.get(mean), zarr.Array):
+            target[...] = values
+    else:
         writes.compute()
-        return
-    values = direct(chunks)
-    if values is not None and isinstance(target, zarr.Array):
-        target[...] = values
     zarr.consolidate_metadata(group.store)
+
+
+def _plain_chunks(group: zarr.Group, name: str) -> ZarrChunkReader | None:
+    """The chunk files of array ``name`` if they are plain and uncompressed, else None."""
+    array = group.get(name)
+    chunks = ZarrChunkReader.for_array(array, {}) if isinstance(array, zarr.Array) else None
+    return chunks if chunks is not None and chunks.compressor is None else None
 
 
 def write_chunk(chunks: ZarrChunkReader, index: tuple[int, ...], values: np.ndarray) -> None:
