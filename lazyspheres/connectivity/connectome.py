@@ -323,8 +323,8 @@ def _write_groups(
 
     Why: as a ``to_zarr`` of the result, every group adds a store task, the group mean a
     sum tree, and the chunks go through zarr's I/O threads; here a group is still one task,
-    which returns only its matrices' sum. Returns the group mean (as the lazy result's
-    ``group_mean``).
+    which returns only its matrices' sum (lower triangle). Returns the group mean (as the
+    lazy result's ``group_mean``).
     """
     if runs.stored is None:
         raise ValueError("Only a result store read by the tasks is written by them.")
@@ -342,8 +342,13 @@ def _write_groups(
     # one Delayed per task: each sum comes straight to this process (an Array's compute
     # would first concatenate them in one more task, on one worker)
     sums = dask.compute(*(Delayed(key, graph, layer=name) for key in layer))
-    mean = np.sum(sums, axis=0)[0] / runs.n_runs
-    return (mean + mean.T) * 0.5
+    total = np.zeros_like(sums[0])
+    for part in sums:
+        total += part
+    rows, cols = np.tril_indices(runs.n_seeds)
+    mean = np.empty((runs.n_seeds, runs.n_seeds))
+    mean[rows, cols] = mean[cols, rows] = total / runs.n_runs
+    return mean
 
 
 def _written_group(
@@ -357,7 +362,7 @@ def _written_group(
     vectorize: bool,
     discard_diagonal: bool,
 ) -> FloatArray:
-    """:func:`_group_matrices` written into the output chunks; returns their sum ``(1, n, n)``."""
+    """:func:`_group_matrices` written into the output chunks; returns their sum, halved."""
     from lazyspheres.connectivity.store import write_chunk
 
     matrices = _group_matrices(signals, counts, run_ids, estimator, kind)
@@ -366,7 +371,9 @@ def _written_group(
         stored = vectorize_matrices(matrices, discard_diagonal=discard_diagonal)
     for offset, values in enumerate(stored):
         write_chunk(chunks, (start + offset, *(0,) * values.ndim), values)
-    return matrices.sum(axis=0, keepdims=True)
+    total = matrices.sum(axis=0)
+    # symmetrised as the lazy group mean, and only its lower triangle: half the bytes to move
+    return ((total + total.T) * 0.5)[np.tril_indices(total.shape[0])]
 
 
 def _input_names(runs: RunSignals) -> list[str]:
