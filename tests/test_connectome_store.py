@@ -155,3 +155,22 @@ def test_failed_write_leaves_the_store_without_the_connectome(tmp_path, store):
     reopened = xr.open_zarr(copy)
     assert "connectome_correlation" not in reopened
     assert ls.open_results(copy)["signals"].shape == ls.open_results(store)["signals"].shape
+
+
+def test_written_on_a_distributed_cluster(tmp_path, store):
+    import shutil
+
+    from distributed import Client, LocalCluster
+
+    copy = tmp_path / "cluster.zarr"
+    shutil.copytree(store, copy)
+    expected = _nilearn(_per_run(store), "correlation")
+    options = {"n_workers": 2, "threads_per_worker": 1, "processes": False}
+    with LocalCluster(**options, dashboard_address=None) as cluster, Client(cluster):
+        with pytest.raises(ValueError, match="on purpose"):
+            ls.connectome(copy, "correlation", store=copy, cov_estimator=_Failing())
+        assert "connectome_correlation" not in xr.open_zarr(copy)
+        stored = ls.connectome(copy, "correlation", store=copy)
+    np.testing.assert_allclose(stored.values, expected, rtol=1e-6, atol=1e-12)
+    mean = xr.open_zarr(copy)["connectome_correlation_group_mean"].values
+    np.testing.assert_allclose(mean, expected.mean(0), rtol=1e-6)

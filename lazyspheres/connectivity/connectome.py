@@ -341,7 +341,7 @@ def _write_groups(
     graph = HighLevelGraph.from_collections(name, layer, dependencies=[])
     # one Delayed per task: each sum comes straight to this process (an Array's compute
     # would first concatenate them in one more task, on one worker)
-    sums = dask.compute(*(Delayed(key, graph, layer=name) for key in layer))
+    sums = _gathered([Delayed(key, graph, layer=name) for key in layer])
     total = np.zeros_like(sums[0])
     for part in sums:
         total += part
@@ -349,6 +349,26 @@ def _write_groups(
     mean = np.empty((runs.n_seeds, runs.n_seeds))
     mean[rows, cols] = mean[cols, rows] = total / runs.n_runs
     return mean
+
+
+def _gathered(parts: list[Delayed]) -> list[FloatArray]:
+    """The values of ``parts``, in order; with ``distributed``, each fetched when it is done.
+
+    Why: ``dask.compute`` fetches all results after the last task, a serial step at the
+    end; fetched one by one, they move while the other tasks run.
+    """
+    try:
+        from distributed import as_completed, get_client
+
+        client = get_client()
+    except (ImportError, ValueError):  # no distributed, or no client: the local scheduler
+        return list(dask.compute(*parts))
+    futures = client.compute(parts)
+    order = {future.key: index for index, future in enumerate(futures)}
+    values: dict[int, FloatArray] = {}
+    for future, value in as_completed(futures, with_results=True):
+        values[order[future.key]] = value
+    return [values[index] for index in range(len(futures))]
 
 
 def _written_group(
