@@ -9,7 +9,9 @@ runs (a result store given by path is read by the task itself, see
 fits the covariance of each run and derives the kind. The group mean is a sum tree over the
 groups' blocks, not a gather of every matrix. ``"tangent"`` needs the group's geometric
 mean, so its graph has two passes: per-group covariances, one task for the geometric mean
-and its whitening matrix, then per-group tangent vectors.
+and its whitening matrix, then per-group tangent vectors. Written into the result store it
+was read from (the CLI's route), a group's task also writes its runs' chunk files and
+returns only its matrices' sum (see :mod:`~lazyspheres.connectivity.store`).
 """
 
 from __future__ import annotations

@@ -4,6 +4,13 @@ Only what the store does not have yet is written: the connectome variable (chunk
 per chunk), its ``seed2``/``pair`` coordinates and its group mean. The store's own ``run`` and
 ``seed`` coordinates are checked to match, never rewritten, so the store still opens with
 ``xr.open_zarr`` and :func:`~lazyspheres.open_results`.
+
+A new variable of a local store is written without xarray's store tasks when the caller
+can compute it chunk by chunk (``direct``): xarray writes only the metadata, each of the
+connectome's tasks writes its runs' uncompressed chunk files itself (:func:`write_chunk`)
+and sends back a small sum for the group mean. Why: a store task per group, a sum tree and
+zarr's I/O threads were a fixed cost as large as half the work of 100 runs, which a second
+worker does not share.
 """
 
 from __future__ import annotations
