@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 import warnings
 
 import dask
@@ -174,3 +175,23 @@ def test_written_on_a_distributed_cluster(tmp_path, store):
     np.testing.assert_allclose(stored.values, expected, rtol=1e-6, atol=1e-12)
     mean = xr.open_zarr(copy)["connectome_correlation_group_mean"].values
     np.testing.assert_allclose(mean, expected.mean(0), rtol=1e-6)
+
+
+def test_written_by_xarray_when_the_chunks_are_not_plain_files(tmp_path, store, monkeypatch):
+    # e.g. a remote store: xarray's own graph writes the same variables
+    import shutil
+
+    from lazyspheres.connectivity import store as storing
+
+    monkeypatch.setattr(storing, "_plain_chunks", lambda group, name: None)
+    module = importlib.import_module("lazyspheres.connectivity.connectome")
+    monkeypatch.setattr(module, "_write_groups", _raising_scheduler)  # not the tasks' writes
+    copy = tmp_path / "fallback.zarr"
+    shutil.copytree(store, copy)
+    stored = ls.connectome(copy, "correlation", store=copy)
+    expected = _nilearn(_per_run(store), "correlation")
+    np.testing.assert_allclose(stored.values, expected, rtol=1e-6, atol=1e-12)
+    reopened = xr.open_zarr(copy)
+    np.testing.assert_allclose(
+        reopened["connectome_correlation_group_mean"].values, expected.mean(0), rtol=1e-6
+    )
