@@ -177,6 +177,26 @@ def test_written_on_a_distributed_cluster(tmp_path, store):
     np.testing.assert_allclose(mean, expected.mean(0), rtol=1e-6)
 
 
+def test_written_on_the_local_scheduler_the_user_chose_while_a_client_is_active(tmp_path, store):
+    # dask.config's scheduler wins over an active client, as it does for dask.compute
+    import shutil
+
+    from distributed import Client, LocalCluster
+
+    copy = tmp_path / "local.zarr"
+    shutil.copytree(store, copy)
+    options = {"n_workers": 1, "threads_per_worker": 1, "processes": False}
+    with LocalCluster(**options, dashboard_address=None) as cluster, Client(cluster) as client:
+        with dask.config.set(scheduler="sync"):
+            stored = ls.connectome(copy, "correlation", store=copy)
+        ran_on_cluster = client.run_on_scheduler(
+            lambda dask_scheduler: len(dask_scheduler.transition_log)
+        )
+    assert ran_on_cluster == 0
+    expected = _nilearn(_per_run(store), "correlation")
+    np.testing.assert_allclose(stored.values, expected, rtol=1e-6, atol=1e-12)
+
+
 def test_written_by_xarray_when_the_chunks_are_not_plain_files(tmp_path, store, monkeypatch):
     # e.g. a remote store: xarray's own graph writes the same variables
     import shutil

@@ -22,6 +22,8 @@ from dask.delayed import Delayed
 from dask.diagnostics import ProgressBar
 from dask.typing import Key
 
+from lazyspheres._scheduler import active_client, n_workers
+
 if TYPE_CHECKING:
     from distributed import Client, Future
 
@@ -29,33 +31,6 @@ if TYPE_CHECKING:
 T = TypeVar("T")
 
 __all__ = ["Progress", "active_client", "collect", "compute_all", "n_workers"]
-
-
-def active_client(client: Client | None = None) -> Client | None:
-    """The given client, else the default ``distributed`` client if one is active."""
-    if client is not None:
-        return client
-    scheduler = dask.config.get("scheduler", None)
-    if scheduler not in (None, "dask.distributed", "distributed"):
-        return None  # the user chose a local scheduler explicitly
-    try:
-        from distributed import default_client
-    except ImportError:  # pragma: no cover - distributed is a dependency
-        return None
-    try:
-        return default_client()
-    except ValueError:
-        return None
-
-
-def n_workers(client: Client | None) -> int:
-    """Number of threads that will run tasks."""
-    if client is not None:
-        threads = client.nthreads()
-        return max(1, sum(threads.values()))
-    import os
-
-    return int(dask.config.get("num_workers", None) or os.cpu_count() or 1)
 
 
 class Progress(ProgressBar):

@@ -34,6 +34,7 @@ from dask.delayed import Delayed
 from dask.highlevelgraph import HighLevelGraph
 from dask.typing import Key
 
+from lazyspheres._scheduler import active_client, n_workers
 from lazyspheres._types import FloatArray, IntArray, StorageOptions, UserInput
 from lazyspheres.connectivity.covariance import RunCovariance
 from lazyspheres.connectivity.inputs import RunSignals, as_runs
@@ -108,12 +109,7 @@ def partition(n_runs: int, n_threads: int | None = None) -> list[tuple[int, int]
 
 
 def _n_threads() -> int:
-    try:
-        from distributed import get_client
-
-        return max(1, sum(get_client().nthreads().values()))
-    except (ImportError, ValueError):  # no distributed, or no client: the local scheduler
-        return os.cpu_count() or 1
+    return n_workers(active_client())
 
 
 def connectome(
@@ -359,12 +355,11 @@ def _gathered(parts: list[Delayed]) -> list[FloatArray]:
     Why: ``dask.compute`` fetches all results after the last task, a serial step at the
     end; fetched one by one, they move while the other tasks run.
     """
-    try:
-        from distributed import as_completed, get_client
-
-        client = get_client()
-    except (ImportError, ValueError):  # no distributed, or no client: the local scheduler
+    client = active_client()
+    if client is None:
         return list(dask.compute(*parts))
+    from distributed import as_completed
+
     futures = client.compute(parts)
     order = {future.key: index for index, future in enumerate(futures)}
     values: dict[int, FloatArray] = {}
