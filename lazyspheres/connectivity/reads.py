@@ -19,8 +19,7 @@ import numpy as np
 import xarray as xr
 import zarr
 
-from lazyspheres._types import Attrs
-from lazyspheres.io.zarr_chunks import ZarrChunkReader
+from lazyspheres.io.zarr_chunks import ZarrChunkReader, changes_values
 
 __all__ = ["StoredRuns"]
 
@@ -53,7 +52,11 @@ class StoredRuns:
             variable = dataset[name]
             array = group[name]
             cf = {**variable.attrs, **variable.encoding}
-            if variable.dims != dims or not isinstance(array, zarr.Array) or _decoded(cf):
+            if (
+                variable.dims != dims
+                or not isinstance(array, zarr.Array)
+                or changes_values(cf, np.dtype(array.dtype))
+            ):
                 return None
             reader = ZarrChunkReader.for_array(array, cf)
             whole_rows = reader is not None and reader.chunk_shape[1:] == reader.shape[1:]
@@ -63,19 +66,6 @@ class StoredRuns:
     def read(self, start: int, stop: int) -> tuple[list[np.ndarray], np.ndarray]:
         """Signals ``(T, n_seeds)`` of runs ``start:stop`` (stored dtype) and their counts."""
         return _rows(self.signals, start, stop), np.asarray(_rows(self.counts, start, stop))
-
-
-def _decoded(cf: Attrs) -> bool:
-    """Whether xarray changes the stored values (scaling, or masking a non-NaN fill)."""
-    if "scale_factor" in cf or "add_offset" in cf or "missing_value" in cf:
-        return True
-    fill = cf.get("_FillValue")
-    if fill is None:
-        return False
-    try:
-        return not bool(np.isnan(fill))  # a NaN fill of float signals changes nothing
-    except TypeError:
-        return True
 
 
 def _rows(source: ZarrChunkReader | zarr.Array, start: int, stop: int) -> list[np.ndarray]:

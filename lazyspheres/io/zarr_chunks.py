@@ -31,7 +31,7 @@ if TYPE_CHECKING:
 
     from lazyspheres._types import Attrs
 
-__all__ = ["ZarrChunkReader"]
+__all__ = ["ZarrChunkReader", "changes_values"]
 
 
 @dataclass(frozen=True)
@@ -168,6 +168,12 @@ def _decode(compressor: str | None, encoded: bytes) -> bytes:
 
     codec = {"blosc": numcodecs.Blosc, "zstd": numcodecs.Zstd, "gzip": numcodecs.GZip}
     return codec[compressor]().decode(encoded)
+
+
+def changes_values(attributes: Attrs, dtype: np.dtype) -> bool:
+    """Whether xarray's CF decoding changes stored values (scale, offset or masking)."""
+    scaled = "scale_factor" in attributes or "add_offset" in attributes
+    return scaled or not _plain_cf(attributes, dtype)
 
 
 def _plain_cf(attributes: Attrs, dtype: np.dtype) -> bool:
