@@ -103,6 +103,10 @@ def test_chained_values_equal_nilearn(tmp_path, rng, small_blocks):
 
 def test_memory_as_the_single_task_pass(tmp_path, rng, small_blocks, monkeypatch):
     path = _gz(tmp_path, rng, 1000)  # 4 MB of volumes, in 100 steps of 10 reader blocks
+    # ISA-L's threaded reader queues inflated blocks in its own thread, and how many are
+    # alive at the peak depends on timing (up to ~1 MB more in CI); the single-threaded
+    # inflater leaves only what the chain itself holds to compare.
+    monkeypatch.setenv("LAZYSPHERES_INFLATE", "zlib")
     chained = peak_traced_bytes(ls.extract(path, SEEDS, 3.0))
     monkeypatch.setattr(stream_chain, "MAX_STEPS", 1)
     single = ls.extract(path, SEEDS, 3.0)
