@@ -22,7 +22,7 @@ import math
 import os
 import uuid
 from collections.abc import Callable, Iterator, Sequence
-from typing import Protocol, TypeAlias
+from typing import TYPE_CHECKING, Protocol, TypeAlias
 
 import dask
 import dask.array as da
@@ -49,6 +49,9 @@ from lazyspheres.connectivity.spd import (
     tangent_vector,
 )
 from lazyspheres.io.zarr_chunks import ZarrChunkReader
+
+if TYPE_CHECKING:
+    from lazyspheres.connectivity.direct_write import MatrixWrite
 
 __all__ = ["KINDS", "CovarianceEstimator", "connectome", "partition"]
 
@@ -219,6 +222,9 @@ def connectome(
             if kind != "tangent" and runs.stored is not None:
                 options = (kind, vectorize, discard_diagonal)
                 direct = functools.partial(_write_groups, runs, groups, estimator, options)
+                plan = _matrix_write(result, store)
+                if plan is not None:
+                    return plan.run(direct, runs.opened)
             return write_into(
                 result, store, runs.opened, storage_options=storage_options, direct=direct
             )
@@ -231,6 +237,18 @@ def _same_path(store: UserInput, signals: UserInput) -> bool:
     if not isinstance(store, paths) or not isinstance(signals, paths):
         return False
     return os.fspath(store) == os.fspath(signals)
+
+
+def _matrix_write(result: xr.DataArray, store: UserInput) -> MatrixWrite | None:
+    """The write without xarray of a new matrix result into a local store, if possible."""
+    from lazyspheres.connectivity.direct_write import plan_matrix_write
+
+    if not isinstance(store, (str, os.PathLike)):
+        return None
+    folder = os.fspath(store)
+    if "://" in folder and not folder.startswith("file://"):
+        return None
+    return plan_matrix_write(result, folder.removeprefix("file://"), str(result.name))
 
 
 def _estimator(cov_estimator: CovarianceEstimator | None) -> CovarianceEstimator:
@@ -316,13 +334,15 @@ def _write_groups(
     estimator: CovarianceEstimator,
     options: tuple[str, bool, bool],
     chunks: ZarrChunkReader,
+    meanwhile: Callable[[], None],
 ) -> FloatArray:
     """Compute a stored input's result with each task writing its runs' chunks itself.
 
     Why: as a ``to_zarr`` of the result, every group adds a store task, the group mean a
     sum tree, and the chunks go through zarr's I/O threads; here a group is still one task,
-    which returns only its matrices' sum (lower triangle). Returns the group mean (as the
-    lazy result's ``group_mean``).
+    which returns only its matrices' sum (lower triangle). ``meanwhile()`` is called once
+    the tasks are submitted (the store's metadata is written while they run). Returns the
+    group mean (as the lazy result's ``group_mean``).
     """
     if runs.stored is None:
         raise ValueError("Only a result store read by the tasks is written by them.")
@@ -339,7 +359,7 @@ def _write_groups(
     graph = HighLevelGraph.from_collections(name, layer, dependencies=[])
     # one Delayed per task: each sum comes straight to this process (an Array's compute
     # would first concatenate them in one more task, on one worker)
-    sums = _gathered([Delayed(key, graph, layer=name) for key in layer])
+    sums = _gathered([Delayed(key, graph, layer=name) for key in layer], meanwhile)
     total = np.zeros_like(sums[0])
     for part in sums:
         total += part
@@ -349,22 +369,30 @@ def _write_groups(
     return mean
 
 
-def _gathered(parts: list[Delayed]) -> list[FloatArray]:
+def _gathered(parts: list[Delayed], meanwhile: Callable[[], None]) -> list[FloatArray]:
     """The values of ``parts``, in order; with ``distributed``, each fetched when it is done.
 
     Why: ``dask.compute`` fetches all results after the last task, a serial step at the
-    end; fetched one by one, they move while the other tasks run.
+    end; fetched one by one, they move while the other tasks run. ``meanwhile()`` runs
+    once the tasks are submitted (before computing, on a local scheduler). When anything
+    fails, the tasks still running are waited for, so that none writes after this returns.
     """
     client = active_client()
     if client is None:
+        meanwhile()
         return list(dask.compute(*parts))
-    from distributed import as_completed
+    from distributed import as_completed, wait
 
     futures = client.compute(parts)
     order = {future.key: index for index, future in enumerate(futures)}
     values: dict[int, FloatArray] = {}
-    for future, value in as_completed(futures, with_results=True):
-        values[order[future.key]] = value
+    try:
+        meanwhile()
+        for future, value in as_completed(futures, with_results=True):
+            values[order[future.key]] = value
+    except BaseException:
+        wait(futures)
+        raise
     return [values[index] for index in range(len(futures))]
 
 

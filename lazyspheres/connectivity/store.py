@@ -30,9 +30,10 @@ from lazyspheres.io.zarr_chunks import ZarrChunkReader
 
 __all__ = ["DirectWrite", "write_chunk", "write_connectome", "write_into"]
 
-#: Computes the connectome with every run's chunk written straight into the files of the
-#: output array (given by its chunk layout), and returns the group mean (None: none kept).
-DirectWrite: TypeAlias = Callable[[ZarrChunkReader], "FloatArray | None"]
+#: ``direct(chunks, meanwhile)`` computes the connectome with every run's chunk written
+#: straight into the files of the output array (given by its chunk layout), calls
+#: ``meanwhile()`` once the tasks are under way, and returns the group mean (None: none kept).
+DirectWrite: TypeAlias = Callable[[ZarrChunkReader, Callable[[], None]], "FloatArray | None"]
 
 
 @contextlib.contextmanager
@@ -164,7 +165,7 @@ def _write_direct(
     chunks, whole = _plain_chunks(group, name), _plain_chunks(group, mean)
     if chunks is not None and chunks.chunk_shape == (1, *chunks.shape[1:]):
         try:
-            values = direct(chunks)
+            values = direct(chunks, _nothing)
         except BaseException:  # no half-written variable: remove what this call added
             for key in dataset.variables:
                 with contextlib.suppress(KeyError):
@@ -178,6 +179,10 @@ def _write_direct(
     else:
         writes.compute()
     zarr.consolidate_metadata(group.store)
+
+
+def _nothing() -> None:
+    return None
 
 
 def _plain_chunks(group: zarr.Group, name: str) -> ZarrChunkReader | None:
