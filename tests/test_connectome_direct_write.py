@@ -148,9 +148,12 @@ def test_a_failed_write_leaves_the_store_as_it_was(tmp_path, labelled, cluster):
             ls.connectome(store, "correlation", store=store, cov_estimator=_Failing())
     else:
         options = {"n_workers": 2, "threads_per_worker": 1, "processes": False}
-        with LocalCluster(**options, dashboard_address=None) as running, Client(running):
-            with pytest.raises(ValueError, match="on purpose"):
-                ls.connectome(store, "correlation", store=store, cov_estimator=_Failing())
+        with (
+            LocalCluster(**options, dashboard_address=None) as running,
+            Client(running),
+            pytest.raises(ValueError, match="on purpose"),
+        ):
+            ls.connectome(store, "correlation", store=store, cov_estimator=_Failing())
     assert _files(store) == before  # nothing added, the root as it was
     assert NAME not in xr.open_zarr(store)
 
@@ -167,9 +170,12 @@ def test_a_failed_metadata_write_waits_for_the_tasks_and_removes_their_files(
     store = _copy(labelled, tmp_path, "full.zarr")
     before = _files(store)
     options = {"n_workers": 2, "threads_per_worker": 1, "processes": False}
-    with LocalCluster(**options, dashboard_address=None) as running, Client(running):
-        with pytest.raises(OSError, match="on purpose"):
-            ls.connectome(store, "correlation", store=store)
+    with (
+        LocalCluster(**options, dashboard_address=None) as running,
+        Client(running),
+        pytest.raises(OSError, match="on purpose"),
+    ):
+        ls.connectome(store, "correlation", store=store)
     assert _files(store) == before
 
 
