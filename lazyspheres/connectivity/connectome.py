@@ -400,7 +400,11 @@ def _run_all(parts: list[Delayed], meanwhile: Callable[[], None]) -> None:
     futures = client.compute(parts)
     try:
         meanwhile()
-        client.gather(futures)
+        # waited for, not gathered: a gather is a round trip to every worker for nothing
+        wait(futures)
+        for future in futures:
+            if future.status != "finished":
+                future.result()  # raises the task's error
     except BaseException:
         wait(futures)
         raise
