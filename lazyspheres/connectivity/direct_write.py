@@ -110,11 +110,18 @@ class MatrixWrite:
     def run(self, compute: DirectWrite, opened: xr.Dataset) -> xr.DataArray:
         """Compute and write; return the stored variable (lazy), as ``xr.open_zarr`` shows it.
 
-        When anything fails, the folders this write added are removed and the root is
-        left as it was.
+        While the tasks run, the new arrays' metadata is written and the returned array
+        built (the group mean comes last). When anything fails, the folders this write
+        added are removed and the root is left as it was.
         """
+        built: list[xr.DataArray] = []
+
+        def meanwhile() -> None:
+            self._write_arrays()
+            built.append(self.result(opened))
+
         try:
-            mean = compute(self.chunks(self.name), self._write_arrays)
+            mean = compute(self.chunks(self.name), meanwhile)
             if mean is None:
                 raise ValueError("The connectome's tasks returned no group mean.")
             write_chunk(self.chunks(self.mean), (0, 0), mean)
@@ -122,7 +129,7 @@ class MatrixWrite:
         except BaseException:
             self.remove()
             raise
-        return self.result(opened, mean)
+        return built[0].assign_coords(group_mean=(("seed", "seed2"), mean))
 
     def _write_arrays(self) -> None:
         """Every new array's ``zarr.json``, and the copied coordinates' chunk files."""
@@ -144,8 +151,11 @@ class MatrixWrite:
         for key in self.documents:
             shutil.rmtree(os.path.join(self.folder, key), ignore_errors=True)
 
-    def result(self, opened: xr.Dataset, mean: FloatArray) -> xr.DataArray:
-        """The stored connectome, lazily read, with the coordinates of the store."""
+    def result(self, opened: xr.Dataset) -> xr.DataArray:
+        """The stored connectome, lazily read, with the coordinates of the store.
+
+        Its ``group_mean`` coordinate is the caller's to add.
+        """
         document = self.documents[self.name]
         dims = ("run", "seed", "seed2")
         coords: dict[str, xr.Variable] = {
@@ -156,7 +166,6 @@ class MatrixWrite:
         for key, source in self.copies.items():
             stored = opened[source].variable
             coords[key] = xr.Variable(("seed2",), stored.data, stored.attrs, stored.encoding)
-        coords["group_mean"] = xr.Variable(("seed", "seed2"), mean)
         attrs = {
             key: value
             for key, value in document["attributes"].items()
