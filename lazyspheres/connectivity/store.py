@@ -8,9 +8,11 @@ per chunk), its ``seed2``/``pair`` coordinates and its group mean. The store's o
 A new variable of a local store is written without xarray's store tasks when the caller
 can compute it chunk by chunk (``direct``): xarray writes only the metadata, each of the
 connectome's tasks writes its runs' uncompressed chunk files itself (:func:`write_chunk`)
-and sends back a small sum for the group mean. Why: a store task per group, a sum tree and
+and a small sum for the group mean beside them. Why: a store task per group, a sum tree and
 zarr's I/O threads were a fixed cost as large as half the work of 100 runs, which a second
-worker does not share.
+worker does not share. A new ``(run, seed, seed2)`` connectome of a local store, written
+into the store it was read from, skips xarray for the metadata too
+(:mod:`~lazyspheres.connectivity.direct_write`); vectorized results come here.
 """
 
 from __future__ import annotations
