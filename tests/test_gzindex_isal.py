@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import gzip
 import io
+import itertools
 import pickle
 import zlib
 
@@ -41,7 +42,7 @@ def _plain(seed: int, size: int) -> bytes:
 def _gzip(plain: bytes, level: int, members: int = 1) -> bytes:
     cuts = np.linspace(0, len(plain), members + 1).astype(int)
     out = []
-    for start, stop in zip(cuts[:-1], cuts[1:], strict=True):
+    for start, stop in itertools.pairwise(cuts):
         packer = zlib.compressobj(level, zlib.DEFLATED, 31)
         out.append(packer.compress(plain[start:stop]) + packer.flush())
     return b"".join(out)
@@ -127,7 +128,8 @@ def test_random_ranges_across_checkpoints(case):
         stop = min(len(plain), start + int(generator.integers(1, 3 * spacing)))
         got, begin = _read(data, index, start, stop)
         assert got == plain[start:stop], (start, stop)
-        assert begin <= start and start - begin < 2 * spacing + 600_000
+        assert begin <= start
+        assert start - begin < 2 * spacing + 600_000
 
 
 def test_index_round_trips_and_pickles(case):
@@ -138,11 +140,11 @@ def test_index_round_trips_and_pickles(case):
 
 
 def test_stale_or_damaged_index_is_refused(case, monkeypatch):
-    plain, data, _, index, _ = case
+    _, data, _, index, _ = case
     blob = index.to_bytes()
     with pytest.raises(ValueError, match="missing magic"):
         gzindex_isal.CheckpointIndex.from_bytes(b"X" + blob[1:])
-    with pytest.raises(ValueError, match="wrong length|not a lazyspheres"):
+    with pytest.raises(ValueError, match=r"wrong length|not a lazyspheres"):
         gzindex_isal.CheckpointIndex.from_bytes(blob[:-1])
     other = blob.replace(index.engine.encode(), b"isal-0.0.0/12345")
     with pytest.raises(ValueError, match="stale"):
@@ -155,7 +157,7 @@ def test_stale_or_damaged_index_is_refused(case, monkeypatch):
 
 
 def test_index_of_another_file_is_refused(case):
-    plain, data, _, index, _ = case
+    _, data, _, index, _ = case
     with pytest.raises(ValueError, match="file changed"):
         _read(data + b"\0", index, 0, 10)
 
@@ -170,7 +172,7 @@ def test_tiny_and_empty_members(plain):
 
 def test_trailing_zero_padding_and_empty_file():
     plain = _plain(9, 100_000)
-    streamed, index = _record(gzip.compress(plain) + b"\0" * 1000, spacing=10_000, piece=4096)
+    streamed, _ = _record(gzip.compress(plain) + b"\0" * 1000, spacing=10_000, piece=4096)
     assert streamed == plain
     assert _record(b"", spacing=10, piece=10)[0] == b""
 
@@ -205,10 +207,7 @@ def test_self_test_catches_a_broken_restore(monkeypatch):
 
     monkeypatch.setattr(gzindex_isal, "_snapshot", lossy)
     library = gzindex_isal._Library(gzindex_isal._isal_path())
-    try:
-        assert not gzindex_isal._self_test(library)
-    except OSError:
-        pass  # ISA-L refusing the back references is the same verdict
+    assert not gzindex_isal._self_test(library)
 
 
 # --- damaged files: the same errors as today's ISA-L pass --------------------------------
