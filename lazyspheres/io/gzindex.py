@@ -82,8 +82,10 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Protocol
 
 from lazyspheres.errors import LazySpheresWarning
+from lazyspheres.io import gzindex_isal
 from lazyspheres.io.binary import BinaryStream
 from lazyspheres.io.gzindex_gztool import GztoolLayout, parse_layout, sub_index
+from lazyspheres.io.gzindex_isal import CheckpointIndex, compressed_size
 from lazyspheres.io.readahead import ReadAhead
 
 if TYPE_CHECKING:
@@ -91,11 +93,14 @@ if TYPE_CHECKING:
 
 __all__ = [
     "RECORD_SPACING",
+    "CheckpointIndex",
     "GzipIndex",
     "IndexingInflater",
     "RangeRead",
+    "SeekIndex",
     "build_index",
     "index_available",
+    "load_index",
     "observe_reads",
     "open_indexed",
     "open_indexing",
@@ -213,14 +218,23 @@ class GzipIndex:
             raise ValueError(f"not a lazyspheres gzip index: {error}") from error
 
 
-def _compressed_size(raw: BinaryStream) -> int:
-    size = getattr(raw, "size", None)  # fsspec files know it without a request
-    if isinstance(size, int):
-        return size
-    position = raw.tell()
-    end = raw.seek(0, os.SEEK_END)
-    raw.seek(position)
-    return int(end)
+#: Either kind of index: rapidgzip's seek points, or checkpoints of ISA-L's inflater
+#: (:mod:`lazyspheres.io.gzindex_isal`, recorded by a streaming pass).
+SeekIndex = GzipIndex | CheckpointIndex
+
+
+def load_index(blob: bytes) -> SeekIndex:
+    """Read either kind of index from the bytes its ``to_bytes`` wrote.
+
+    Raises
+    ------
+    ValueError
+        Not an index, or a checkpoint index this process cannot use (stale: recorded by
+        another python-isal).
+    """
+    if bytes(blob[: len(_MAGIC)]) == _MAGIC:
+        return GzipIndex.from_bytes(blob)
+    return CheckpointIndex.from_bytes(blob)
 
 
 class _Rapidgzip(BinaryStream, Protocol):
@@ -282,7 +296,7 @@ def build_index(
         )
     threads = threads or min(os.cpu_count() or 1, 8)
     with contextlib.closing(open_raw()) as raw:
-        size = _compressed_size(raw)
+        size = compressed_size(raw)
         with _rapidgzip_file(raw, threads, spacing) as reader:
             reader.seek(0, os.SEEK_END)
             return _export(reader, size)
@@ -314,7 +328,7 @@ class IndexingInflater(io.RawIOBase):
         self._decoder: _Rapidgzip | None = None
         self._reader: BinaryStream
         if seekable and index_available():
-            self._size: int | None = _compressed_size(raw)
+            self._size: int | None = compressed_size(raw)
             self._decoder = _rapidgzip_file(raw, threads, spacing)
             # one thread decodes in the caller's thread: read ahead in a helper instead
             self._reader = ReadAhead(self._decoder) if threads == 1 else self._decoder
@@ -439,7 +453,7 @@ def open_indexed(
     ValueError
         The index belongs to another file (its compressed size differs).
     """
-    size = _compressed_size(raw)
+    size = compressed_size(raw)
     if size != index.compressed_size:
         raise ValueError(
             f"The gzip index was built for a {index.compressed_size}-byte file, but this "
@@ -453,7 +467,7 @@ def open_indexed(
 
 def read_range(
     open_raw: OpenRaw,
-    index: GzipIndex | None,
+    index: SeekIndex | None,
     start: int,
     stop: int,
     out: WriteableBuffer | None = None,
@@ -465,9 +479,10 @@ def read_range(
     open_raw : callable
         Returns a fresh binary file object of the compressed bytes (closed here). Calls
         from several threads are safe: each opens its own handle.
-    index : GzipIndex or None
-        The file's index. ``None`` (or no rapidgzip) inflates from byte 0, with a
-        :class:`~lazyspheres.errors.LazySpheresWarning` the first time.
+    index : GzipIndex, CheckpointIndex or None
+        The file's index. ``None`` (or no rapidgzip for a :class:`GzipIndex`, or another
+        python-isal than the one that recorded a :class:`CheckpointIndex`) inflates from
+        byte 0, with a :class:`~lazyspheres.errors.LazySpheresWarning` the first time.
     start, stop : int
         Decompressed byte range, ``0 <= start <= stop``.
     out : writable buffer, optional
@@ -492,7 +507,9 @@ def read_range(
         )
     if length == 0:
         return target if out is not None else b""
-    if index is not None and index_available():
+    if isinstance(index, CheckpointIndex) and index.usable:
+        inflate_from = gzindex_isal.read_into(open_raw, index, start, target)
+    elif isinstance(index, GzipIndex) and index_available():
         inflate_from = index.seek_point(start)[1]
         with (
             contextlib.closing(open_raw()) as raw,
@@ -531,11 +548,16 @@ def _read_sequential(open_raw: OpenRaw, start: int, target: memoryview) -> None:
         _fill(stream, target, start)
 
 
-def _warn_sequential(index: GzipIndex | None) -> None:
+def _warn_sequential(index: SeekIndex | None) -> None:
     if _FALLBACK_WARNED.is_set():
         return
     _FALLBACK_WARNED.set()
-    why = "it has no seek-point index" if index is None else "rapidgzip is not installed"
+    if index is None:
+        why = "it has no seek-point index"
+    elif isinstance(index, CheckpointIndex):
+        why = f"its index was recorded by {index.engine}, not usable with this python-isal"
+    else:
+        why = "rapidgzip is not installed"
     warnings.warn(
         f"Reading a range of a .nii.gz from its start, because {why}: each such read "
         "inflates everything before it. Install rapidgzip (`pip install rapidgzip`) so "

@@ -59,7 +59,9 @@ __all__ = [
     "CheckpointIndex",
     "RecordingInflater",
     "available",
+    "compressed_size",
     "engine_signature",
+    "open_recording",
     "read_into",
 ]
 
@@ -486,7 +488,8 @@ class CheckpointIndex:
             raise ValueError(f"not a lazyspheres checkpoint index: {e}") from e
 
 
-def _compressed_size(raw: BinaryStream) -> int:
+def compressed_size(raw: BinaryStream) -> int:
+    """Size of a seekable compressed file object (its position is kept)."""
     size = getattr(raw, "size", None)  # fsspec files know it without a request
     if isinstance(size, int):
         return size
@@ -550,7 +553,7 @@ class RecordingInflater(io.RawIOBase):
         library = _library()
         if library is None:
             raise ImportError("ISA-L checkpoints are not available here (see available())")
-        self._size = _compressed_size(raw)
+        self._size = compressed_size(raw)
         self._engine = str(engine_signature())  # not None: the library loaded
         self._decoder = _Decoder(raw, library, piece=piece)
         self._stream = _Checkpointing(self._decoder, spacing)
@@ -592,6 +595,24 @@ class RecordingInflater(io.RawIOBase):
         super().close()
 
 
+def open_recording(
+    raw: BinaryStream,
+    *,
+    spacing: int | None = None,
+    on_index: Callable[[CheckpointIndex], None] | None = None,
+) -> RecordingInflater:
+    """Open ``raw`` (compressed, seekable, at position 0) for one pass recording checkpoints.
+
+    ``spacing`` defaults to :data:`SPACING`.
+
+    Raises
+    ------
+    ImportError
+        The engine is not available here (:func:`available`).
+    """
+    return RecordingInflater(raw, spacing=spacing or SPACING, on_index=on_index)
+
+
 def read_into(
     open_raw: Callable[[], BinaryStream], index: CheckpointIndex, start: int, out: memoryview
 ) -> int:
@@ -609,7 +630,7 @@ def read_into(
         raise ValueError(f"checkpoint index of {index.engine} unusable with {engine_signature()}")
     at = index._before(start)
     with contextlib.closing(open_raw()) as raw:
-        size = _compressed_size(raw)
+        size = compressed_size(raw)
         if size != index.compressed_size:
             raise ValueError(
                 f"The gzip index was built for a {index.compressed_size}-byte file, but this "
