@@ -158,6 +158,40 @@ def test_without_rapidgzip_isal_still_records(run, monkeypatch, inflate_opens):
 
 
 @pytest.mark.nilearn
+def test_an_explicit_inflate_engine_is_respected(run, monkeypatch, inflate_opens):
+    """``LAZYSPHERES_INFLATE=zlib`` streams with zlib: no ISA-L recording by default."""
+    path, expected = run
+    monkeypatch.delenv("LAZYSPHERES_GZINDEX_BYPRODUCT", raising=False)
+    monkeypatch.setenv("LAZYSPHERES_INFLATE", "zlib")
+    image = ls.open_nifti(path)
+    np.testing.assert_allclose(ls.extract(image, SEEDS, RADIUS).values, expected, rtol=1e-6)
+    assert not _recorders(inflate_opens)
+    assert [type(s).__name__ for s in inflate_opens] == ["_InflateReader"]
+
+
+@pytest.mark.nilearn
+def test_sliced_extract_reads_through_the_recorded_index(run, monkeypatch):
+    """After the recording pass, an extract of a modified image equals nilearn's and never
+    inflates from the start of the file: each chunk read starts at a nearby checkpoint."""
+    path, expected = run
+    monkeypatch.delenv("LAZYSPHERES_GZINDEX_BYPRODUCT", raising=False)
+    monkeypatch.setattr(gzindex_isal, "SPACING", 2**20)
+    image = ls.open_nifti(path)
+    np.testing.assert_allclose(ls.extract(image, SEEDS, RADIUS).values, expected, rtol=1e-6)
+    index = reader_of(image).index
+    assert isinstance(index, gzindex.CheckpointIndex)
+    _no_pass_from_the_start(monkeypatch)
+    with gzindex.observe_reads() as reads:
+        # (a view skipping most of the file: indexed reads pay, view._index_pays)
+        sliced = ls.extract(image.isel(time=slice(45, None)), SEEDS, RADIUS).values
+    np.testing.assert_allclose(sliced, expected[45:], rtol=1e-6)
+    assert reads
+    for read in reads:
+        assert read.inflate_from == index.seek_point(read.start)[1]
+        assert read.start - read.inflate_from < 2 * 2**20
+
+
+@pytest.mark.nilearn
 def test_without_either_engine_the_pass_records_nothing(run, monkeypatch, inflate_opens):
     path, expected = run
     monkeypatch.setenv("LAZYSPHERES_GZINDEX_BYPRODUCT", "1")

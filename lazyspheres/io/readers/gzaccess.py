@@ -26,7 +26,7 @@ from collections.abc import Callable, Iterator
 
 from lazyspheres.io import gzindex, gzindex_isal
 from lazyspheres.io.binary import BinaryStream
-from lazyspheres.io.inflate import open_inflated
+from lazyspheres.io.inflate import choose_engine, open_inflated
 from lazyspheres.io.sources import ByteSource
 
 __all__ = ["build_index", "cached_index", "read_into", "recording_stream", "why_no_index"]
@@ -49,8 +49,17 @@ def indexable(source: ByteSource) -> bool:
 
 
 def _checkpoints(source: ByteSource) -> bool:
-    """Whether streaming passes over ``source`` record ISA-L checkpoints (local files)."""
-    return source.is_local and gzindex_isal.available()
+    """Whether streaming passes over ``source`` record ISA-L checkpoints.
+
+    Local files only, and only where ISA-L is the inflater the pass would use anyway
+    (``LAZYSPHERES_INFLATE=zlib`` still measures and uses zlib).
+    """
+    if not source.is_local or not gzindex_isal.available():
+        return False
+    try:
+        return choose_engine(seekable=True) == "isal"
+    except (ImportError, ValueError):
+        return False
 
 
 def why_no_index(source: ByteSource) -> str:
