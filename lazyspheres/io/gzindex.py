@@ -33,9 +33,17 @@ configuration of rapidgzip 0.16 is both as fast as ISA-L's pass (within 10 %) an
   moves that into a helper thread (as ISA-L's threaded reader does), and it still costs
   1.3-1.5x ISA-L's CPU (seek points, checksums, copies), 1.2x and more in wall time.
 
-So extraction streams with ISA-L; the first random access builds the index on demand
-(:func:`build_index`, in parallel) and stores it (:mod:`.gzindex_cache`); the recording pass
-is opt-in (``LAZYSPHERES_GZINDEX_BYPRODUCT=1``, :mod:`lazyspheres.io.readers.gzaccess`).
+So the by-product is recorded by ISA-L itself (:mod:`lazyspheres.io.gzindex_isal`): the
+streaming pass drives ISA-L's inflater through ctypes and, every 16 MiB of output, copies
+its decoder state (one plain C struct holding the bit buffer, Huffman tables and the last
+32 KiB of output) as a checkpoint, a :class:`CheckpointIndex`. That costs a few % of the
+plain ISA-L pass, the index is ~0.3 % of the file, and it is on by default for local files
+(``LAZYSPHERES_GZINDEX_BYPRODUCT=0`` turns it off; see
+:func:`lazyspheres.io.readers.gzaccess.record_while_streaming`). rapidgzip's recording pass
+(:func:`open_indexing`) remains, opt-in, for remote files and where that engine is
+unavailable (no python-isal, or its self-test failed); the first random access without an
+index builds one on demand with rapidgzip (:func:`build_index`, in parallel); both kinds
+are stored alike (:mod:`.gzindex_cache`) and read through :func:`read_range`.
 
 The standard library cannot build an index (``zlib`` has no ``Z_BLOCK`` flush to stop at a
 deflate block boundary), so without rapidgzip reads fall back to inflating from byte 0 and
@@ -44,6 +52,8 @@ warn once (:class:`~lazyspheres.errors.LazySpheresWarning`).
 Public API (stable; the reader seam builds on it):
 
 * :class:`GzipIndex` — immutable, picklable; ``to_bytes`` / ``from_bytes``;
+* :class:`CheckpointIndex` — the same duties, for ISA-L checkpoints; :data:`SeekIndex`
+  names either, :func:`load_index` reads either;
 * :func:`build_index` — on demand, in parallel;
 * :func:`open_indexing` — a sequential inflated stream that records the index on the way;
 * :func:`read_range` and :func:`open_indexed` — random access;

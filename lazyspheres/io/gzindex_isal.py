@@ -207,10 +207,10 @@ def _self_test(library: _Library) -> bool:
     import random
 
     generator = random.Random(14)
-    words = [generator.randbytes(generator.randint(2, 9)) for _ in range(300)]
-    plain = b"".join(generator.choices(words, k=20_000))  # ~110 KB, with back references
+    words = [generator.randbytes(generator.randint(2, 9)) for _ in range(100)]
+    plain = b"".join(generator.choices(words, k=9_000))  # ~50 KB, with back references
     members = []
-    for level in (1, 9):  # memLevel 1: many small dynamic blocks per member
+    for level in (1, 0):  # memLevel 1: many small dynamic blocks; then stored blocks
         packer = zlib.compressobj(level, zlib.DEFLATED, 31, memLevel=1)
         members.append(packer.compress(plain) + packer.flush())
     data = b"".join(members)
@@ -218,13 +218,13 @@ def _self_test(library: _Library) -> bool:
     guard = (ctypes.c_uint8 * (_STATE_SIZE + _GUARD))()
     decoder = _Decoder(io.BytesIO(data), library, piece=4099, state=_fresh(library, guard))
     out = bytearray()
-    piece = bytearray(7001)
+    piece = bytearray(9001)
     try:
         while count := decoder.inflate_into(memoryview(piece)):
             out += piece[:count]
             # what a reader does: restore the saved blob (into the guarded struct), seek, go on
             point = decoder.checkpoint()
-            ctypes.memmove(guard, zlib.decompress(point.blob), _STATE_SIZE)
+            ctypes.memmove(guard, bytes(_restore(point.blob)), _STATE_SIZE)
             raw = io.BytesIO(data)
             raw.seek(point.compressed)
             decoder = _Decoder(raw, library, piece=4099, state=_State.from_buffer(guard))
@@ -242,12 +242,11 @@ class _Point:
 
 
 def _snapshot(state: _State) -> bytes:
-    """The state without its pointers and stale history, compressed."""
-    raw = bytearray(memoryview(state).cast("B"))
+    """The state without its pointers and stale history (the tail is zeros), compressed."""
+    valid = max(0, min(int(state.tmp_out_valid), 2 * _HIST_SIZE + _LOOK_AHEAD))
+    raw = bytearray(memoryview(state).cast("B")[: _HISTORY_AT + valid])
     for field in _POINTERS:
         raw[field.offset : field.offset + field.size] = bytes(field.size)
-    valid = max(0, min(int(state.tmp_out_valid), 2 * _HIST_SIZE + _LOOK_AHEAD))
-    raw[_HISTORY_AT + valid :] = bytes(len(raw) - _HISTORY_AT - valid)
     return zlib.compress(raw, 1)
 
 
@@ -261,9 +260,9 @@ def _fresh(library: _Library, memory: ctypes.Array[ctypes.c_uint8] | None = None
 
 def _restore(blob: bytes) -> _State:
     raw = zlib.decompress(blob)
-    if len(raw) != _STATE_SIZE:
-        raise ValueError(f"checkpoint of {len(raw)} bytes, expected {_STATE_SIZE}")
-    return _State.from_buffer_copy(raw)
+    if not _HISTORY_AT <= len(raw) <= _STATE_SIZE:
+        raise ValueError(f"checkpoint of {len(raw)} bytes, expected at most {_STATE_SIZE}")
+    return _State.from_buffer_copy(raw + bytes(_STATE_SIZE - len(raw)))
 
 
 class _Decoder:
