@@ -62,6 +62,19 @@ def _recorders(opened):
     return [s for s in opened if isinstance(s, tuple(RECORDERS.values()))]
 
 
+def _recorded_as_shipped(run, monkeypatch):
+    """The image after extract's first pass with the defaults (ISA-L checkpoints, 1 MiB
+    apart here), checked against nilearn; the index it recorded."""
+    path, expected = run
+    monkeypatch.delenv("LAZYSPHERES_GZINDEX_BYPRODUCT", raising=False)
+    monkeypatch.setattr(gzindex_isal, "SPACING", 2**20)
+    image = ls.open_nifti(path)
+    np.testing.assert_allclose(ls.extract(image, SEEDS, RADIUS).values, expected, rtol=1e-6)
+    index = reader_of(image).index
+    assert isinstance(index, gzindex.CheckpointIndex)
+    return image, index
+
+
 def _no_pass_from_the_start(monkeypatch):
     def refuse(*args, **kwargs):
         raise AssertionError("a read inflated the file from its start")
@@ -173,13 +186,8 @@ def test_an_explicit_inflate_engine_is_respected(run, monkeypatch, inflate_opens
 def test_sliced_extract_reads_through_the_recorded_index(run, monkeypatch):
     """After the recording pass, an extract of a modified image equals nilearn's and never
     inflates from the start of the file: each chunk read starts at a nearby checkpoint."""
-    path, expected = run
-    monkeypatch.delenv("LAZYSPHERES_GZINDEX_BYPRODUCT", raising=False)
-    monkeypatch.setattr(gzindex_isal, "SPACING", 2**20)
-    image = ls.open_nifti(path)
-    np.testing.assert_allclose(ls.extract(image, SEEDS, RADIUS).values, expected, rtol=1e-6)
-    index = reader_of(image).index
-    assert isinstance(index, gzindex.CheckpointIndex)
+    _, expected = run
+    image, index = _recorded_as_shipped(run, monkeypatch)
     _no_pass_from_the_start(monkeypatch)
     with gzindex.observe_reads() as reads:
         # (a view skipping most of the file: indexed reads pay, view._index_pays)
@@ -207,11 +215,7 @@ def test_without_either_engine_the_pass_records_nothing(run, monkeypatch, inflat
 def test_stale_checkpoint_index_is_refused_and_rebuilt(run, monkeypatch):
     """An index recorded by another python-isal is never used: rapidgzip rebuilds it."""
     path, _ = run
-    monkeypatch.delenv("LAZYSPHERES_GZINDEX_BYPRODUCT", raising=False)
-    monkeypatch.setattr(gzindex_isal, "SPACING", 2**20)
-    first = ls.open_nifti(path)
-    ls.extract(first, SEEDS, RADIUS).values  # noqa: B018  (records and caches the index)
-    assert isinstance(reader_of(first).index, gzindex.CheckpointIndex)
+    _recorded_as_shipped(run, monkeypatch)  # records and caches the index
     monkeypatch.setattr(gzindex_isal, "engine_signature", lambda: "isal-0.0.0/1")
     image = ls.open_nifti(path)
     assert reader_of(image).index is None  # the cached entry is stale
@@ -225,11 +229,7 @@ def test_stale_checkpoint_index_is_refused_and_rebuilt(run, monkeypatch):
 @pytest.mark.nilearn
 def test_stale_pickled_index_falls_back_with_the_warning(run, monkeypatch):
     path, _ = run
-    monkeypatch.delenv("LAZYSPHERES_GZINDEX_BYPRODUCT", raising=False)
-    monkeypatch.setattr(gzindex_isal, "SPACING", 2**20)
-    image = ls.open_nifti(path)
-    ls.extract(image, SEEDS, RADIUS).values  # noqa: B018
-    index = reader_of(image).index
+    image, index = _recorded_as_shipped(run, monkeypatch)
     monkeypatch.setattr(gzindex_isal, "engine_signature", lambda: "isal-0.0.0/1")
     monkeypatch.setattr(gzindex, "_FALLBACK_WARNED", type(gzindex._FALLBACK_WARNED)())
     with pytest.warns(LazySpheresWarning, match="not usable with this python-isal"):

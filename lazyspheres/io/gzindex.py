@@ -95,7 +95,7 @@ from lazyspheres.errors import LazySpheresWarning
 from lazyspheres.io import gzindex_isal
 from lazyspheres.io.binary import BinaryStream
 from lazyspheres.io.gzindex_gztool import GztoolLayout, parse_layout, sub_index
-from lazyspheres.io.gzindex_isal import CheckpointIndex, compressed_size
+from lazyspheres.io.gzindex_isal import CheckpointIndex, IndexedAtEnd, compressed_size
 from lazyspheres.io.readahead import ReadAhead
 
 if TYPE_CHECKING:
@@ -312,7 +312,7 @@ def build_index(
             return _export(reader, size)
 
 
-class IndexingInflater(io.RawIOBase):
+class IndexingInflater(IndexedAtEnd[GzipIndex]):
     """A sequential inflated stream that records a :class:`GzipIndex` as it goes.
 
     Read it like any binary stream; once it has been read to the end, :attr:`index` holds
@@ -331,12 +331,9 @@ class IndexingInflater(io.RawIOBase):
         spacing: int | None = RECORD_SPACING,
         on_index: Callable[[GzipIndex], None] | None = None,
     ) -> None:
-        super().__init__()
-        self._index: GzipIndex | None = None
-        self._on_index = on_index
+        super().__init__(on_index)
         seekable = bool(getattr(raw, "seekable", lambda: False)())
         self._decoder: _Rapidgzip | None = None
-        self._reader: BinaryStream
         if seekable and index_available():
             self._size: int | None = compressed_size(raw)
             self._decoder = _rapidgzip_file(raw, threads, spacing)
@@ -348,32 +345,16 @@ class IndexingInflater(io.RawIOBase):
             self._size = None
             self._reader = open_inflated(raw)
 
-    @property
-    def index(self) -> GzipIndex | None:
-        """The index, available after the stream was read to its end."""
-        return self._index
-
-    def readable(self) -> bool:
-        """Always True."""
-        return True
-
-    def readinto(self, buffer: WriteableBuffer) -> int:
-        """Inflate into ``buffer``; at the end of the stream, record the index."""
-        count = self._reader.readinto(memoryview(buffer)) or 0
+    def _finish(self) -> GzipIndex | None:
         decoder, size = self._decoder, self._size
-        if not count and len(memoryview(buffer)) and self._index is None and decoder and size:
-            self._index = _export(decoder, size)
-            if self._on_index is not None:
-                self._on_index(self._index)
-        return count
+        return _export(decoder, size) if decoder and size else None
 
     def close(self) -> None:
         """Close the inflater (not ``raw``, which belongs to the caller)."""
-        if not self.closed:
-            self._reader.close()
-            if self._decoder is not None:
-                self._decoder.close()
+        closed = self.closed
         super().close()
+        if not closed and self._decoder is not None:
+            self._decoder.close()
 
 
 def open_indexing(

@@ -42,11 +42,10 @@ import io
 import json
 import os
 import struct
-import threading
 import zlib
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Generic, TypeVar
 
 from lazyspheres.io.binary import BinaryStream
 from lazyspheres.io.readahead import ReadAhead
@@ -57,6 +56,7 @@ if TYPE_CHECKING:
 __all__ = [
     "SPACING",
     "CheckpointIndex",
+    "IndexedAtEnd",
     "RecordingInflater",
     "available",
     "compressed_size",
@@ -70,6 +70,7 @@ __all__ = [
 SPACING = 16 * 2**20
 _INPUT_PIECE = 1 << 20  # compressed bytes fed to ISA-L per refill
 _MAGIC = b"LSGZCKP1"
+_Index = TypeVar("_Index")
 _FORMAT = "isal-checkpoints"
 
 # --- struct inflate_state of ISA-L v2.32.1 (include/igzip_lib.h), from its constants ---
@@ -520,7 +521,49 @@ class _Checkpointing(io.RawIOBase):
         return self._decoder.inflate_into(memoryview(buffer), self._boundary)
 
 
-class RecordingInflater(io.RawIOBase):
+class IndexedAtEnd(io.RawIOBase, Generic[_Index]):
+    """An inflated stream whose index exists once it has been read to its end.
+
+    Subclasses set ``_reader`` (the stream read) and make the index in :meth:`_finish`;
+    ``on_index`` is called with it.
+    """
+
+    _reader: BinaryStream
+
+    def __init__(self, on_index: Callable[[_Index], None] | None) -> None:
+        super().__init__()
+        self._on_index = on_index
+        self._index: _Index | None = None
+
+    @property
+    def index(self) -> _Index | None:
+        """The index, once the stream was read to its end (else ``None``)."""
+        return self._index
+
+    def readable(self) -> bool:
+        """Always True."""
+        return True
+
+    def _finish(self) -> _Index | None:
+        raise NotImplementedError
+
+    def readinto(self, buffer: WriteableBuffer) -> int:
+        """Inflate into ``buffer``; at the end of the stream, make the index."""
+        count = self._reader.readinto(memoryview(buffer)) or 0
+        if not count and len(memoryview(buffer)) and self._index is None:
+            self._index = self._finish()
+            if self._index is not None and self._on_index is not None:
+                self._on_index(self._index)
+        return count
+
+    def close(self) -> None:
+        """Stop reading (``raw`` belongs to the caller)."""
+        if not self.closed:
+            self._reader.close()
+        super().close()
+
+
+class RecordingInflater(IndexedAtEnd["CheckpointIndex"]):
     """The inflated stream of a gzip file that records a :class:`CheckpointIndex`.
 
     ISA-L inflates in a helper thread (:class:`~lazyspheres.io.readahead.ReadAhead`; the
@@ -548,7 +591,7 @@ class RecordingInflater(io.RawIOBase):
         on_index: Callable[[CheckpointIndex], None] | None = None,
         piece: int = _INPUT_PIECE,
     ) -> None:
-        super().__init__()
+        super().__init__(on_index)
         library = _library()
         if library is None:
             raise ImportError("ISA-L checkpoints are not available here (see available())")
@@ -557,41 +600,16 @@ class RecordingInflater(io.RawIOBase):
         self._decoder = _Decoder(raw, library, piece=piece)
         self._stream = _Checkpointing(self._decoder, spacing)
         self._reader = ReadAhead(self._stream)
-        self._on_index = on_index
-        self._index: CheckpointIndex | None = None
-        self._lock = threading.Lock()
 
-    @property
-    def index(self) -> CheckpointIndex | None:
-        """The index, once the stream was read to its end (else ``None``)."""
-        return self._index
-
-    def readable(self) -> bool:
-        """Always True."""
-        return True
-
-    def readinto(self, buffer: WriteableBuffer) -> int:
-        """Inflate into ``buffer``; at the end of the stream, build the index."""
-        count = self._reader.readinto(buffer)
-        if not count and len(memoryview(buffer)) and self._index is None:
-            with self._lock:
-                points = self._stream.points
-                self._index = CheckpointIndex(
-                    tuple((p.compressed, p.decompressed) for p in points),
-                    tuple(p.blob for p in points),
-                    self._decoder.produced,
-                    self._size,
-                    self._engine,
-                )
-            if self._on_index is not None:
-                self._on_index(self._index)
-        return count
-
-    def close(self) -> None:
-        """Stop the helper thread (``raw`` belongs to the caller)."""
-        if not self.closed:
-            self._reader.close()
-        super().close()
+    def _finish(self) -> CheckpointIndex:
+        points = self._stream.points
+        return CheckpointIndex(
+            tuple((p.compressed, p.decompressed) for p in points),
+            tuple(p.blob for p in points),
+            self._decoder.produced,
+            self._size,
+            self._engine,
+        )
 
 
 def open_recording(
