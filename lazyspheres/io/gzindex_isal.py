@@ -28,7 +28,7 @@ If the self-test fails or python-isal is absent, the engine is unavailable and c
 back to rapidgzip's index or to inflating from the start.
 
 Each checkpoint stores the struct with its pointers zeroed and only the valid part of the
-history buffer kept, compressed with zlib (level 1): ~20-40 KB; one every
+history buffer kept, compressed with zlib (level 1): 15-40 KB; one every
 :data:`SPACING` decompressed bytes keeps the index well under 1 % of a float32 run.
 """
 
@@ -139,7 +139,7 @@ class _State(ctypes.Structure):
 
 _STATE_SIZE = ctypes.sizeof(_State)
 _HISTORY_AT = _State.tmp_out_buffer.offset
-_POINTERS = (_State.next_out, _State.avail_out, _State.next_in, _State.avail_in)
+_CALLER_FIELDS = (_State.next_out, _State.avail_out, _State.next_in, _State.avail_in)
 _ISAL_GZIP = 1  # crc_flag: parse the gzip header, check CRC32 and length at the end
 _BLOCK_FINISH = 5  # ISAL_BLOCK_FINISH: the member's data and trailer are done
 _ERRORS = {
@@ -246,7 +246,7 @@ def _snapshot(state: _State) -> bytes:
     """The state without its pointers and stale history (the tail is zeros), compressed."""
     valid = max(0, min(int(state.tmp_out_valid), 2 * _HIST_SIZE + _LOOK_AHEAD))
     raw = bytearray(memoryview(state).cast("B")[: _HISTORY_AT + valid])
-    for field in _POINTERS:
+    for field in _CALLER_FIELDS:
         raw[field.offset : field.offset + field.size] = bytes(field.size)
     return zlib.compress(raw, 1)
 
