@@ -313,8 +313,10 @@ class _Decoder:
         start = (state.next_in or self._address) - self._address
         if left and start:
             self._buffer[:left] = self._buffer[start : start + left]
+        if left == len(self._buffer):  # never: ISA-L takes whole headers and blocks in parts
+            raise OSError("invalid gzip data: ISA-L took nothing from a full input buffer")
         view = memoryview(self._buffer)[left:]
-        count = (self._raw.readinto(view) or 0) if len(view) else 0
+        count = self._raw.readinto(view) or 0
         self._end += count
         state.next_in, state.avail_in = self._address, left + count
         if not count:

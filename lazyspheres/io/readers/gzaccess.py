@@ -68,6 +68,11 @@ def why_no_index(source: ByteSource) -> str:
         return "rapidgzip, which builds the index, is not installed: pip install rapidgzip"
     if source.fileobj is not None:
         return "it was opened from a file object; open it from a path or URL instead"
+    if not gzindex.index_available():
+        return (
+            "none is stored for this version of the file, and without rapidgzip it is only "
+            "recorded by a full pass (an extract of the whole run): pip install rapidgzip"
+        )
     return "none is stored for this version of the file"
 
 
