@@ -77,7 +77,7 @@ def inflate_opens(monkeypatch):
 
     Counts sequential passes (plain, or recording the gzip index) and indexed reads.
     """
-    from lazyspheres.io import gzindex, inflate
+    from lazyspheres.io import gzindex, gzindex_isal, inflate
     from lazyspheres.io.readers import gzaccess, nifti
 
     opened = []
@@ -93,6 +93,7 @@ def inflate_opens(monkeypatch):
     monkeypatch.setattr(nifti, "open_inflated", counting(inflate.open_inflated))
     monkeypatch.setattr(gzaccess, "open_inflated", counting(inflate.open_inflated))
     monkeypatch.setattr(gzindex, "open_indexing", counting(gzindex.open_indexing))
+    monkeypatch.setattr(gzindex_isal, "open_recording", counting(gzindex_isal.open_recording))
     monkeypatch.setattr(gzindex, "open_indexed", counting(gzindex.open_indexed))
     return opened
 

@@ -23,7 +23,7 @@ import struct
 import sys
 import tempfile
 
-from lazyspheres.io.gzindex import GzipIndex
+from lazyspheres.io.gzindex import SeekIndex, load_index
 
 __all__ = [
     "cache_dir",
@@ -72,7 +72,7 @@ def _entry_path(key: str) -> pathlib.Path:
     return cache_dir() / (hashlib.sha256(key.encode()).hexdigest() + SIDECAR_SUFFIX)
 
 
-def _valid(index: GzipIndex, compressed_size: int | None, where: object) -> bool:
+def _valid(index: SeekIndex, compressed_size: int | None, where: object) -> bool:
     if compressed_size is not None and index.compressed_size != compressed_size:
         _LOG.debug(
             "Ignoring gzip index %s: built for %d compressed bytes, the file has %d.",
@@ -84,7 +84,7 @@ def _valid(index: GzipIndex, compressed_size: int | None, where: object) -> bool
     return True
 
 
-def load_cached_index(key: str, *, compressed_size: int | None = None) -> GzipIndex | None:
+def load_cached_index(key: str, *, compressed_size: int | None = None) -> SeekIndex | None:
     """The cached index of ``key`` (see :func:`cache_key`), or ``None``.
 
     Parameters
@@ -110,14 +110,14 @@ def load_cached_index(key: str, *, compressed_size: int | None = None) -> GzipIn
         if stored != key:
             _LOG.debug("Ignoring gzip index %s: written for another file version.", path)
             return None
-        index = GzipIndex.from_bytes(blob[start + length :])
+        index = load_index(blob[start + length :])
     except (ValueError, struct.error, UnicodeDecodeError) as error:
         _LOG.debug("Ignoring corrupt gzip index %s: %s", path, error)
         return None
     return index if _valid(index, compressed_size, path) else None
 
 
-def store_cached_index(key: str, index: GzipIndex) -> pathlib.Path | None:
+def store_cached_index(key: str, index: SeekIndex) -> pathlib.Path | None:
     """Store ``index`` under ``key`` atomically; returns the path (``None`` when disabled).
 
     A cache that cannot be written (read-only home, full disk) is skipped with a debug log:
@@ -156,11 +156,11 @@ def sidecar_path(location: str | os.PathLike[str]) -> pathlib.Path:
 
 def load_sidecar(
     location: str | os.PathLike[str], *, compressed_size: int | None = None
-) -> GzipIndex | None:
+) -> SeekIndex | None:
     """The index in ``<file>.gzidx`` next to a local file, if present and valid."""
     path = sidecar_path(location)
     try:
-        index = GzipIndex.from_bytes(path.read_bytes())
+        index = load_index(path.read_bytes())
     except OSError:
         return None
     except ValueError as error:
@@ -169,7 +169,7 @@ def load_sidecar(
     return index if _valid(index, compressed_size, path) else None
 
 
-def store_sidecar(location: str | os.PathLike[str], index: GzipIndex) -> pathlib.Path:
+def store_sidecar(location: str | os.PathLike[str], index: SeekIndex) -> pathlib.Path:
     """Write ``<file>.gzidx`` next to a local file (atomically); returns its path."""
     path = sidecar_path(location)
     _write_atomically(path, index.to_bytes())
@@ -178,7 +178,7 @@ def store_sidecar(location: str | os.PathLike[str], index: GzipIndex) -> pathlib
 
 def find_index(
     location: str, fingerprint: str, *, compressed_size: int | None = None, local: bool = True
-) -> GzipIndex | None:
+) -> SeekIndex | None:
     """A stored index of one file version: its sidecar (local files), else the user cache.
 
     Parameters
