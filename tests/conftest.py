@@ -15,6 +15,17 @@ import pytest
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _private_index_cache(tmp_path_factory):
+    """Keep the gzip indexes that streaming passes record out of the user's own cache.
+
+    (Each xdist worker gets its own directory; subprocesses inherit it.)
+    """
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("LAZYSPHERES_CACHE_DIR", str(tmp_path_factory.mktemp("user-cache")))
+        yield
+
+
 @pytest.fixture
 def rng():
     return np.random.default_rng(42)
