@@ -15,6 +15,17 @@ import pytest
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _private_index_cache(tmp_path_factory):
+    """Keep the gzip indexes that streaming passes record out of the user's own cache.
+
+    (Each xdist worker gets its own directory; subprocesses inherit it.)
+    """
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("LAZYSPHERES_CACHE_DIR", str(tmp_path_factory.mktemp("user-cache")))
+        yield
+
+
 @pytest.fixture
 def rng():
     return np.random.default_rng(42)
@@ -77,7 +88,7 @@ def inflate_opens(monkeypatch):
 
     Counts sequential passes (plain, or recording the gzip index) and indexed reads.
     """
-    from lazyspheres.io import gzindex, inflate
+    from lazyspheres.io import gzindex, gzindex_isal, inflate
     from lazyspheres.io.readers import gzaccess, nifti
 
     opened = []
@@ -93,6 +104,7 @@ def inflate_opens(monkeypatch):
     monkeypatch.setattr(nifti, "open_inflated", counting(inflate.open_inflated))
     monkeypatch.setattr(gzaccess, "open_inflated", counting(inflate.open_inflated))
     monkeypatch.setattr(gzindex, "open_indexing", counting(gzindex.open_indexing))
+    monkeypatch.setattr(gzindex_isal, "open_recording", counting(gzindex_isal.open_recording))
     monkeypatch.setattr(gzindex, "open_indexed", counting(gzindex.open_indexed))
     return opened
 

@@ -349,6 +349,60 @@ def test_cache_can_be_disabled(cache, big_index, monkeypatch):
     assert gzindex_cache.load_cached_index(key) is None
 
 
+def _aged(path, seconds_ago):
+    """Set ``path``'s modification time ``seconds_ago`` into the past (its last use)."""
+    import os
+    import time
+
+    moment = time.time() - seconds_ago
+    os.utime(path, (moment, moment))
+
+
+def test_cache_keeps_the_most_recently_used_within_its_bound(cache, big_index, monkeypatch):
+    keys = [gzindex_cache.cache_key(f"/data/run{i}.nii.gz", "etag=1") for i in range(4)]
+    entry_bytes = len(gzindex_cache.store_cached_index(keys[0], big_index).read_bytes())
+    monkeypatch.setenv("LAZYSPHERES_GZINDEX_CACHE_BYTES", str(3 * entry_bytes))
+    for age, key in zip((400, 300, 200), keys[:3], strict=True):
+        _aged(gzindex_cache.store_cached_index(key, big_index), age)
+    assert gzindex_cache.load_cached_index(keys[0]) == big_index  # used now: newest
+    gzindex_cache.store_cached_index(keys[3], big_index)  # a fourth does not fit
+    kept = [gzindex_cache.load_cached_index(key) is not None for key in keys]
+    assert kept == [True, False, True, True]  # run1 was the least recently used
+    assert sum(p.stat().st_size for p in cache.iterdir()) <= 3 * entry_bytes
+
+
+def test_cache_bound_keeps_the_entry_just_written(cache, big_index, monkeypatch, caplog):
+    key = gzindex_cache.cache_key("/data/d.nii.gz", "etag=1")
+    entry = gzindex_cache.store_cached_index(key, big_index)
+    entry_bytes = entry.stat().st_size
+    _aged(entry, 100)
+    other = gzindex_cache.cache_key("/data/e.nii.gz", "etag=1")
+    monkeypatch.setenv("LAZYSPHERES_GZINDEX_CACHE_BYTES", str(entry_bytes))
+    assert gzindex_cache.store_cached_index(other, big_index) is not None
+    assert gzindex_cache.load_cached_index(other) == big_index
+    assert gzindex_cache.load_cached_index(key) is None  # made room for it
+    monkeypatch.setenv("LAZYSPHERES_GZINDEX_CACHE_BYTES", str(entry_bytes - 1))
+    with caplog.at_level(logging.DEBUG, logger="lazyspheres.io.gzindex_cache"):
+        assert gzindex_cache.store_cached_index(key, big_index) is None  # larger than it all
+    assert "Not caching" in caplog.text
+    assert gzindex_cache.load_cached_index(other) == big_index  # nothing removed for it
+
+
+@pytest.mark.parametrize("value", ["-1", "1.5", "1GB", "lots"])
+def test_cache_bound_must_be_a_byte_count(cache, big_index, monkeypatch, value):
+    monkeypatch.setenv("LAZYSPHERES_GZINDEX_CACHE_BYTES", value)
+    key = gzindex_cache.cache_key("/data/f.nii.gz", "etag=1")
+    with pytest.raises(ValueError, match="LAZYSPHERES_GZINDEX_CACHE_BYTES"):
+        gzindex_cache.store_cached_index(key, big_index)
+
+
+def test_cache_bound_defaults_and_accepts_underscores(monkeypatch):
+    monkeypatch.delenv("LAZYSPHERES_GZINDEX_CACHE_BYTES", raising=False)
+    assert gzindex_cache.cache_limit_bytes() == gzindex_cache.DEFAULT_CACHE_BYTES
+    monkeypatch.setenv("LAZYSPHERES_GZINDEX_CACHE_BYTES", "500_000_000")
+    assert gzindex_cache.cache_limit_bytes() == 500_000_000
+
+
 def test_cache_dir_defaults_to_the_platform_cache(monkeypatch, tmp_path):
     monkeypatch.delenv("LAZYSPHERES_CACHE_DIR", raising=False)
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))

@@ -33,9 +33,17 @@ configuration of rapidgzip 0.16 is both as fast as ISA-L's pass (within 10 %) an
   moves that into a helper thread (as ISA-L's threaded reader does), and it still costs
   1.3-1.5x ISA-L's CPU (seek points, checksums, copies), 1.2x and more in wall time.
 
-So extraction streams with ISA-L; the first random access builds the index on demand
-(:func:`build_index`, in parallel) and stores it (:mod:`.gzindex_cache`); the recording pass
-is opt-in (``LAZYSPHERES_GZINDEX_BYPRODUCT=1``, :mod:`lazyspheres.io.readers.gzaccess`).
+So the by-product is recorded by ISA-L itself (:mod:`lazyspheres.io.gzindex_isal`): the
+streaming pass drives ISA-L's inflater through ctypes and, every 16 MiB of output, copies
+its decoder state (one plain C struct holding the bit buffer, Huffman tables and the last
+32 KiB of output) as a checkpoint, a :class:`CheckpointIndex`. That costs a few % of the
+plain ISA-L pass, the index is ~0.3 % of the file, and it is on by default for local files
+(``LAZYSPHERES_GZINDEX_BYPRODUCT=0`` turns it off; see
+:func:`lazyspheres.io.readers.gzaccess.record_while_streaming`). rapidgzip's recording pass
+(:func:`open_indexing`) remains, opt-in, for remote files and where that engine is
+unavailable (no python-isal, or its self-test failed); the first random access without an
+index builds one on demand with rapidgzip (:func:`build_index`, in parallel); both kinds
+are stored alike (:mod:`.gzindex_cache`) and read through :func:`read_range`.
 
 The standard library cannot build an index (``zlib`` has no ``Z_BLOCK`` flush to stop at a
 deflate block boundary), so without rapidgzip reads fall back to inflating from byte 0 and
@@ -44,6 +52,8 @@ warn once (:class:`~lazyspheres.errors.LazySpheresWarning`).
 Public API (stable; the reader seam builds on it):
 
 * :class:`GzipIndex` — immutable, picklable; ``to_bytes`` / ``from_bytes``;
+* :class:`CheckpointIndex` — the same duties, for ISA-L checkpoints; :data:`SeekIndex`
+  names either, :func:`load_index` reads either;
 * :func:`build_index` — on demand, in parallel;
 * :func:`open_indexing` — a sequential inflated stream that records the index on the way;
 * :func:`read_range` and :func:`open_indexed` — random access;
@@ -82,8 +92,10 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Protocol
 
 from lazyspheres.errors import LazySpheresWarning
+from lazyspheres.io import gzindex_isal
 from lazyspheres.io.binary import BinaryStream
 from lazyspheres.io.gzindex_gztool import GztoolLayout, parse_layout, sub_index
+from lazyspheres.io.gzindex_isal import CheckpointIndex, IndexedAtEnd, compressed_size
 from lazyspheres.io.readahead import ReadAhead
 
 if TYPE_CHECKING:
@@ -91,11 +103,14 @@ if TYPE_CHECKING:
 
 __all__ = [
     "RECORD_SPACING",
+    "CheckpointIndex",
     "GzipIndex",
     "IndexingInflater",
     "RangeRead",
+    "SeekIndex",
     "build_index",
     "index_available",
+    "load_index",
     "observe_reads",
     "open_indexed",
     "open_indexing",
@@ -213,14 +228,23 @@ class GzipIndex:
             raise ValueError(f"not a lazyspheres gzip index: {error}") from error
 
 
-def _compressed_size(raw: BinaryStream) -> int:
-    size = getattr(raw, "size", None)  # fsspec files know it without a request
-    if isinstance(size, int):
-        return size
-    position = raw.tell()
-    end = raw.seek(0, os.SEEK_END)
-    raw.seek(position)
-    return int(end)
+#: Either kind of index: rapidgzip's seek points, or checkpoints of ISA-L's inflater
+#: (:mod:`lazyspheres.io.gzindex_isal`, recorded by a streaming pass).
+SeekIndex = GzipIndex | CheckpointIndex
+
+
+def load_index(blob: bytes) -> SeekIndex:
+    """Read either kind of index from the bytes its ``to_bytes`` wrote.
+
+    Raises
+    ------
+    ValueError
+        Not an index, or a checkpoint index this process cannot use (stale: recorded by
+        another python-isal).
+    """
+    if bytes(blob[: len(_MAGIC)]) == _MAGIC:
+        return GzipIndex.from_bytes(blob)
+    return CheckpointIndex.from_bytes(blob)
 
 
 class _Rapidgzip(BinaryStream, Protocol):
@@ -282,13 +306,13 @@ def build_index(
         )
     threads = threads or min(os.cpu_count() or 1, 8)
     with contextlib.closing(open_raw()) as raw:
-        size = _compressed_size(raw)
+        size = compressed_size(raw)
         with _rapidgzip_file(raw, threads, spacing) as reader:
             reader.seek(0, os.SEEK_END)
             return _export(reader, size)
 
 
-class IndexingInflater(io.RawIOBase):
+class IndexingInflater(IndexedAtEnd[GzipIndex]):
     """A sequential inflated stream that records a :class:`GzipIndex` as it goes.
 
     Read it like any binary stream; once it has been read to the end, :attr:`index` holds
@@ -307,14 +331,11 @@ class IndexingInflater(io.RawIOBase):
         spacing: int | None = RECORD_SPACING,
         on_index: Callable[[GzipIndex], None] | None = None,
     ) -> None:
-        super().__init__()
-        self._index: GzipIndex | None = None
-        self._on_index = on_index
+        super().__init__(on_index)
         seekable = bool(getattr(raw, "seekable", lambda: False)())
         self._decoder: _Rapidgzip | None = None
-        self._reader: BinaryStream
         if seekable and index_available():
-            self._size: int | None = _compressed_size(raw)
+            self._size: int | None = compressed_size(raw)
             self._decoder = _rapidgzip_file(raw, threads, spacing)
             # one thread decodes in the caller's thread: read ahead in a helper instead
             self._reader = ReadAhead(self._decoder) if threads == 1 else self._decoder
@@ -324,32 +345,16 @@ class IndexingInflater(io.RawIOBase):
             self._size = None
             self._reader = open_inflated(raw)
 
-    @property
-    def index(self) -> GzipIndex | None:
-        """The index, available after the stream was read to its end."""
-        return self._index
-
-    def readable(self) -> bool:
-        """Always True."""
-        return True
-
-    def readinto(self, buffer: WriteableBuffer) -> int:
-        """Inflate into ``buffer``; at the end of the stream, record the index."""
-        count = self._reader.readinto(memoryview(buffer)) or 0
+    def _finish(self) -> GzipIndex | None:
         decoder, size = self._decoder, self._size
-        if not count and len(memoryview(buffer)) and self._index is None and decoder and size:
-            self._index = _export(decoder, size)
-            if self._on_index is not None:
-                self._on_index(self._index)
-        return count
+        return _export(decoder, size) if decoder and size else None
 
     def close(self) -> None:
         """Close the inflater (not ``raw``, which belongs to the caller)."""
-        if not self.closed:
-            self._reader.close()
-            if self._decoder is not None:
-                self._decoder.close()
+        closed = self.closed
         super().close()
+        if not closed and self._decoder is not None:
+            self._decoder.close()
 
 
 def open_indexing(
@@ -439,7 +444,7 @@ def open_indexed(
     ValueError
         The index belongs to another file (its compressed size differs).
     """
-    size = _compressed_size(raw)
+    size = compressed_size(raw)
     if size != index.compressed_size:
         raise ValueError(
             f"The gzip index was built for a {index.compressed_size}-byte file, but this "
@@ -453,7 +458,7 @@ def open_indexed(
 
 def read_range(
     open_raw: OpenRaw,
-    index: GzipIndex | None,
+    index: SeekIndex | None,
     start: int,
     stop: int,
     out: WriteableBuffer | None = None,
@@ -465,9 +470,10 @@ def read_range(
     open_raw : callable
         Returns a fresh binary file object of the compressed bytes (closed here). Calls
         from several threads are safe: each opens its own handle.
-    index : GzipIndex or None
-        The file's index. ``None`` (or no rapidgzip) inflates from byte 0, with a
-        :class:`~lazyspheres.errors.LazySpheresWarning` the first time.
+    index : GzipIndex, CheckpointIndex or None
+        The file's index. ``None`` (or no rapidgzip for a :class:`GzipIndex`, or another
+        python-isal than the one that recorded a :class:`CheckpointIndex`) inflates from
+        byte 0, with a :class:`~lazyspheres.errors.LazySpheresWarning` the first time.
     start, stop : int
         Decompressed byte range, ``0 <= start <= stop``.
     out : writable buffer, optional
@@ -492,7 +498,9 @@ def read_range(
         )
     if length == 0:
         return target if out is not None else b""
-    if index is not None and index_available():
+    if isinstance(index, CheckpointIndex) and index.usable:
+        inflate_from = gzindex_isal.read_into(open_raw, index, start, target)
+    elif isinstance(index, GzipIndex) and index_available():
         inflate_from = index.seek_point(start)[1]
         with (
             contextlib.closing(open_raw()) as raw,
@@ -531,11 +539,16 @@ def _read_sequential(open_raw: OpenRaw, start: int, target: memoryview) -> None:
         _fill(stream, target, start)
 
 
-def _warn_sequential(index: GzipIndex | None) -> None:
+def _warn_sequential(index: SeekIndex | None) -> None:
     if _FALLBACK_WARNED.is_set():
         return
     _FALLBACK_WARNED.set()
-    why = "it has no seek-point index" if index is None else "rapidgzip is not installed"
+    if index is None:
+        why = "it has no seek-point index"
+    elif isinstance(index, CheckpointIndex):
+        why = f"its index was recorded by {index.engine}, not usable with this python-isal"
+    else:
+        why = "rapidgzip is not installed"
     warnings.warn(
         f"Reading a range of a .nii.gz from its start, because {why}: each such read "
         "inflates everything before it. Install rapidgzip (`pip install rapidgzip`) so "

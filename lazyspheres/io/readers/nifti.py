@@ -14,9 +14,9 @@ Viewed in C order the data is a ``(T, Z, Y, X)`` array, which is how the readers
     (:mod:`lazyspheres.io.readers.gzaccess`) when one exists or can be built, else by
     inflating from the start, with a :class:`~lazyspheres.errors.LazySpheresWarning`
     saying so once. A full pass from the start (:meth:`GzipReader.iter_voxels` from
-    volume 0) is one sequential stream (ISA-L where installed); it records the index as a
-    by-product only when asked to (:func:`~.gzaccess.record_while_streaming`), since that
-    costs more than building the index on demand later.
+    volume 0) is one sequential stream (ISA-L where installed); over a local file it
+    records the index on the way, as checkpoints of ISA-L's inflater, for a few % of the
+    pass (:func:`~.gzaccess.record_while_streaming`).
 """
 
 from __future__ import annotations
@@ -41,7 +41,7 @@ from lazyspheres.io.sources import ByteSource
 
 if TYPE_CHECKING:
     from lazyspheres.io._types import DaskToken
-    from lazyspheres.io.gzindex import GzipIndex
+    from lazyspheres.io.gzindex import SeekIndex
 
 __all__ = ["STREAM_BLOCK_BYTES", "GzipReader", "MemmapReader", "NiftiReader", "RangeReader"]
 
@@ -243,7 +243,7 @@ class GzipReader(NiftiReader):
     """
 
     def __init__(
-        self, source: ByteSource, layout: NiftiLayout, index: GzipIndex | None = None
+        self, source: ByteSource, layout: NiftiLayout, index: SeekIndex | None = None
     ) -> None:
         super().__init__(source, layout)
         self._index = index
@@ -259,7 +259,7 @@ class GzipReader(NiftiReader):
         self.__init__(state["source"], state["layout"], state.get("index"))  # type: ignore[misc]
 
     @property
-    def index(self) -> GzipIndex | None:
+    def index(self) -> SeekIndex | None:
         """The seek-point index if this reader has one (cached or recorded), else ``None``."""
         with self._lock:
             if not self._looked_up and self.source.compression == "gzip":
@@ -267,13 +267,13 @@ class GzipReader(NiftiReader):
                 self._looked_up = True
             return self._index
 
-    def keep_index(self, index: GzipIndex | None) -> None:
+    def keep_index(self, index: SeekIndex | None) -> None:
         """Adopt an index recorded elsewhere (by a streaming pass over the same file)."""
         if index is not None:
             with self._lock:
                 self._index, self._looked_up = index, True
 
-    def _random_access_index(self) -> GzipIndex | None:
+    def _random_access_index(self) -> SeekIndex | None:
         """The index, built now if none exists and this source allows it."""
         if self.source.compression != "gzip":
             return None
@@ -350,7 +350,7 @@ class GzipReader(NiftiReader):
     @contextlib.contextmanager
     def _stream(
         self, *, record: bool = False
-    ) -> Iterator[tuple[BinaryStream, Callable[[], GzipIndex | None]]]:
+    ) -> Iterator[tuple[BinaryStream, Callable[[], SeekIndex | None]]]:
         """The inflated stream from byte 0 and a callable giving the recorded index."""
         with contextlib.ExitStack() as stack:
             lock = self.source.lock()
