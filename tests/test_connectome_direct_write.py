@@ -208,3 +208,32 @@ def test_an_unlisted_array_or_an_existing_variable_goes_through_xarray(
     (other / "connectome_covariance").mkdir()
     (other / "connectome_covariance" / "zarr.json").write_text("{}")
     assert direct_write.plan_matrix_write(first, str(other), "connectome_covariance") is None
+
+
+def test_a_second_kind_in_the_same_store_equals_xarrays(tmp_path, labelled, monkeypatch):
+    # the CLI run twice: the second connectome finds seed2, x2, ... already stored
+    at = tmp_path / "results.zarr"
+    stores = {}
+    for route in ("direct", "xarray"):
+        shutil.copytree(labelled, at)
+        with monkeypatch.context() as patched:
+            if route == "xarray":
+                patched.setattr(connectome_module, "_matrix_write", lambda result, store: None)
+            ls.connectome(at, "correlation", store=at)
+            second = ls.connectome(at, "covariance", store=at).load()
+        stores[route] = (at.rename(tmp_path / f"{route}.zarr"), second)
+    (direct, ours), (reference, theirs) = stores["direct"], stores["xarray"]
+    xr.testing.assert_identical(ours, theirs)
+    xr.testing.assert_identical(xr.open_zarr(direct), xr.open_zarr(reference))
+    for key in ("connectome_covariance", "connectome_covariance_group_mean"):
+        mine = json.loads((direct / key / "zarr.json").read_bytes())
+        assert mine == json.loads((reference / key / "zarr.json").read_bytes()), key
+
+
+def test_a_stored_coordinate_of_another_shape_is_left_to_xarray(tmp_path, labelled):
+    store = _copy(labelled, tmp_path, "other.zarr")
+    first = ls.connectome(store, "correlation", store=store)
+    root = json.loads((store / "zarr.json").read_bytes())
+    root["consolidated_metadata"]["metadata"]["seed2"]["shape"] = [3]
+    (store / "zarr.json").write_text(json.dumps(root))
+    assert direct_write.plan_matrix_write(first, str(store), "connectome_covariance") is None

@@ -142,7 +142,10 @@ class MatrixWrite:
                 shutil.copytree(chunks, os.path.join(self.folder, key, "c"))
 
     def _write_root(self) -> None:
-        root = json.loads(json.dumps(self.root))  # a deep copy of plain JSON
+        # read again: what another writer consolidated meanwhile stays listed
+        root = _read_json(os.path.join(self.folder, ROOT)) or self.root
+        if not isinstance(root.get("consolidated_metadata", {}).get("metadata"), dict):
+            raise ValueError(f"The root of {self.folder} lost its consolidated metadata.")
         root["consolidated_metadata"]["metadata"].update(self.documents)
         _write_json(os.path.join(self.folder, ROOT), root)
 
@@ -161,7 +164,7 @@ class MatrixWrite:
         coords: dict[str, xr.Variable] = {
             str(key): coord.variable
             for key, coord in opened.coords.items()
-            if set(coord.dims) <= {"run", "seed"}
+            if set(coord.dims) <= set(dims)  # seed2 ones too: an earlier connectome's
         }
         for key, source in self.copies.items():
             stored = opened[source].variable
@@ -192,6 +195,13 @@ def plan_matrix_write(result: xr.DataArray, folder: str, name: str) -> MatrixWri
         return None
     n_runs, n_seeds = (int(n) for n in result.shape[:2])
     mean = f"{name}_group_mean"
+    for key, coord in result.coords.items():  # those stored already: same dims and shape
+        there = stored.get(str(key))
+        if there is not None and (
+            there.get("dimension_names") != list(coord.dims)
+            or there.get("shape") != list(coord.shape)
+        ):
+            return None  # xarray's route says how they differ
     new = sorted(str(key) for key in result.coords if key not in stored and key != "group_mean")
     copies: dict[str, str] = {}
     for key in new:
