@@ -387,8 +387,10 @@ def _run_all(parts: list[Delayed], meanwhile: Callable[[], None]) -> None:
     """Compute ``parts`` (tasks that return nothing), calling ``meanwhile()`` alongside.
 
     ``meanwhile()`` runs once the tasks are submitted to a ``distributed`` cluster (before
-    computing, on a local scheduler). When anything fails, the tasks still running are
-    waited for, so that none writes after this returns.
+    computing, on a local scheduler). When anything fails on a cluster, the tasks still
+    running are waited for, so that none writes after this returns. (Dask's local
+    schedulers raise at once and leave a running task to finish: its chunk files, without
+    metadata, are not part of the store, and the next write removes them.)
     """
     client = active_client()
     if client is None:
