@@ -8,9 +8,11 @@ per chunk), its ``seed2``/``pair`` coordinates and its group mean. The store's o
 A new variable of a local store is written without xarray's store tasks when the caller
 can compute it chunk by chunk (``direct``): xarray writes only the metadata, each of the
 connectome's tasks writes its runs' uncompressed chunk files itself (:func:`write_chunk`)
-and sends back a small sum for the group mean. Why: a store task per group, a sum tree and
+and a small sum for the group mean beside them. Why: a store task per group, a sum tree and
 zarr's I/O threads were a fixed cost as large as half the work of 100 runs, which a second
-worker does not share.
+worker does not share. A new ``(run, seed, seed2)`` connectome of a local store, written
+into the store it was read from, skips xarray for the metadata too
+(:mod:`~lazyspheres.connectivity.direct_write`); vectorized results come here.
 """
 
 from __future__ import annotations
@@ -30,9 +32,10 @@ from lazyspheres.io.zarr_chunks import ZarrChunkReader
 
 __all__ = ["DirectWrite", "write_chunk", "write_connectome", "write_into"]
 
-#: Computes the connectome with every run's chunk written straight into the files of the
-#: output array (given by its chunk layout), and returns the group mean (None: none kept).
-DirectWrite: TypeAlias = Callable[[ZarrChunkReader], "FloatArray | None"]
+#: ``direct(chunks, meanwhile)`` computes the connectome with every run's chunk written
+#: straight into the files of the output array (given by its chunk layout), calls
+#: ``meanwhile()`` once the tasks are under way, and returns the group mean (None: none kept).
+DirectWrite: TypeAlias = Callable[[ZarrChunkReader, Callable[[], None]], "FloatArray | None"]
 
 
 @contextlib.contextmanager
@@ -164,7 +167,7 @@ def _write_direct(
     chunks, whole = _plain_chunks(group, name), _plain_chunks(group, mean)
     if chunks is not None and chunks.chunk_shape == (1, *chunks.shape[1:]):
         try:
-            values = direct(chunks)
+            values = direct(chunks, _nothing)
         except BaseException:  # no half-written variable: remove what this call added
             for key in dataset.variables:
                 with contextlib.suppress(KeyError):
@@ -178,6 +181,10 @@ def _write_direct(
     else:
         writes.compute()
     zarr.consolidate_metadata(group.store)
+
+
+def _nothing() -> None:
+    return None
 
 
 def _plain_chunks(group: zarr.Group, name: str) -> ZarrChunkReader | None:
