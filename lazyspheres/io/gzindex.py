@@ -83,19 +83,26 @@ import functools
 import importlib.util
 import io
 import json
+import operator
 import os
 import struct
 import threading
 import warnings
+from bisect import bisect_right
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Protocol
 
 from lazyspheres.errors import LazySpheresWarning
 from lazyspheres.io import gzindex_isal
-from lazyspheres.io.binary import BinaryStream
+from lazyspheres.io.binary import BinaryStream, skip_then_fill
 from lazyspheres.io.gzindex_gztool import GztoolLayout, parse_layout, sub_index
-from lazyspheres.io.gzindex_isal import CheckpointIndex, IndexedAtEnd, compressed_size
+from lazyspheres.io.gzindex_isal import (
+    CheckpointIndex,
+    IndexedAtEnd,
+    compressed_size,
+    require_size,
+)
 from lazyspheres.io.readahead import ReadAhead
 
 if TYPE_CHECKING:
@@ -164,16 +171,8 @@ class GzipIndex:
 
     def seek_point(self, offset: int) -> tuple[int, int]:
         """The last seek point at or before decompressed ``offset``: (bit offset, offset)."""
-        best = (0, 0)
-        low, high = 0, len(self.points)
-        while low < high:  # bisect on the decompressed offsets
-            middle = (low + high) // 2
-            if self.points[middle][1] <= offset:
-                best = self.points[middle]
-                low = middle + 1
-            else:
-                high = middle
-        return best
+        at = bisect_right(self.points, offset, key=operator.itemgetter(1)) - 1
+        return self.points[at] if at >= 0 else (0, 0)
 
     def to_bytes(self) -> bytes:
         """Serialise (magic, JSON metadata, seek points, rapidgzip's index)."""
@@ -444,12 +443,7 @@ def open_indexed(
     ValueError
         The index belongs to another file (its compressed size differs).
     """
-    size = compressed_size(raw)
-    if size != index.compressed_size:
-        raise ValueError(
-            f"The gzip index was built for a {index.compressed_size}-byte file, but this "
-            f"file has {size} bytes: the file changed; rebuild the index."
-        )
+    require_size(raw, index.compressed_size)
     data = index.data if span is None else sub_index(index.data, index.layout, *span)
     reader = _rapidgzip_file(raw, threads)
     reader.import_index(io.BytesIO(data))
@@ -507,7 +501,7 @@ def read_range(
             open_indexed(raw, index, span=(start, stop)) as reader,
         ):
             reader.seek(start)
-            _fill(reader, target, start)
+            skip_then_fill(reader.readinto, start, start, target)
     else:
         inflate_from = 0
         _warn_sequential(index)
@@ -516,27 +510,11 @@ def read_range(
     return target if out is not None else target.tobytes()
 
 
-def _fill(reader: BinaryStream, target: memoryview, start: int) -> None:
-    filled = 0
-    while filled < len(target):
-        count = reader.readinto(target[filled:])
-        if not count:
-            raise EOFError(f"gzip data ended at decompressed byte {start + filled}.")
-        filled += count
-
-
 def _read_sequential(open_raw: OpenRaw, start: int, target: memoryview) -> None:
     from lazyspheres.io.inflate import open_inflated
 
     with contextlib.closing(open_raw()) as raw, open_inflated(raw, engine="zlib") as stream:
-        skip = memoryview(bytearray(min(start, 4 << 20) or 1))
-        remaining = start
-        while remaining:
-            count = stream.readinto(skip[: min(remaining, len(skip))])
-            if not count:
-                raise EOFError(f"gzip data ended at decompressed byte {start - remaining}.")
-            remaining -= count
-        _fill(stream, target, start)
+        skip_then_fill(stream.readinto, 0, start, target)
 
 
 def _warn_sequential(index: SeekIndex | None) -> None:

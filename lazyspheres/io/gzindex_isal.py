@@ -40,14 +40,16 @@ import functools
 import importlib.util
 import io
 import json
+import operator
 import os
 import struct
 import zlib
+from bisect import bisect_right
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Generic, TypeVar
 
-from lazyspheres.io.binary import BinaryStream
+from lazyspheres.io.binary import BinaryStream, skip_then_fill
 from lazyspheres.io.readahead import ReadAhead
 
 if TYPE_CHECKING:
@@ -63,6 +65,7 @@ __all__ = [
     "engine_signature",
     "open_recording",
     "read_into",
+    "require_size",
 ]
 
 #: Decompressed bytes between two checkpoints: one volume read then inflates at most this
@@ -418,14 +421,7 @@ class CheckpointIndex:
         return self.points[at] if at >= 0 else (0, 0)
 
     def _before(self, offset: int) -> int:
-        low, high = 0, len(self.points)
-        while low < high:
-            middle = (low + high) // 2
-            if self.points[middle][1] <= offset:
-                low = middle + 1
-            else:
-                high = middle
-        return low - 1
+        return bisect_right(self.points, offset, key=operator.itemgetter(1)) - 1
 
     def to_bytes(self) -> bytes:
         """Serialise (magic, JSON metadata, offsets, blob sizes, blobs)."""
@@ -499,6 +495,22 @@ def compressed_size(raw: BinaryStream) -> int:
     end = raw.seek(0, os.SEEK_END)
     raw.seek(position)
     return int(end)
+
+
+def require_size(raw: BinaryStream, indexed: int) -> None:
+    """Refuse ``raw`` unless it has the ``indexed`` compressed size an index was made for.
+
+    Raises
+    ------
+    ValueError
+        The file changed since (or is another file).
+    """
+    size = compressed_size(raw)
+    if size != indexed:
+        raise ValueError(
+            f"The gzip index was built for a {indexed}-byte file, but this "
+            f"file has {size} bytes: the file changed; rebuild the index."
+        )
 
 
 class _Checkpointing(io.RawIOBase):
@@ -649,12 +661,7 @@ def read_into(
         raise ValueError(f"checkpoint index of {index.engine} unusable with {engine_signature()}")
     at = index._before(start)
     with contextlib.closing(open_raw()) as raw:
-        size = compressed_size(raw)
-        if size != index.compressed_size:
-            raise ValueError(
-                f"The gzip index was built for a {index.compressed_size}-byte file, but this "
-                f"file has {size} bytes: the file changed; rebuild the index."
-            )
+        require_size(raw, index.compressed_size)
         if at < 0:
             decoder, begin = _Decoder(raw, library), 0
         else:
@@ -662,17 +669,5 @@ def read_into(
             raw.seek(compressed)
             decoder = _Decoder(raw, library, state=_restore(index.blobs[at]))
             decoder.resume(compressed, begin)
-        skip = start - begin
-        scratch = memoryview(bytearray(min(skip, 4 << 20) or 1))
-        while skip:
-            count = decoder.inflate_into(scratch[: min(skip, len(scratch))])
-            if not count:
-                raise EOFError(f"gzip data ended at decompressed byte {start - skip}.")
-            skip -= count
-        filled = 0
-        while filled < len(out):
-            count = decoder.inflate_into(out[filled:])
-            if not count:
-                raise EOFError(f"gzip data ended at decompressed byte {start + filled}.")
-            filled += count
+        skip_then_fill(decoder.inflate_into, begin, start, out)
     return begin
