@@ -36,6 +36,7 @@ from dask.typing import Key
 
 from lazyspheres._types import Attrs, FloatArray
 from lazyspheres.connectivity.store import DirectWrite, write_chunk
+from lazyspheres.io.atomic import write_atomically
 from lazyspheres.io.zarr_chunks import ZarrChunkReader
 
 __all__ = ["MatrixWrite", "plan_matrix_write"]
@@ -134,8 +135,7 @@ class MatrixWrite:
     def _write_arrays(self) -> None:
         """Every new array's ``zarr.json``, and the copied coordinates' chunk files."""
         for key, document in self.documents.items():
-            os.makedirs(os.path.join(self.folder, key), exist_ok=True)
-            _write_json(os.path.join(self.folder, key, ROOT), document)
+            _write_json(os.path.join(self.folder, key, ROOT), document)  # makes the folder
         for key, source in self.copies.items():
             chunks = os.path.join(self.folder, source, "c")
             if os.path.isdir(chunks):  # none: the coordinate is its fill value
@@ -248,10 +248,7 @@ def _read_json(path: str) -> Attrs | None:
 
 def _write_json(path: str, document: Attrs) -> None:
     """Write ``document`` at ``path`` atomically (never a half-written ``zarr.json``)."""
-    partial = f"{path}.{uuid.uuid4().hex}.part"
-    with open(partial, "w", encoding="utf-8") as handle:
-        json.dump(document, handle, indent=2)
-    os.replace(partial, path)
+    write_atomically(path, json.dumps(document, indent=2).encode())
 
 
 def _read_run(chunks: ZarrChunkReader, index: tuple[int, ...]) -> FloatArray:

@@ -28,8 +28,8 @@ import os
 import pathlib
 import struct
 import sys
-import tempfile
 
+from lazyspheres.io.atomic import write_atomically
 from lazyspheres.io.gzindex import SeekIndex, load_index
 
 __all__ = [
@@ -173,7 +173,7 @@ def store_cached_index(key: str, index: SeekIndex) -> pathlib.Path | None:
         _LOG.debug("Not caching a gzip index of %d bytes: the cache holds %d.", len(blob), limit)
         return None
     try:
-        _write_atomically(path, blob)
+        write_atomically(path, blob)
     except OSError as error:
         _LOG.debug("Could not cache the gzip index in %s: %s", path, error)
         return None
@@ -204,18 +204,6 @@ def _evict(directory: pathlib.Path, limit: int, *, keep: pathlib.Path) -> None:
         total -= size
 
 
-def _write_atomically(path: pathlib.Path, blob: bytes) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
-    try:
-        with os.fdopen(handle, "wb") as stream:
-            stream.write(blob)
-        os.replace(temporary, path)
-    except BaseException:
-        pathlib.Path(temporary).unlink(missing_ok=True)
-        raise
-
-
 def sidecar_path(location: str | os.PathLike[str]) -> pathlib.Path:
     """``<file>.gzidx`` next to a local file."""
     path = pathlib.Path(location)
@@ -240,7 +228,7 @@ def load_sidecar(
 def store_sidecar(location: str | os.PathLike[str], index: SeekIndex) -> pathlib.Path:
     """Write ``<file>.gzidx`` next to a local file (atomically); returns its path."""
     path = sidecar_path(location)
-    _write_atomically(path, index.to_bytes())
+    write_atomically(path, index.to_bytes())
     return path
 
 
