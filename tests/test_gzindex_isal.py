@@ -139,6 +139,19 @@ def test_index_round_trips_and_pickles(case):
     assert index.nbytes == sum(map(len, index.blobs)) + 16 * len(index.points)
 
 
+@pytest.mark.parametrize("metadata", [b"[1, 2]", b'"text"', b"{not json", b'{"format": "zran"}'])
+def test_both_kinds_refuse_unreadable_metadata(metadata):
+    import struct
+
+    from lazyspheres.io import gzindex
+
+    for kind, magic in ((gzindex_isal.CheckpointIndex, b"LSGZCKP1"), (gzindex.GzipIndex, None)):
+        magic = magic or gzindex._MAGIC
+        blob = magic + struct.pack("<I", len(metadata)) + metadata + bytes(16)
+        with pytest.raises(ValueError, match=r"not a lazyspheres|unknown .* format"):
+            kind.from_bytes(blob)
+
+
 def test_stale_or_damaged_index_is_refused(case, monkeypatch):
     _, data, _, index, _ = case
     blob = index.to_bytes()

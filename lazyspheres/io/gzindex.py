@@ -82,7 +82,6 @@ import contextlib
 import functools
 import importlib.util
 import io
-import json
 import operator
 import os
 import struct
@@ -101,7 +100,9 @@ from lazyspheres.io.gzindex_isal import (
     CheckpointIndex,
     IndexedAtEnd,
     compressed_size,
+    pack_framed,
     require_size,
+    unpack_framed,
 )
 from lazyspheres.io.readahead import ReadAhead
 
@@ -176,17 +177,15 @@ class GzipIndex:
 
     def to_bytes(self) -> bytes:
         """Serialise (magic, JSON metadata, seek points, rapidgzip's index)."""
-        meta = json.dumps(
-            {
-                "format": _FORMAT,
-                "uncompressed_size": self.uncompressed_size,
-                "compressed_size": self.compressed_size,
-                "points": len(self.points),
-                "data": len(self.data),
-            }
-        ).encode()
+        meta = {
+            "format": _FORMAT,
+            "uncompressed_size": self.uncompressed_size,
+            "compressed_size": self.compressed_size,
+            "points": len(self.points),
+            "data": len(self.data),
+        }
         table = struct.pack(f"<{2 * len(self.points)}Q", *(v for p in self.points for v in p))
-        return _MAGIC + struct.pack("<I", len(meta)) + meta + table + self.data
+        return pack_framed(_MAGIC, meta, table + self.data)
 
     @classmethod
     def from_bytes(cls, blob: bytes) -> GzipIndex:
@@ -197,15 +196,8 @@ class GzipIndex:
         ValueError
             The bytes are not a complete lazyspheres gzip index of a known format.
         """
-        if bytes(blob[: len(_MAGIC)]) != _MAGIC:
-            raise ValueError("not a lazyspheres gzip index: missing magic number")
+        meta, start = unpack_framed(blob, _MAGIC, _FORMAT, "gzip index")
         try:
-            (length,) = struct.unpack_from("<I", blob, len(_MAGIC))
-            start = len(_MAGIC) + 4
-            meta = json.loads(bytes(blob[start : start + length]))
-            if meta.get("format") != _FORMAT:
-                raise ValueError(f"unknown gzip index format {meta.get('format')!r}")
-            start += length
             count = int(meta["points"])
             values = struct.unpack_from(f"<{2 * count}Q", blob, start)
             start += 16 * count
@@ -216,14 +208,7 @@ class GzipIndex:
             index = cls(data, points, int(meta["uncompressed_size"]), int(meta["compressed_size"]))
             index.layout  # noqa: B018  (validates the rapidgzip part, and keeps it parsed)
             return index
-        except (
-            struct.error,
-            KeyError,
-            TypeError,
-            AttributeError,
-            UnicodeDecodeError,
-            json.JSONDecodeError,
-        ) as error:
+        except (struct.error, KeyError, TypeError, AttributeError) as error:
             raise ValueError(f"not a lazyspheres gzip index: {error}") from error
 
 

@@ -49,6 +49,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Generic, TypeVar
 
+from lazyspheres._types import Attrs
 from lazyspheres.io.binary import BinaryStream, skip_then_fill
 from lazyspheres.io.readahead import ReadAhead
 
@@ -64,8 +65,10 @@ __all__ = [
     "compressed_size",
     "engine_signature",
     "open_recording",
+    "pack_framed",
     "read_into",
     "require_size",
+    "unpack_framed",
 ]
 
 #: Decompressed bytes between two checkpoints: one volume read then inflates at most this
@@ -425,21 +428,19 @@ class CheckpointIndex:
 
     def to_bytes(self) -> bytes:
         """Serialise (magic, JSON metadata, offsets, blob sizes, blobs)."""
-        meta = json.dumps(
-            {
-                "format": _FORMAT,
-                "engine": self.engine,
-                "uncompressed_size": self.uncompressed_size,
-                "compressed_size": self.compressed_size,
-                "points": len(self.points),
-            }
-        ).encode()
+        meta = {
+            "format": _FORMAT,
+            "engine": self.engine,
+            "uncompressed_size": self.uncompressed_size,
+            "compressed_size": self.compressed_size,
+            "points": len(self.points),
+        }
         count = len(self.points)
         table = struct.pack(
             f"<{3 * count}Q",
             *(v for p, b in zip(self.points, self.blobs, strict=True) for v in (*p, len(b))),
         )
-        return _MAGIC + struct.pack("<I", len(meta)) + meta + table + b"".join(self.blobs)
+        return pack_framed(_MAGIC, meta, table + b"".join(self.blobs))
 
     @classmethod
     def from_bytes(cls, blob: bytes) -> CheckpointIndex:
@@ -451,20 +452,13 @@ class CheckpointIndex:
             Not a complete checkpoint index, or one recorded by another python-isal (or
             struct layout) than this process has: it is stale and must not be used.
         """
-        if bytes(blob[: len(_MAGIC)]) != _MAGIC:
-            raise ValueError("not a lazyspheres checkpoint index: missing magic number")
+        meta, start = unpack_framed(blob, _MAGIC, _FORMAT, "checkpoint index")
+        if meta.get("engine") != engine_signature():
+            raise ValueError(
+                f"checkpoint index recorded by {meta.get('engine')}, this process has "
+                f"{engine_signature()}: stale"
+            )
         try:
-            (length,) = struct.unpack_from("<I", blob, len(_MAGIC))
-            start = len(_MAGIC) + 4
-            meta = json.loads(bytes(blob[start : start + length]))
-            if meta.get("format") != _FORMAT:
-                raise ValueError(f"unknown checkpoint index format {meta.get('format')!r}")
-            if meta.get("engine") != engine_signature():
-                raise ValueError(
-                    f"checkpoint index recorded by {meta.get('engine')}, this process has "
-                    f"{engine_signature()}: stale"
-                )
-            start += length
             count = int(meta["points"])
             values = struct.unpack_from(f"<{3 * count}Q", blob, start)
             start += 24 * count
@@ -482,8 +476,41 @@ class CheckpointIndex:
                 int(meta["compressed_size"]),
                 str(meta["engine"]),
             )
-        except (struct.error, KeyError, TypeError, UnicodeDecodeError, json.JSONDecodeError) as e:
+        except (struct.error, KeyError, TypeError) as e:
             raise ValueError(f"not a lazyspheres checkpoint index: {e}") from e
+
+
+def pack_framed(magic: bytes, meta: Attrs, body: bytes) -> bytes:
+    """``magic``, the length of ``meta`` as JSON, that JSON, then ``body``.
+
+    The layout both kinds of index are stored in (:func:`unpack_framed` reads it).
+    """
+    encoded = json.dumps(meta).encode()
+    return magic + struct.pack("<I", len(encoded)) + encoded + body
+
+
+def unpack_framed(blob: bytes, magic: bytes, kind: str, what: str) -> tuple[Attrs, int]:
+    """The JSON metadata of a :func:`pack_framed` blob and the offset of its body.
+
+    Raises
+    ------
+    ValueError
+        ``blob`` does not start with ``magic``, its metadata is unreadable, or its
+        ``format`` is not ``kind`` (``what`` names the blob in the messages).
+    """
+    if bytes(blob[: len(magic)]) != magic:
+        raise ValueError(f"not a lazyspheres {what}: missing magic number")
+    try:
+        (length,) = struct.unpack_from("<I", blob, len(magic))
+        start = len(magic) + 4
+        meta = json.loads(bytes(blob[start : start + length]))
+    except (struct.error, UnicodeDecodeError, json.JSONDecodeError) as error:
+        raise ValueError(f"not a lazyspheres {what}: {error}") from error
+    if not isinstance(meta, dict):
+        raise ValueError(f"not a lazyspheres {what}: its metadata is not a JSON object")
+    if meta.get("format") != kind:
+        raise ValueError(f"unknown {what} format {meta.get('format')!r}")
+    return meta, start + length
 
 
 def compressed_size(raw: BinaryStream) -> int:
