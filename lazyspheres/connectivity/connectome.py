@@ -428,7 +428,7 @@ def _written_group(
 
     The sum is symmetrised as the lazy group mean, and only its lower triangle is kept.
     """
-    from lazyspheres.connectivity.store import write_chunk
+    from lazyspheres.connectivity.store import write_chunk, write_values
 
     matrices = _group_matrices(signals, counts, run_ids, estimator, kind)
     stored = matrices
@@ -438,9 +438,7 @@ def _written_group(
         write_chunk(chunks, (start + offset, *(0,) * values.ndim), values)
     total = matrices.sum(axis=0)
     lower = ((total + total.T) * 0.5)[np.tril_indices(total.shape[0])]
-    os.makedirs(os.path.dirname(partial), exist_ok=True)
-    with open(partial, "wb") as handle:
-        handle.write(np.ascontiguousarray(lower, dtype="<f8").data)
+    write_values(partial, lower.astype("<f8", copy=False))
 
 
 def _input_names(runs: RunSignals) -> list[str]:

@@ -30,7 +30,7 @@ import zarr.abc.store
 from lazyspheres._types import FloatArray, StorageOptions
 from lazyspheres.io.zarr_chunks import ZarrChunkReader
 
-__all__ = ["DirectWrite", "write_chunk", "write_connectome", "write_into"]
+__all__ = ["DirectWrite", "write_chunk", "write_connectome", "write_into", "write_values"]
 
 #: ``direct(chunks, meanwhile)`` computes the connectome with every run's chunk written
 #: straight into the files of the output array (given by its chunk layout), calls
@@ -196,11 +196,15 @@ def _plain_chunks(group: zarr.Group, name: str) -> ZarrChunkReader | None:
 
 def write_chunk(chunks: ZarrChunkReader, index: tuple[int, ...], values: np.ndarray) -> None:
     """Write one whole uncompressed chunk into its file (the inverse of ``chunks.read``)."""
-    path = chunks.chunk_path(index)
+    data = np.asarray(values, dtype=chunks.dtype).reshape(chunks.chunk_shape)
+    write_values(chunks.chunk_path(index), data)
+
+
+def write_values(path: str, values: np.ndarray) -> None:
+    """Write the bytes of ``values`` (C order) into the file ``path``, making its folder."""
     os.makedirs(os.path.dirname(path), exist_ok=True)
-    data = np.ascontiguousarray(values, dtype=chunks.dtype).reshape(chunks.chunk_shape)
     with open(path, "wb") as handle:
-        handle.write(data.data)
+        handle.write(np.ascontiguousarray(values).data)
 
 
 def _already_stored(existing: xr.Dataset, dataset: xr.Dataset, store: object) -> list[str]:
